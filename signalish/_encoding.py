@@ -1,0 +1,156 @@
+"""Strict binary encoding shared by every serialized structure.
+
+Layout of every top-level object (docs/formats.rst has the full tables)::
+
+    type tag (1 byte) || format version (1 byte) || body
+
+All integers are unsigned big-endian.  A body is a fixed sequence of fields;
+variable-length fields carry a length prefix; optional fields carry a
+presence byte that must be exactly 0 or 1.  Decoding is canonical: each
+value has exactly one accepted encoding, and :meth:`Reader.finish` refuses
+trailing bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._errors import (
+    InvalidEncoding,
+    InvalidLength,
+    TrailingBytes,
+    TruncatedInput,
+    UnexpectedType,
+    UnknownVersion,
+)
+
+__all__ = ["Tag", "Writer", "Reader", "FORMAT_VERSION"]
+
+FORMAT_VERSION: Final = 1
+
+
+class Tag:
+    """Type tags of serialized structures (one byte each, never reused)."""
+
+    IDENTITY_KEY_PAIR: Final = 0x01
+    IDENTITY_KEY: Final = 0x02
+    SIGNED_PREKEY: Final = 0x10
+    ONE_TIME_PREKEY: Final = 0x11
+    KEM_PREKEY: Final = 0x12
+    PREKEY_BUNDLE: Final = 0x20
+    PREKEY_RING: Final = 0x21
+    INITIAL_HEADER: Final = 0x30
+
+
+class Writer:
+    """Accumulates fields of one structure."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, tag: int, version: int = FORMAT_VERSION) -> None:
+        self._parts: list[bytes] = [bytes((tag, version))]
+
+    def u8(self, value: int) -> Writer:
+        self._parts.append(value.to_bytes(1, "big"))
+        return self
+
+    def u32(self, value: int) -> Writer:
+        self._parts.append(value.to_bytes(4, "big"))
+        return self
+
+    def u64(self, value: int) -> Writer:
+        self._parts.append(value.to_bytes(8, "big"))
+        return self
+
+    def fixed(self, data: bytes) -> Writer:
+        self._parts.append(data)
+        return self
+
+    def var(self, data: bytes) -> Writer:
+        """A field of up to 2**32 - 1 bytes with a 4-byte length prefix."""
+        self._parts.append(len(data).to_bytes(4, "big"))
+        self._parts.append(data)
+        return self
+
+    def flag(self, present: bool) -> Writer:
+        self._parts.append(b"\x01" if present else b"\x00")
+        return self
+
+    def getvalue(self) -> bytes:
+        return b"".join(self._parts)
+
+
+class Reader:
+    """Reads the fields of one structure, naming it in every error."""
+
+    __slots__ = ("_data", "_pos", "_what")
+
+    def __init__(
+        self, data: bytes, tag: int, what: str, versions: frozenset[int] = frozenset({1})
+    ) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"{what}: expected bytes, got {type(data).__name__}")
+        self._data = bytes(data)
+        self._what = what
+        self._pos = 0
+        if len(self._data) < 2:
+            raise TruncatedInput(f"{what}: input shorter than the 2-byte type and version")
+        if self._data[0] != tag:
+            raise UnexpectedType(
+                f"{what}: type tag 0x{self._data[0]:02x} is not 0x{tag:02x}"
+            )
+        if self._data[1] not in versions:
+            raise UnknownVersion(f"{what}: format version {self._data[1]} is not supported")
+        self._pos = 2
+
+    @property
+    def version(self) -> int:
+        return self._data[1]
+
+    def _take(self, n: int, field: str) -> bytes:
+        end = self._pos + n
+        if end > len(self._data):
+            raise TruncatedInput(f"{self._what}: input ends inside field {field!r}")
+        chunk = self._data[self._pos : end]
+        self._pos = end
+        return chunk
+
+    def u8(self, field: str) -> int:
+        return self._take(1, field)[0]
+
+    def u32(self, field: str) -> int:
+        return int.from_bytes(self._take(4, field), "big")
+
+    def u64(self, field: str) -> int:
+        return int.from_bytes(self._take(8, field), "big")
+
+    def fixed(self, n: int, field: str) -> bytes:
+        return self._take(n, field)
+
+    def var(self, field: str, max_len: int) -> bytes:
+        length = self.u32(field + " length")
+        if length > max_len:
+            raise InvalidLength(
+                f"{self._what}: field {field!r} claims {length} bytes, at most {max_len}"
+            )
+        return self._take(length, field)
+
+    def flag(self, field: str) -> bool:
+        value = self.u8(field)
+        if value > 1:
+            raise InvalidEncoding(f"{self._what}: presence byte of {field!r} is {value}, not 0 or 1")
+        return value == 1
+
+    def count(self, field: str, max_count: int) -> int:
+        value = self.u32(field)
+        if value > max_count:
+            raise InvalidLength(
+                f"{self._what}: {field!r} is {value}, at most {max_count}"
+            )
+        return value
+
+    def finish(self) -> None:
+        if self._pos != len(self._data):
+            raise TrailingBytes(
+                f"{self._what}: {len(self._data) - self._pos} bytes after the end"
+            )

@@ -1,0 +1,130 @@
+"""The exception hierarchy.
+
+Like h11, errors are split by who is at fault:
+
+* :class:`LocalError`: the caller used the API wrongly (a bad argument, a
+  profile that cannot do what was asked).  Fix the calling code.
+* :class:`RemoteError`: bytes or keys that came from elsewhere (a peer, a
+  server, a disk) are malformed, forged or no longer valid.  Drop the input.
+
+Every exception signalish raises on purpose is a :class:`SignalishError`.
+Messages never contain secret material.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SignalishError",
+    "LocalError",
+    "InvalidArgument",
+    "UnsupportedByProfile",
+    "RemoteError",
+    "DecodeError",
+    "TruncatedInput",
+    "TrailingBytes",
+    "UnknownVersion",
+    "UnexpectedType",
+    "InvalidLength",
+    "InvalidEncoding",
+    "InvalidKey",
+    "InvalidSignature",
+    "AuthenticationError",
+    "PolicyViolation",
+    "PreKeyError",
+    "UnknownPreKey",
+    "PreKeyAlreadyUsed",
+    "PreKeyExpired",
+]
+
+
+class SignalishError(Exception):
+    """Base class of every error signalish raises on purpose."""
+
+
+# --- the caller's fault -------------------------------------------------------
+
+
+class LocalError(SignalishError):
+    """The caller misused the API."""
+
+
+class InvalidArgument(LocalError, ValueError):
+    """An argument has the wrong type, length or range."""
+
+
+class UnsupportedByProfile(LocalError):
+    """The selected profile cannot perform the requested operation
+    (for example PQXDH under ``libsignal_v3``)."""
+
+
+# --- bad input from elsewhere -------------------------------------------------
+
+
+class RemoteError(SignalishError):
+    """Input that came from outside (peer, server, disk) is unacceptable."""
+
+
+class DecodeError(RemoteError, ValueError):
+    """Bytes do not parse as the expected structure.
+
+    The message names the structure and the problem, never the secret bytes.
+    """
+
+
+class TruncatedInput(DecodeError):
+    """The input ended before the structure was complete."""
+
+
+class TrailingBytes(DecodeError):
+    """Bytes follow a complete structure."""
+
+
+class UnknownVersion(DecodeError):
+    """The format version is not one this release reads."""
+
+
+class UnexpectedType(DecodeError):
+    """The type tag names a different structure than the one expected."""
+
+
+class InvalidLength(DecodeError):
+    """A length field or a fixed-size field has an impossible value."""
+
+
+class InvalidEncoding(DecodeError):
+    """A field's value is outside its domain (non-canonical, out of range)."""
+
+
+class InvalidKey(RemoteError, ValueError):
+    """A public key is not acceptable: wrong size, non-canonical encoding,
+    a low-order point, or a Diffie-Hellman result of all zeros."""
+
+
+class InvalidSignature(RemoteError):
+    """A signature did not verify."""
+
+
+class AuthenticationError(RemoteError):
+    """Decryption failed.  Deliberately says nothing about which check failed."""
+
+
+class PolicyViolation(RemoteError):
+    """A bundle or initial message is well-formed and authentic, but the
+    caller's :class:`~signalish.BundlePolicy` refuses it (for example it uses
+    no KEM prekey and the policy requires PQXDH)."""
+
+
+class PreKeyError(RemoteError):
+    """A prekey named by an initial message cannot be used."""
+
+
+class UnknownPreKey(PreKeyError):
+    """No prekey with that id was ever issued by this owner."""
+
+
+class PreKeyAlreadyUsed(PreKeyError):
+    """The one-time prekey with that id was already taken."""
+
+
+class PreKeyExpired(PreKeyError):
+    """The signed prekey with that id was retired and its grace period is over."""
