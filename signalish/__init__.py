@@ -1,0 +1,81 @@
+"""signalish: sans-IO Signal-style protocol primitives.
+
+The public surface is the names in ``__all__``; everything else lives in
+private modules and may change.  Layers, from the bottom: primitives
+(the only code that touches ``cryptography``), keys and bundles, X3DH and
+PQXDH.  No function here performs I/O, reads the clock or draws randomness
+except from the :class:`RandomSource` it is given.
+
+Serialized forms all start with a one-byte type tag and a one-byte format
+version, and are parsed strictly: a wrong length, an unknown version or tag,
+a presence byte other than 0 or 1, and trailing bytes each raise a named
+:class:`DecodeError` subclass.
+"""
+
+from ._bundle import (
+    KemPreKey,
+    KemPreKeyPublic,
+    OneTimePreKey,
+    OneTimePreKeyPublic,
+    PreKeyBundle,
+    SignedPreKey,
+    SignedPreKeyPublic,
+)
+from ._errors import (
+    AuthenticationError,
+    DecodeError,
+    InvalidArgument,
+    InvalidEncoding,
+    InvalidKey,
+    InvalidLength,
+    InvalidSignature,
+    LocalError,
+    PolicyViolation,
+    PreKeyAlreadyUsed,
+    PreKeyError,
+    PreKeyExpired,
+    RemoteError,
+    SignalishError,
+    TrailingBytes,
+    TruncatedInput,
+    UnexpectedType,
+    UnknownPreKey,
+    UnknownVersion,
+    UnsupportedByProfile,
+)
+from ._keys import IdentityKey, IdentityKeyPair
+from ._prekeys import PreKeyRing
+from ._primitives import (
+    DeterministicRandom,
+    KemPrivateKey,
+    KemPublicKey,
+    PrivateKey,
+    PublicKey,
+    RandomSource,
+    SystemRandom,
+)
+from ._profile import LIBSIGNAL_V3, NATIVE, PreKeyKind, Profile
+from ._x3dh import AgreementResult, BundlePolicy, InitialHeader, initiate, respond
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # profiles
+    "Profile", "NATIVE", "LIBSIGNAL_V3", "PreKeyKind",
+    # randomness
+    "RandomSource", "SystemRandom", "DeterministicRandom",
+    # keys
+    "PrivateKey", "PublicKey", "KemPrivateKey", "KemPublicKey",
+    "IdentityKey", "IdentityKeyPair",
+    # prekeys and bundles
+    "SignedPreKey", "SignedPreKeyPublic", "OneTimePreKey", "OneTimePreKeyPublic",
+    "KemPreKey", "KemPreKeyPublic", "PreKeyBundle", "PreKeyRing",
+    # key agreement
+    "BundlePolicy", "InitialHeader", "AgreementResult", "initiate", "respond",
+    # errors
+    "SignalishError", "LocalError", "InvalidArgument", "UnsupportedByProfile",
+    "RemoteError", "DecodeError", "TruncatedInput", "TrailingBytes", "UnknownVersion",
+    "UnexpectedType", "InvalidLength", "InvalidEncoding", "InvalidKey", "InvalidSignature",
+    "AuthenticationError", "PolicyViolation", "PreKeyError", "UnknownPreKey",
+    "PreKeyAlreadyUsed", "PreKeyExpired",
+]

@@ -1,0 +1,474 @@
+"""The owner's side of the prekey lifecycle (X3DH section 4.1 and 4.6,
+PQXDH section 4.5).
+
+A :class:`PreKeyRing` holds one identity's private prekeys:
+
+* signed prekeys: one current, plus retired ones kept until a grace period
+  the caller chose has passed, so initial messages that were already in
+  flight at rotation still decrypt;
+* one-time EC prekeys: each usable exactly once; ids are never reused;
+* one-time ML-KEM-1024 prekeys, and last-resort ML-KEM-1024 prekeys that are
+  handed out only when no one-time KEM prekey is left and are never consumed.
+
+Ids come from per-kind counters that only grow, so a missing id below the
+counter is known to have been used or retired (distinct errors) without
+keeping a list of used ids.  Time is always a parameter (``now``, seconds).
+Every method validates before it mutates: a call that raises changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, NoReturn
+
+from ._bundle import (
+    SIGNATURE_SIZE,
+    KemPreKey,
+    KemPreKeyPublic,
+    OneTimePreKey,
+    OneTimePreKeyPublic,
+    PreKeyBundle,
+    SignedPreKey,
+    SignedPreKeyPublic,
+)
+from ._encoding import Reader, Tag, Writer
+from ._errors import (
+    InvalidArgument,
+    InvalidEncoding,
+    PreKeyAlreadyUsed,
+    PreKeyExpired,
+    UnknownPreKey,
+    UnsupportedByProfile,
+)
+from ._keys import IdentityKeyPair
+from ._primitives import MLKEM1024_SEED_SIZE, KemPrivateKey, PrivateKey, RandomSource
+from ._profile import PROFILES, Profile
+
+if TYPE_CHECKING:
+    from ._x3dh import InitialHeader
+
+__all__ = ["PreKeyRing"]
+
+MAX_BATCH: Final = 10_000
+MAX_STORED: Final = 100_000
+_U64: Final = 2**64 - 1
+
+
+@dataclass(slots=True)
+class _Retirable:
+    """A rotating key and the time after which it is no longer accepted."""
+
+    record: SignedPreKey | KemPreKey
+    retire_at: int | None
+
+
+class PreKeyRing:
+    """One identity's private prekeys and their lifecycle.
+
+    Create with :meth:`create`; persist with :meth:`to_bytes` (secret) and
+    load with :meth:`from_bytes` together with the identity it belongs to.
+    """
+
+    __slots__ = (
+        "_identity", "_profile", "registration_id", "device_id",
+        "_next_signed", "_next_one_time", "_next_kem",
+        "_one_time_cursor", "_kem_cursor",
+        "_signed", "_one_time", "_kem_one_time", "_last_resort",
+    )
+
+    def __init__(self, identity: IdentityKeyPair, profile: Profile,
+                 registration_id: int, device_id: int) -> None:
+        self._identity = identity
+        self._profile = profile
+        self.registration_id = registration_id
+        self.device_id = device_id
+        self._next_signed = 1
+        self._next_one_time = 1
+        self._next_kem = 1
+        self._one_time_cursor = 1
+        self._kem_cursor = 1
+        self._signed: dict[int, _Retirable] = {}
+        self._one_time: dict[int, OneTimePreKey] = {}
+        self._kem_one_time: dict[int, KemPreKey] = {}
+        self._last_resort: dict[int, _Retirable] = {}
+
+    @classmethod
+    def create(cls, identity: IdentityKeyPair, profile: Profile, rng: RandomSource, *,
+               now: int, registration_id: int = 0, device_id: int = 1) -> PreKeyRing:
+        """A ring with a first signed prekey and, where the profile has
+        PQXDH, a first last-resort KEM prekey.  No one-time prekeys yet."""
+        for name, value in (("registration_id", registration_id), ("device_id", device_id)):
+            if not 0 <= value <= 0xFFFFFFFF:
+                raise InvalidArgument(f"{name} is 32-bit unsigned, got {value}")
+        ring = cls(identity, profile, registration_id, device_id)
+        ring.rotate_signed_prekey(rng, now=now, grace=0)
+        if profile.kem_key_prefix is not None:
+            ring.rotate_last_resort_kem_prekey(rng, now=now, grace=0)
+        return ring
+
+    # --- properties -----------------------------------------------------------
+
+    @property
+    def identity(self) -> IdentityKeyPair:
+        return self._identity
+
+    @property
+    def profile(self) -> Profile:
+        return self._profile
+
+    @property
+    def one_time_prekeys_remaining(self) -> int:
+        """One-time EC prekeys not yet used (replenish when this runs low)."""
+        return len(self._one_time)
+
+    @property
+    def kem_prekeys_remaining(self) -> int:
+        """One-time KEM prekeys not yet used."""
+        return len(self._kem_one_time)
+
+    @property
+    def current_signed_prekey(self) -> SignedPreKey:
+        record = self._signed[self._next_signed - 1].record
+        assert isinstance(record, SignedPreKey)
+        return record
+
+    @property
+    def current_last_resort_kem_prekey(self) -> KemPreKey | None:
+        if not self._last_resort:
+            return None
+        record = self._last_resort[self._current_last_resort_id()].record
+        assert isinstance(record, KemPreKey)
+        return record
+
+    def _current_last_resort_id(self) -> int:
+        return max(i for i, e in self._last_resort.items() if e.retire_at is None)
+
+    # --- generation and rotation ------------------------------------------------
+
+    @staticmethod
+    def _check_batch(count: int, stored: int) -> None:
+        if not 1 <= count <= MAX_BATCH:
+            raise InvalidArgument(f"batch size must be 1..{MAX_BATCH}, got {count}")
+        if stored + count > MAX_STORED:
+            raise InvalidArgument(f"a ring holds at most {MAX_STORED} keys of one kind")
+
+    @staticmethod
+    def _check_ids(next_id: int, count: int) -> None:
+        if next_id + count - 1 > 0xFFFFFFFF:
+            raise InvalidArgument("prekey id space exhausted; create a new identity ring")
+
+    def generate_one_time_prekeys(self, count: int, rng: RandomSource) -> list[OneTimePreKeyPublic]:
+        """Make ``count`` one-time EC prekeys with fresh ids; returns the
+        public halves to upload."""
+        self._check_batch(count, len(self._one_time))
+        self._check_ids(self._next_one_time, count)
+        first = self._next_one_time
+        new = [OneTimePreKey.generate(self._identity, self._profile, first + i, rng)
+               for i in range(count)]
+        for record in new:
+            self._one_time[record.key_id] = record
+        self._next_one_time = first + count
+        return [record.public() for record in new]
+
+    def generate_kem_prekeys(self, count: int, rng: RandomSource, *, now: int) -> list[KemPreKeyPublic]:
+        """Make ``count`` one-time ML-KEM-1024 prekeys with fresh ids."""
+        self._require_kem()
+        self._check_batch(count, len(self._kem_one_time))
+        self._check_ids(self._next_kem, count)
+        first = self._next_kem
+        new = [KemPreKey.generate(self._identity, self._profile, first + i, now, rng,
+                                  last_resort=False) for i in range(count)]
+        for record in new:
+            self._kem_one_time[record.key_id] = record
+        self._next_kem = first + count
+        return [record.public() for record in new]
+
+    def rotate_signed_prekey(self, rng: RandomSource, *, now: int, grace: int) -> SignedPreKeyPublic:
+        """Make a new current signed prekey.  The previous one stays usable
+        for ``grace`` seconds after ``now``; keys whose grace has ended are
+        dropped."""
+        self._check_rotation(now, grace)
+        self._check_ids(self._next_signed, 1)
+        record = SignedPreKey.generate(self._identity, self._profile, self._next_signed, now, rng)
+        self._retire(self._signed, now + grace)
+        self._signed[record.key_id] = _Retirable(record, None)
+        self._next_signed += 1
+        self.prune(now)
+        return record.public()
+
+    def rotate_last_resort_kem_prekey(self, rng: RandomSource, *, now: int,
+                                      grace: int) -> KemPreKeyPublic:
+        """Make a new last-resort KEM prekey, retiring the previous one after
+        ``grace`` seconds."""
+        self._require_kem()
+        self._check_rotation(now, grace)
+        self._check_ids(self._next_kem, 1)
+        record = KemPreKey.generate(self._identity, self._profile, self._next_kem, now, rng,
+                                    last_resort=True)
+        self._retire(self._last_resort, now + grace)
+        self._last_resort[record.key_id] = _Retirable(record, None)
+        self._next_kem += 1
+        self.prune(now)
+        return record.public()
+
+    def prune(self, now: int) -> None:
+        """Drop retired signed and last-resort prekeys whose grace has ended."""
+        for table in (self._signed, self._last_resort):
+            for key_id in [i for i, e in table.items()
+                           if e.retire_at is not None and e.retire_at <= now]:
+                del table[key_id]
+
+    @staticmethod
+    def _check_rotation(now: int, grace: int) -> None:
+        if not 0 <= now <= _U64 or not 0 <= grace or now + grace > _U64:
+            raise InvalidArgument("now and grace must be non-negative seconds")
+
+    @staticmethod
+    def _retire(table: dict[int, _Retirable], at: int) -> None:
+        for entry in table.values():
+            if entry.retire_at is None:
+                entry.retire_at = at
+
+    def _require_kem(self) -> None:
+        if self._profile.kem_key_prefix is None:
+            raise UnsupportedByProfile(f"profile {self._profile.name} has no post-quantum prekeys")
+
+    # --- handing out --------------------------------------------------------------
+
+    def issue_bundle(self) -> PreKeyBundle:
+        """The bundle for the next initiator: the current signed prekey, the
+        next one-time EC prekey not yet issued (if any), and the next one-time
+        KEM prekey not yet issued, else the current last-resort KEM prekey.
+
+        Issued keys stay usable until an initial message consumes them.
+        """
+        one_time = next((r for i, r in self._one_time.items() if i >= self._one_time_cursor), None)
+        kem: KemPreKey | None = next(
+            (r for i, r in self._kem_one_time.items() if i >= self._kem_cursor), None)
+        if kem is None:
+            kem = self.current_last_resort_kem_prekey
+        if one_time is not None:
+            self._one_time_cursor = one_time.key_id + 1
+        if kem is not None and not kem.last_resort:
+            self._kem_cursor = kem.key_id + 1
+        return PreKeyBundle(
+            identity_key=self._identity.public,
+            signed_prekey=self.current_signed_prekey.public(),
+            one_time_prekey=None if one_time is None else one_time.public(),
+            kem_prekey=None if kem is None else kem.public(),
+            registration_id=self.registration_id,
+            device_id=self.device_id,
+        )
+
+    # --- lookups for the responder -------------------------------------------------
+
+    def signed_prekey(self, key_id: int, *, now: int) -> SignedPreKey:
+        """The signed prekey ``key_id`` if it is current or within its grace.
+
+        Raises :class:`~signalish.PreKeyExpired` or :class:`~signalish.UnknownPreKey`.
+        """
+        record = self._lookup_retirable(self._signed, self._next_signed, key_id, now, "signed")
+        assert isinstance(record, SignedPreKey)
+        return record
+
+    def one_time_prekey(self, key_id: int) -> OneTimePreKey:
+        """The unused one-time EC prekey ``key_id``.
+
+        Raises :class:`~signalish.PreKeyAlreadyUsed` or :class:`~signalish.UnknownPreKey`.
+        """
+        record = self._one_time.get(key_id)
+        if record is None:
+            self._raise_missing(key_id, self._next_one_time, "one-time")
+        return record
+
+    def kem_prekey(self, key_id: int, *, now: int) -> KemPreKey:
+        """The KEM prekey ``key_id``: an unused one-time one, or a last-resort
+        one within its grace."""
+        record = self._kem_one_time.get(key_id)
+        if record is not None:
+            return record
+        if key_id in self._last_resort:
+            found = self._lookup_retirable(self._last_resort, self._next_kem, key_id, now, "KEM")
+            assert isinstance(found, KemPreKey)
+            return found
+        # A pruned last-resort id also lands here: both are gone for good.
+        self._raise_missing(key_id, self._next_kem, "KEM")
+
+    def _lookup_retirable(self, table: dict[int, _Retirable], next_id: int, key_id: int,
+                          now: int, what: str) -> SignedPreKey | KemPreKey:
+        entry = table.get(key_id)
+        if entry is None:
+            if 0 < key_id < next_id:
+                raise PreKeyExpired(f"{what} prekey {key_id} was retired")
+            raise UnknownPreKey(f"no {what} prekey with id {key_id}")
+        if entry.retire_at is not None and entry.retire_at <= now:
+            raise PreKeyExpired(f"{what} prekey {key_id} was retired")
+        return entry.record
+
+    @staticmethod
+    def _raise_missing(key_id: int, next_id: int, what: str) -> NoReturn:
+        if 0 < key_id < next_id:
+            raise PreKeyAlreadyUsed(f"{what} prekey {key_id} was already used")
+        raise UnknownPreKey(f"no {what} prekey with id {key_id}")
+
+    # --- consumption -----------------------------------------------------------------
+
+    def take_one_time_prekey(self, key_id: int) -> OneTimePreKey:
+        """Remove and return one-time EC prekey ``key_id``; a second take raises
+        :class:`~signalish.PreKeyAlreadyUsed`."""
+        record = self.one_time_prekey(key_id)
+        del self._one_time[key_id]
+        return record
+
+    def consume(self, header: InitialHeader, *, now: int) -> None:
+        """Delete the one-time prekeys an initial message used (X3DH section
+        3.4: Bob deletes the one-time prekey).  Call it once the first message
+        under the new session has authenticated.  All or nothing."""
+        if header.one_time_prekey_id is not None:
+            self.one_time_prekey(header.one_time_prekey_id)
+        if header.kem_prekey_id is not None:
+            self.kem_prekey(header.kem_prekey_id, now=now)
+        if header.one_time_prekey_id is not None:
+            del self._one_time[header.one_time_prekey_id]
+        if header.kem_prekey_id is not None:
+            self._kem_one_time.pop(header.kem_prekey_id, None)
+
+    # --- serialization -----------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Tag 0x21, version 1 (secret).  The identity is stored separately;
+        only its public key is recorded here, to catch a mismatched load."""
+        name = self._profile.name.encode()
+        w = Writer(Tag.PREKEY_RING)
+        w.var(name).fixed(self._identity.public.public_bytes())
+        w.u32(self.registration_id).u32(self.device_id)
+        for value in (self._next_signed, self._next_one_time, self._next_kem,
+                      self._one_time_cursor, self._kem_cursor):
+            w.u64(value)
+        w.u32(len(self._signed))
+        for key_id, entry in sorted(self._signed.items()):
+            record = entry.record
+            assert isinstance(record, SignedPreKey)
+            w.u32(key_id).u64(record.created_at).fixed(record.private_key.private_bytes())
+            w.fixed(record.signature)
+            _write_retire(w, entry.retire_at)
+        w.u32(len(self._one_time))
+        for key_id, one in sorted(self._one_time.items()):
+            w.u32(key_id).fixed(one.private_key.private_bytes()).flag(one.signature is not None)
+            if one.signature is not None:
+                w.fixed(one.signature)
+        w.u32(len(self._kem_one_time))
+        for key_id, kem in sorted(self._kem_one_time.items()):
+            w.u32(key_id).u64(kem.created_at).fixed(kem.private_key.seed()).fixed(kem.signature)
+        w.u32(len(self._last_resort))
+        for key_id, entry in sorted(self._last_resort.items()):
+            record = entry.record
+            assert isinstance(record, KemPreKey)
+            w.u32(key_id).u64(record.created_at).fixed(record.private_key.seed())
+            w.fixed(record.signature)
+            _write_retire(w, entry.retire_at)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, identity: IdentityKeyPair) -> PreKeyRing:
+        """Load a ring written by :meth:`to_bytes` for ``identity``.
+
+        Raises a :class:`~signalish.DecodeError` subclass for malformed data
+        and :class:`~signalish.InvalidArgument` if the ring belongs to a
+        different identity.
+        """
+        r = Reader(data, Tag.PREKEY_RING, "PreKeyRing")
+        name = r.var("profile", 64)
+        profile = PROFILES.get(name.decode("ascii", "replace"))
+        if profile is None:
+            raise InvalidEncoding("PreKeyRing: unknown profile name")
+        owner = r.fixed(32, "identity key")
+        ring = cls(identity, profile, r.u32("registration id"), r.u32("device id"))
+        ring._next_signed = r.u64("next signed id")
+        ring._next_one_time = r.u64("next one-time id")
+        ring._next_kem = r.u64("next KEM id")
+        ring._one_time_cursor = r.u64("one-time cursor")
+        ring._kem_cursor = r.u64("KEM cursor")
+        ids = _IdOrder(r)
+        for _ in range(r.count("signed count", MAX_STORED)):
+            key_id = ids.next(ring._next_signed)
+            created = r.u64("created at")
+            private = PrivateKey.from_bytes(r.fixed(32, "private key"))
+            signature = r.fixed(SIGNATURE_SIZE, "signature")
+            ring._signed[key_id] = _Retirable(
+                SignedPreKey(key_id, created, private, signature), _read_retire(r))
+        ids = _IdOrder(r)
+        for _ in range(r.count("one-time count", MAX_STORED)):
+            key_id = ids.next(ring._next_one_time)
+            private = PrivateKey.from_bytes(r.fixed(32, "private key"))
+            sig = r.fixed(SIGNATURE_SIZE, "signature") if r.flag("signature present") else None
+            ring._one_time[key_id] = OneTimePreKey(key_id, private, sig)
+        ids = _IdOrder(r)
+        for _ in range(r.count("KEM count", MAX_STORED)):
+            key_id = ids.next(ring._next_kem)
+            created = r.u64("created at")
+            kem_private = KemPrivateKey(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
+            ring._kem_one_time[key_id] = KemPreKey(
+                key_id, created, kem_private, r.fixed(SIGNATURE_SIZE, "signature"), False)
+        ids = _IdOrder(r)
+        for _ in range(r.count("last-resort count", MAX_STORED)):
+            key_id = ids.next(ring._next_kem)
+            if key_id in ring._kem_one_time:
+                raise InvalidEncoding("PreKeyRing: KEM id used twice")
+            created = r.u64("created at")
+            kem_private = KemPrivateKey(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
+            record = KemPreKey(key_id, created, kem_private,
+                               r.fixed(SIGNATURE_SIZE, "signature"), True)
+            ring._last_resort[key_id] = _Retirable(record, _read_retire(r))
+        r.finish()
+        ring._check_loaded()
+        if owner != identity.public.public_bytes():
+            raise InvalidArgument("this PreKeyRing belongs to a different identity")
+        return ring
+
+    def _check_loaded(self) -> None:
+        current = [i for i, e in self._signed.items() if e.retire_at is None]
+        if current != [self._next_signed - 1]:
+            raise InvalidEncoding("PreKeyRing: exactly the newest signed prekey must be current")
+        if self._profile.kem_key_prefix is None:
+            if self._kem_one_time or self._last_resort:
+                raise InvalidEncoding("PreKeyRing: KEM prekeys under a profile without PQXDH")
+        elif len([e for e in self._last_resort.values() if e.retire_at is None]) != 1:
+            raise InvalidEncoding("PreKeyRing: exactly one last-resort KEM prekey must be current")
+        if max(self._next_signed, self._next_one_time, self._next_kem) > 2**32:
+            raise InvalidEncoding("PreKeyRing: id counter beyond the 32-bit id space")
+        if not (1 <= self._one_time_cursor <= self._next_one_time
+                and 1 <= self._kem_cursor <= self._next_kem):
+            raise InvalidEncoding("PreKeyRing: issue cursor beyond the id counter")
+
+    def __repr__(self) -> str:
+        return (f"PreKeyRing(profile={self._profile.name}, signed={sorted(self._signed)}, "
+                f"one_time_remaining={len(self._one_time)}, "
+                f"kem_remaining={len(self._kem_one_time)})")
+
+
+class _IdOrder:
+    """Enforces strictly increasing ids below the counter (canonical order)."""
+
+    __slots__ = ("_reader", "_last")
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+        self._last = 0
+
+    def next(self, limit: int) -> int:
+        key_id = self._reader.u32("key id")
+        if not self._last < key_id < limit:
+            raise InvalidEncoding("PreKeyRing: key ids out of order or beyond the counter")
+        self._last = key_id
+        return key_id
+
+
+def _write_retire(w: Writer, retire_at: int | None) -> None:
+    w.flag(retire_at is not None)
+    if retire_at is not None:
+        w.u64(retire_at)
+
+
+def _read_retire(r: Reader) -> int | None:
+    return r.u64("retire at") if r.flag("retired") else None

@@ -1,0 +1,127 @@
+"""Profiles: every parameter that differs between wire-compatible families.
+
+A :class:`Profile` is passed explicitly to every layer; nothing branches on
+a global.  Two profiles exist:
+
+``NATIVE``
+    signalish's own.  32-byte raw public keys, HKDF-SHA-256, its own info
+    strings, XEdDSA in the spec's form, and prekey signatures that also bind
+    the prekey's kind and id and cover one-time EC prekeys (docs/profiles.rst
+    gives the reasons).
+``LIBSIGNAL_V3``
+    byte-compatible with libsignal protocol version 3: 0x05-prefixed keys,
+    info "WhisperText", a 64-byte X3DH output (root key || chain key), XEdDSA
+    with the sign bit in signature byte 63, signatures over the encoded key
+    only, and no PQXDH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final, Literal
+
+from ._errors import InvalidKey, UnsupportedByProfile
+
+__all__ = ["Profile", "PreKeyKind", "NATIVE", "LIBSIGNAL_V3"]
+
+_NATIVE_SIGNATURE_CONTEXT: Final = b"signalish prekey signature v1\x00"
+
+
+class PreKeyKind(IntEnum):
+    """What a prekey signature is for (bound into native signatures)."""
+
+    SIGNED = 1
+    ONE_TIME = 2
+    KEM_ONE_TIME = 3
+    KEM_LAST_RESORT = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """The parameters of one protocol family.  Compare profiles by name."""
+
+    name: str
+    #: Bytes before the 32-byte u-coordinate in Encode(PK) (X3DH section 2.5).
+    ec_key_prefix: bytes
+    #: Bytes before the 1568-byte key in EncodeKEM(PK) (PQXDH section 2.1);
+    #: None when the profile has no PQXDH.
+    kem_key_prefix: bytes | None
+    #: Where an XEdDSA verifier finds the Edwards sign bit.
+    xeddsa_form: Literal["spec", "libsignal"]
+    #: Hash for HKDF in X3DH/PQXDH and later in the ratchet.
+    kdf_hash: Literal["sha256", "sha512"]
+    #: HKDF info of X3DH (X3DH section 2.1 "info").
+    x3dh_info: bytes
+    #: HKDF info of PQXDH, or None when the profile has no PQXDH.
+    pqxdh_info: bytes | None
+    #: Bytes of secret X3DH/PQXDH output (32 = SK; libsignal: 64 = RK || CK).
+    shared_secret_length: int
+    #: Whether signatures bind kind and id and cover one-time EC prekeys.
+    bind_prekey_ids: bool
+
+    def encode_ec(self, raw: bytes) -> bytes:
+        """Encode(PK): the profile's encoding of an X25519 public key."""
+        return self.ec_key_prefix + raw
+
+    def decode_ec(self, data: bytes) -> bytes:
+        """Inverse of :meth:`encode_ec`; returns the 32-byte u-coordinate."""
+        n = len(self.ec_key_prefix)
+        if len(data) != n + 32 or data[:n] != self.ec_key_prefix:
+            raise InvalidKey(
+                f"{self.name}: an encoded X25519 key is {n + 32} bytes"
+                + (f" starting 0x{self.ec_key_prefix.hex()}" if n else "")
+            )
+        return data[n:]
+
+    def encode_kem(self, raw: bytes) -> bytes:
+        """EncodeKEM(PK) (PQXDH section 2.1)."""
+        if self.kem_key_prefix is None:
+            raise UnsupportedByProfile(f"profile {self.name} has no post-quantum prekeys")
+        return self.kem_key_prefix + raw
+
+    def prekey_signature_message(
+        self, kind: PreKeyKind, key_id: int, encoded_key: bytes
+    ) -> bytes | None:
+        """The bytes the identity key signs for a prekey, or None when the
+        profile leaves that kind unsigned (one-time EC prekeys in X3DH)."""
+        if self.bind_prekey_ids:
+            return (
+                _NATIVE_SIGNATURE_CONTEXT
+                + bytes((kind,))
+                + key_id.to_bytes(4, "big")
+                + encoded_key
+            )
+        if kind is PreKeyKind.ONE_TIME:
+            return None
+        return encoded_key
+
+    def __repr__(self) -> str:
+        return f"Profile({self.name})"
+
+
+NATIVE: Final = Profile(
+    name="native",
+    ec_key_prefix=b"",
+    kem_key_prefix=b"",
+    xeddsa_form="spec",
+    kdf_hash="sha256",
+    x3dh_info=b"signalish_X3DH_CURVE25519_SHA-256",
+    pqxdh_info=b"signalish_PQXDH_CURVE25519_SHA-256_ML-KEM-1024",
+    shared_secret_length=32,
+    bind_prekey_ids=True,
+)
+
+LIBSIGNAL_V3: Final = Profile(
+    name="libsignal_v3",
+    ec_key_prefix=b"\x05",
+    kem_key_prefix=None,
+    xeddsa_form="libsignal",
+    kdf_hash="sha256",
+    x3dh_info=b"WhisperText",
+    pqxdh_info=None,
+    shared_secret_length=64,
+    bind_prekey_ids=False,
+)
+
+PROFILES: Final = {p.name: p for p in (NATIVE, LIBSIGNAL_V3)}
