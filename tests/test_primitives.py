@@ -7,9 +7,13 @@ treated is stated beside the test that reads it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import case_id, load_vectors, wycheproof_cases
 from signalish import InvalidArgument, InvalidKey
@@ -112,6 +116,18 @@ def test_wycheproof_hkdf(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
             run()
     else:
         assert run().hex() == t["okm"]
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=80), st.one_of(st.none(), st.binary(min_size=1, max_size=80)),
+       st.binary(max_size=40), st.integers(1, 600), st.sampled_from(["sha256", "sha512"]))
+def test_hkdf_matches_pyca(ikm: bytes, salt: bytes | None, info: bytes, length: int,
+                           hash_name: Literal["sha256", "sha512"]) -> None:
+    """signalish's HKDF (stdlib hmac) against pyca's independent HKDF, for both
+    hashes (no published HKDF-SHA-512 vectors are bundled here)."""
+    algorithm = hashes.SHA256() if hash_name == "sha256" else hashes.SHA512()
+    expected = HKDF(algorithm, length, salt, info).derive(ikm)
+    assert hkdf(ikm, salt=salt, info=info, length=length, hash_name=hash_name) == expected
 
 
 @pytest.mark.parametrize("case", wycheproof_cases("hmac_sha256_test.json"), ids=case_id)
