@@ -34,6 +34,14 @@ __all__ = [
     "UnknownPreKey",
     "PreKeyAlreadyUsed",
     "PreKeyExpired",
+    "MessageRejected",
+    "DuplicateMessage",
+    "MessageKeyEvicted",
+    "MessageKeyExpired",
+    "TooFarAhead",
+    "UntrustedIdentity",
+    "NoSession",
+    "CorruptState",
 ]
 
 
@@ -50,6 +58,11 @@ class LocalError(SignalishError):
 
 class InvalidArgument(LocalError, ValueError):
     """An argument has the wrong type, length or range."""
+
+
+class NoSession(LocalError):
+    """There is no session with that address, or the session cannot send yet
+    (a responder's session sends only after its first message arrived)."""
 
 
 class UnsupportedByProfile(LocalError):
@@ -69,6 +82,10 @@ class DecodeError(RemoteError, ValueError):
 
     The message names the structure and the problem, never the secret bytes.
     """
+
+
+class CorruptState(DecodeError):
+    """Stored state failed its integrity check (truncated or altered on disk)."""
 
 
 class TruncatedInput(DecodeError):
@@ -128,3 +145,37 @@ class PreKeyAlreadyUsed(PreKeyError):
 
 class PreKeyExpired(PreKeyError):
     """The signed prekey with that id was retired and its grace period is over."""
+
+
+class MessageRejected(RemoteError):
+    """A well-formed message that the skipped-key window refuses.  Nothing
+    in the session changed."""
+
+
+class DuplicateMessage(MessageRejected):
+    """This message was already decrypted."""
+
+
+class MessageKeyEvicted(MessageRejected):
+    """The message is older than the window: its key (or its whole chain) was
+    evicted to respect a storage limit."""
+
+
+class MessageKeyExpired(MessageRejected):
+    """The message is older than the window: its key (or its whole chain)
+    expired by age or by ratchet steps."""
+
+
+class TooFarAhead(MessageRejected):
+    """The message would make the session skip more keys than ``max_skip``."""
+
+
+class UntrustedIdentity(RemoteError):
+    """The peer's identity key differs from the one stored and the trust
+    decision refused it.  ``address``, ``stored`` and ``received`` say which."""
+
+    def __init__(self, address: str, stored: object, received: object) -> None:
+        super().__init__(f"identity key of {address!r} changed and is not trusted")
+        self.address = address
+        self.stored = stored
+        self.received = received

@@ -59,6 +59,14 @@ class Profile:
     shared_secret_length: int
     #: Whether signatures bind kind and id and cover one-time EC prekeys.
     bind_prekey_ids: bool
+    #: HKDF info of KDF_RK (Double Ratchet section 5.2).
+    ratchet_info: bytes
+    #: HKDF-Expand info turning a message key into an AEAD key.
+    message_key_info: bytes
+    #: HKDF info splitting SK into root and header keys (header encryption).
+    header_keys_info: bytes
+    #: HMAC label deriving a header nonce from a message key.
+    header_nonce_info: bytes
 
     def encode_ec(self, raw: bytes) -> bytes:
         """Encode(PK): the profile's encoding of an X25519 public key."""
@@ -110,6 +118,10 @@ NATIVE: Final = Profile(
     pqxdh_info=b"signalish_PQXDH_CURVE25519_SHA-256_ML-KEM-1024",
     shared_secret_length=32,
     bind_prekey_ids=True,
+    ratchet_info=b"signalish_Ratchet",
+    message_key_info=b"signalish_MessageKey",
+    header_keys_info=b"signalish_HeaderKeys",
+    header_nonce_info=b"signalish_HeaderNonce",
 )
 
 LIBSIGNAL_V3: Final = Profile(
@@ -122,6 +134,10 @@ LIBSIGNAL_V3: Final = Profile(
     pqxdh_info=None,
     shared_secret_length=64,
     bind_prekey_ids=False,
+    ratchet_info=b"WhisperRatchet",
+    message_key_info=b"WhisperMessageKeys",
+    header_keys_info=b"",
+    header_nonce_info=b"",
 )
 
 PROFILES: Final = {p.name: p for p in (NATIVE, LIBSIGNAL_V3)}

@@ -117,6 +117,12 @@ class InitialHeader:
     @classmethod
     def from_bytes(cls, data: bytes) -> InitialHeader:
         r = Reader(data, Tag.INITIAL_HEADER, "InitialHeader")
+        header = cls._read(r)
+        r.finish()
+        return header
+
+    @classmethod
+    def _read(cls, r: Reader) -> InitialHeader:
         identity = IdentityKey(PublicKey.from_bytes(r.fixed(32, "identity key")))
         base = PublicKey.from_bytes(r.fixed(32, "base key"))
         signed_id = r.u32("signed prekey id")
@@ -126,7 +132,6 @@ class InitialHeader:
         if r.flag("KEM present"):
             kem_id = r.u32("KEM prekey id")
             ciphertext = r.fixed(MLKEM1024_CIPHERTEXT_SIZE, "KEM ciphertext")
-        r.finish()
         return cls(identity, base, signed_id, one_time_id, kem_id, ciphertext)
 
 

@@ -1,0 +1,307 @@
+"""The Double Ratchet (Signal's Double Ratchet spec, rev 1).
+
+Theory of operation.  A :class:`RatchetState` holds the spec's variables
+(section 3.2): our ratchet key pair DHs, the peer's ratchet key DHr, the
+root key RK, the sending and receiving chain keys CKs and CKr, the counters
+Ns, Nr and PN, and, with header encryption (section 4), HKs, HKr, NHKs and
+NHKr.  Skipped message keys live in a :class:`~signalish._window.Window`.
+
+:func:`ratchet_encrypt` is section 3.4's RatchetEncrypt (4.3's
+RatchetEncryptHE).  :func:`ratchet_decrypt` is RatchetDecrypt (4.3's
+RatchetDecryptHE) made transactional: it works out every new value in local
+variables, authenticates the message, and only then writes them into the
+state.  A decryption that raises has changed nothing; no copy of the state is
+made on the way.
+
+Native choices (section 5.2 leaves them open): KDF_RK is HKDF-SHA-256 with
+the root key as salt, 64 bytes (96 with header encryption: the last 32 are
+the next header key); KDF_CK is HMAC-SHA-256 with 0x01 (message key) and
+0x02 (next chain key); ENCRYPT is AES-256-GCM under
+HMAC-SHA-256(mk, "signalish_MessageKey" || 0x01) with an all-zero nonce,
+which is safe because each key encrypts exactly one message.  Header
+encryption uses AES-256-GCM under the header key with a nonce of
+HMAC-SHA-256(mk, "signalish_HeaderNonce")[:12]: unique per message because mk
+is, and deterministic, so vectors need no extra randomness.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._errors import AuthenticationError, InvalidKey, NoSession, TooFarAhead
+from ._message import (
+    EncryptedFrame,
+    PlainFrame,
+    encrypted_prefix,
+    pack_header,
+    plain_prefix,
+    unpack_header,
+)
+from ._primitives import (
+    PrivateKey,
+    PublicKey,
+    RandomSource,
+    aes256_gcm_decrypt,
+    aes256_gcm_encrypt,
+    hkdf,
+    hmac_sha256,
+)
+from ._profile import Profile
+from ._window import MAX_COUNTER, Chain, RatchetLimits, Window
+
+__all__ = ["RatchetState", "kdf_rk", "kdf_ck", "ratchet_encrypt", "ratchet_decrypt"]
+
+_ZERO_NONCE: Final = bytes(12)
+_MESSAGE_KEY: Final = b"\x01"
+_CHAIN_KEY: Final = b"\x02"
+
+
+def kdf_rk(profile: Profile, rk: bytes, dh_out: bytes, header_keys: bool) -> tuple[bytes, bytes, bytes]:
+    """KDF_RK (section 5.2): (root key, chain key, next header key or b"")."""
+    out = hkdf(dh_out, salt=rk, info=profile.ratchet_info,
+               length=96 if header_keys else 64, hash_name=profile.kdf_hash)
+    return out[:32], out[32:64], out[64:]
+
+
+def kdf_ck(ck: bytes) -> tuple[bytes, bytes]:
+    """KDF_CK (section 5.2): (next chain key, message key)."""
+    return hmac_sha256(ck, _CHAIN_KEY), hmac_sha256(ck, _MESSAGE_KEY)
+
+
+def _aead_key(profile: Profile, mk: bytes) -> bytes:
+    return hmac_sha256(mk, profile.message_key_info + b"\x01")
+
+
+def _header_nonce(profile: Profile, mk: bytes) -> bytes:
+    return hmac_sha256(mk, profile.header_nonce_info)[:12]
+
+
+class RatchetState:
+    """The Double Ratchet's variables for one session.  Mutable, as the spec's
+    state is; only :func:`ratchet_encrypt` and :func:`ratchet_decrypt` change it."""
+
+    __slots__ = ("profile", "header_encryption", "_dhs", "dhs_private", "dhs_public", "dhr",
+                 "rk", "cks", "ckr", "ns", "nr", "pn", "hks", "hkr", "nhks", "nhkr", "step",
+                 "window")
+
+    def __init__(self, profile: Profile, header_encryption: bool, dhs: PrivateKey | bytes,
+                 dhs_public: bytes, rk: bytes) -> None:
+        self.profile = profile
+        self.header_encryption = header_encryption
+        # The private ratchet key is loaded into OpenSSL only when a DH step
+        # needs it: loading costs a scalar multiplication.
+        self._dhs: PrivateKey | None = dhs if isinstance(dhs, PrivateKey) else None
+        self.dhs_private: bytes = dhs.private_bytes() if isinstance(dhs, PrivateKey) else dhs
+        self.dhs_public = dhs_public
+        self.dhr: bytes | None = None
+        self.rk = rk
+        self.cks: bytes | None = None
+        self.ckr: bytes | None = None
+        self.ns = self.nr = self.pn = 0
+        self.hks: bytes | None = None
+        self.hkr: bytes | None = None
+        self.nhks: bytes | None = None
+        self.nhkr: bytes | None = None
+        self.step = 0
+        self.window = Window()
+
+    @property
+    def dhs(self) -> PrivateKey:
+        if self._dhs is None:
+            self._dhs = PrivateKey.from_bytes(self.dhs_private)
+        return self._dhs
+
+    def _set_dhs(self, key: PrivateKey) -> None:
+        self._dhs = key
+        self.dhs_private = key.private_bytes()
+        self.dhs_public = key.public.raw
+
+    @classmethod
+    def init_alice(cls, profile: Profile, sk: bytes, bob_ratchet_key: PublicKey,
+                   rng: RandomSource, header_encryption: bool) -> RatchetState:
+        """RatchetInitAlice (section 3.3) / RatchetInitAliceHE (section 4.3)."""
+        rk, hka, nhkb = _split_sk(profile, sk, header_encryption)
+        dhs = PrivateKey.generate(rng)
+        state = cls(profile, header_encryption, dhs, dhs.public.raw, rk)
+        state.dhr = bob_ratchet_key.raw
+        state.rk, state.cks, nhks = kdf_rk(profile, rk, dhs.exchange(bob_ratchet_key),
+                                           header_encryption)
+        if header_encryption:
+            state.hks, state.nhks, state.nhkr = hka, nhks, nhkb
+        return state
+
+    @classmethod
+    def init_bob(cls, profile: Profile, sk: bytes, bob_ratchet_key: PrivateKey,
+                 header_encryption: bool) -> RatchetState:
+        """RatchetInitBob (section 3.3) / RatchetInitBobHE (section 4.3)."""
+        rk, hka, nhkb = _split_sk(profile, sk, header_encryption)
+        state = cls(profile, header_encryption, bob_ratchet_key, bob_ratchet_key.public.raw, rk)
+        if header_encryption:
+            state.nhks, state.nhkr = nhkb, hka
+        return state
+
+
+def _split_sk(profile: Profile, sk: bytes, header_encryption: bool) -> tuple[bytes, bytes, bytes]:
+    if not header_encryption:
+        return sk[:32], b"", b""
+    out = hkdf(sk, salt=None, info=profile.header_keys_info, length=96,
+               hash_name=profile.kdf_hash)
+    return out[:32], out[32:64], out[64:]
+
+
+def ratchet_encrypt(state: RatchetState, plaintext: bytes, ad: bytes) -> bytes:
+    """RatchetEncrypt (section 3.4) or RatchetEncryptHE (section 4.3)."""
+    if state.cks is None:
+        raise NoSession("this session cannot send until it has received a message")
+    if state.ns > MAX_COUNTER:
+        raise NoSession("sending chain exhausted (2**32 messages)")
+    profile = state.profile
+    ck = state.cks
+    mk = hmac_sha256(ck, _MESSAGE_KEY)
+    length = len(plaintext) + 16
+    if state.header_encryption:
+        assert state.hks is not None
+        nonce = _header_nonce(profile, mk)
+        header = aes256_gcm_encrypt(state.hks, nonce,
+                                    pack_header(state.dhs_public, state.pn, state.ns), b"")
+        prefix = encrypted_prefix(nonce, header, length)
+    else:
+        prefix = plain_prefix(state.dhs_public, state.pn, state.ns, length)
+    ciphertext = aes256_gcm_encrypt(_aead_key(profile, mk), _ZERO_NONCE, plaintext, ad + prefix)
+    state.cks = hmac_sha256(ck, _CHAIN_KEY)
+    state.ns += 1
+    return prefix + ciphertext
+
+
+def _skip(ck: bytes, start: int, until: int) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """Derive the message keys start..until-1 and the chain key at ``until``."""
+    keys = []
+    for n in range(start, until):
+        keys.append((n, hmac_sha256(ck, _MESSAGE_KEY)))
+        ck = hmac_sha256(ck, _CHAIN_KEY)
+    return ck, keys
+
+
+def _open(state: RatchetState, mk: bytes, frame: PlainFrame | EncryptedFrame, ad: bytes) -> bytes:
+    return aes256_gcm_decrypt(_aead_key(state.profile, mk), _ZERO_NONCE, frame.ciphertext,
+                              ad + frame.aad)
+
+
+def _decrypt_header(hk: bytes | None, frame: EncryptedFrame) -> tuple[bytes, int, int] | None:
+    if hk is None:
+        return None
+    try:
+        return unpack_header(aes256_gcm_decrypt(hk, frame.nonce, frame.encrypted_header, b""))
+    except AuthenticationError:
+        return None
+
+
+def ratchet_decrypt(state: RatchetState, frame: PlainFrame | EncryptedFrame, ad: bytes, *,
+                    now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
+    """RatchetDecrypt (section 3.5) / RatchetDecryptHE (section 4.3).
+
+    On success the state has advanced and the plaintext is returned.  On any
+    error (:class:`~signalish.AuthenticationError` or a
+    :class:`~signalish.MessageRejected` subclass) the state is exactly as it was.
+    """
+    window = state.window
+    current = window.chains[-1] if state.ckr is not None else None
+    if isinstance(frame, PlainFrame):
+        chain_id, (key, pn, n) = frame.ratchet_key, (frame.ratchet_key, frame.pn, frame.n)
+    else:
+        chain_id, (key, pn, n) = _open_header(state, current, frame)
+    if current is not None and current.chain_id == chain_id:
+        return _decrypt_in_chain(state, current, True, n, frame, ad, now, limits)
+    chain = window.find(chain_id)
+    if chain is not None:
+        return _decrypt_in_chain(state, chain, False, n, frame, ad, now, limits)
+    reason = window.forgotten_reason(chain_id)
+    if reason is not None:
+        raise reason.error(f"message {n}")
+    return _decrypt_new_step(state, current, key, pn, n, chain_id, frame, ad, now, rng, limits)
+
+
+def _open_header(state: RatchetState, current: Chain | None, frame: EncryptedFrame
+                 ) -> tuple[bytes, tuple[bytes, int, int]]:
+    """Which header key opens the header, and the header (section 4.3: HKr
+    first, then NHKr; then older and forgotten chains, to classify late
+    messages).  Raises :class:`AuthenticationError` if none does."""
+    candidates: list[bytes | None] = [None if current is None else current.chain_id, state.nhkr]
+    candidates += [c.chain_id for c in reversed(state.window.chains) if c is not current]
+    candidates += [chain_id for chain_id, _ in state.window.forgotten]
+    for hk in candidates:
+        header = _decrypt_header(hk, frame)
+        if header is not None:
+            assert hk is not None
+            return hk, header
+    raise AuthenticationError("decryption failed")
+
+
+def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: int,
+                      frame: PlainFrame | EncryptedFrame, ad: bytes, now: int,
+                      limits: RatchetLimits) -> bytes:
+    window = state.window
+    next_n = state.nr if is_current else (chain.end if chain.end is not None else 0)
+    stored = window.classify(chain, n, next_n, now, limits)
+    if stored is not None:
+        plaintext = _open(state, stored, frame, ad)
+        window.take(chain, n)
+        window.enforce(now, state.step, limits)
+        return plaintext
+    if not is_current:
+        raise AuthenticationError("decryption failed")
+    if n - state.nr > limits.max_skip:
+        raise TooFarAhead(f"message {n} would skip {n - state.nr} keys (max_skip {limits.max_skip})")
+    assert state.ckr is not None
+    ck, skipped = _skip(state.ckr, state.nr, n)
+    plaintext = _open(state, hmac_sha256(ck, _MESSAGE_KEY), frame, ad)
+    window.add(chain, skipped, now)
+    state.ckr = hmac_sha256(ck, _CHAIN_KEY)
+    state.nr = n + 1
+    if skipped:
+        window.enforce(now, state.step, limits)
+    return plaintext
+
+
+def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn: int, n: int,
+                      new_chain_id: bytes, frame: PlainFrame | EncryptedFrame, ad: bytes,
+                      now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
+    """DHRatchet (section 3.5 / 4.3) with the skipped keys of section 3.5."""
+    if current is not None and pn - state.nr > limits.max_skip:
+        raise TooFarAhead(f"previous chain would skip {pn - state.nr} keys")
+    if n > limits.max_skip:
+        raise TooFarAhead(f"message {n} would skip {n} keys (max_skip {limits.max_skip})")
+    try:
+        their_key = PublicKey.from_bytes(key)
+    except InvalidKey:
+        raise AuthenticationError("decryption failed") from None
+    profile, he = state.profile, state.header_encryption
+    old_skipped: list[tuple[int, bytes]] = []
+    if current is not None and state.ckr is not None:
+        _, old_skipped = _skip(state.ckr, state.nr, pn)
+    try:
+        rk, ckr, nhkr = kdf_rk(profile, state.rk, state.dhs.exchange(their_key), he)
+    except InvalidKey:
+        raise AuthenticationError("decryption failed") from None
+    ck, new_skipped = _skip(ckr, 0, n)
+    plaintext = _open(state, hmac_sha256(ck, _MESSAGE_KEY), frame, ad)
+    # Authenticated: commit.  First the receiving half of the step...
+    window = state.window
+    if current is not None:
+        window.add(current, old_skipped, now)
+        current.end = max(pn, state.nr)
+    state.step += 1
+    chain = window.open_chain(new_chain_id, state.step)
+    window.add(chain, new_skipped, now)
+    state.pn, state.ns, state.nr = state.ns, 0, n + 1
+    state.dhr, state.ckr = key, hmac_sha256(ck, _CHAIN_KEY)
+    if he:
+        state.hks, state.hkr, state.nhkr = state.nhks, state.nhkr, nhkr
+    # ...then the sending half, with a fresh ratchet key.
+    dhs = PrivateKey.generate(rng)
+    state.rk, state.cks, state.nhks = kdf_rk(profile, rk, dhs.exchange(their_key), he)
+    state._set_dhs(dhs)
+    if not he:
+        state.nhks = None
+    window.enforce(now, state.step, limits)
+    return plaintext
