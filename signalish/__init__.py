@@ -3,7 +3,7 @@
 The public surface is the names in ``__all__``; everything else lives in
 private modules and may change.  Layers, from the bottom: primitives
 (the only code that touches ``cryptography``), keys and bundles, X3DH and
-PQXDH.  No function here performs I/O, reads the clock or draws randomness
+PQXDH, the Double Ratchet, sessions, and stores.  No function here performs I/O, reads the clock or draws randomness
 except from the :class:`RandomSource` it is given.
 
 Serialized forms all start with a one-byte type tag and a one-byte format
@@ -23,25 +23,33 @@ from ._bundle import (
 )
 from ._errors import (
     AuthenticationError,
+    CorruptState,
     DecodeError,
+    DuplicateMessage,
     InvalidArgument,
     InvalidEncoding,
     InvalidKey,
     InvalidLength,
     InvalidSignature,
     LocalError,
+    MessageKeyEvicted,
+    MessageKeyExpired,
+    MessageRejected,
+    NoSession,
     PolicyViolation,
     PreKeyAlreadyUsed,
     PreKeyError,
     PreKeyExpired,
     RemoteError,
     SignalishError,
+    TooFarAhead,
     TrailingBytes,
     TruncatedInput,
     UnexpectedType,
     UnknownPreKey,
     UnknownVersion,
     UnsupportedByProfile,
+    UntrustedIdentity,
 )
 from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing
@@ -55,6 +63,10 @@ from ._primitives import (
     SystemRandom,
 )
 from ._profile import LIBSIGNAL_V3, NATIVE, PreKeyKind, Profile
+from ._manager import SessionManager, TrustDecision, trust_on_first_use
+from ._session import Session, SessionOptions, SessionRecord
+from ._stores import IdentityStore, MemoryStore, PreKeyStore, SessionStore, SQLiteStore, Store
+from ._window import RatchetLimits
 from ._x3dh import AgreementResult, BundlePolicy, InitialHeader, initiate, respond
 
 __version__ = "0.1.0"
@@ -72,10 +84,17 @@ __all__ = [
     "KemPreKey", "KemPreKeyPublic", "PreKeyBundle", "PreKeyRing",
     # key agreement
     "BundlePolicy", "InitialHeader", "AgreementResult", "initiate", "respond",
+    # sessions and the ratchet
+    "SessionManager", "SessionOptions", "RatchetLimits", "Session", "SessionRecord",
+    "TrustDecision", "trust_on_first_use",
+    # stores
+    "Store", "IdentityStore", "PreKeyStore", "SessionStore", "MemoryStore", "SQLiteStore",
     # errors
     "SignalishError", "LocalError", "InvalidArgument", "UnsupportedByProfile",
     "RemoteError", "DecodeError", "TruncatedInput", "TrailingBytes", "UnknownVersion",
     "UnexpectedType", "InvalidLength", "InvalidEncoding", "InvalidKey", "InvalidSignature",
     "AuthenticationError", "PolicyViolation", "PreKeyError", "UnknownPreKey",
-    "PreKeyAlreadyUsed", "PreKeyExpired",
+    "PreKeyAlreadyUsed", "PreKeyExpired", "MessageRejected", "DuplicateMessage",
+    "MessageKeyEvicted", "MessageKeyExpired", "TooFarAhead", "UntrustedIdentity", "NoSession",
+    "CorruptState",
 ]

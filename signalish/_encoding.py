@@ -40,6 +40,7 @@ class Tag:
     PREKEY_BUNDLE: Final = 0x20
     PREKEY_RING: Final = 0x21
     INITIAL_HEADER: Final = 0x30
+    SESSION_RECORD: Final = 0x50
 
 
 class Writer:

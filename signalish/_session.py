@@ -1,0 +1,253 @@
+"""Sessions: a Double Ratchet plus what the X3DH/PQXDH handshake decided.
+
+Theory of operation.  A :class:`Session` is one ratchet with one peer.  The
+initiator's session carries the :class:`~signalish.InitialHeader` and wraps
+every message in a PreKeyMessage until the first message from the peer
+arrives in that session (as libsignal does), so that the responder can
+build the session from whichever of those messages it receives first.
+
+A :class:`SessionRecord` holds all sessions with one peer: the current one,
+which encrypts, and up to ``max_archived`` earlier ones, which decryption
+also tries.  Which session is current follows three rules:
+
+1. a PreKeyMessage (for a new or an archived session) makes its session
+   current, unless the current session is one *we* initiated and the peer
+   has not answered yet: then both parties started at once (simultaneous
+   initiation) and the session whose initiator base key is smaller wins on
+   both sides, since both compare the same two keys;
+2. an ordinary message that decrypts in an archived session promotes it:
+   the peer is using it, so we follow;
+3. nothing else changes the order.
+
+Rule 1 makes simultaneous initiation converge at once; rule 2 makes any
+other disagreement (a peer that reset, crossing messages) converge as soon
+as one message travels each way without crossing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Final
+
+from ._encoding import Reader, Tag, Writer
+from ._errors import (
+    AuthenticationError,
+    CorruptState,
+    InvalidArgument,
+    InvalidEncoding,
+    MessageRejected,
+    NoSession,
+    TooFarAhead,
+)
+from ._keys import IdentityKey
+from ._message import EncryptedFrame, PlainFrame, prekey_message
+from ._primitives import PublicKey, RandomSource
+from ._profile import PROFILES, Profile
+from ._ratchet import RatchetState, ratchet_decrypt, ratchet_encrypt
+from ._state_codec import read_limits, read_state, write_limits, write_state
+from ._window import RatchetLimits
+from ._x3dh import InitialHeader
+
+__all__ = ["Session", "SessionRecord", "SessionOptions"]
+
+_DIGEST_SIZE: Final = 16
+MAX_ARCHIVED_LIMIT: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """Choices a party makes for the sessions it creates.
+
+    ``header_encryption``: encrypt ratchet headers (Double Ratchet section 4)
+    in sessions we initiate, and refuse sessions a peer initiates without.
+    ``max_archived``: earlier sessions kept per peer for late messages
+    (libsignal keeps 40; signalish's default 5 bounds the work a forged
+    message can cause, each archived session costing one DH on such a message).
+    """
+
+    header_encryption: bool = False
+    limits: RatchetLimits = RatchetLimits()
+    max_archived: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_archived <= MAX_ARCHIVED_LIMIT:
+            raise InvalidArgument(f"max_archived must be 0..{MAX_ARCHIVED_LIMIT}")
+
+
+class Session:
+    """One Double Ratchet session with one peer."""
+
+    __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
+                 "initiated_by_us", "pending", "state", "limits")
+
+    def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
+                 associated_data: bytes, base_key: bytes, initiated_by_us: bool,
+                 pending: InitialHeader | None, state: RatchetState,
+                 limits: RatchetLimits) -> None:
+        self.remote_identity = remote_identity
+        self.local_identity = local_identity
+        self.associated_data = associated_data
+        #: The initiator's ephemeral key (EK_A): names this session on both sides.
+        self.base_key = base_key
+        self.initiated_by_us = initiated_by_us
+        #: Our initial header while no message from the peer arrived in this session.
+        self.pending = pending
+        self.state = state
+        self.limits = limits
+
+    @property
+    def header_encryption(self) -> bool:
+        return self.state.header_encryption
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        if len(plaintext) > self.limits.max_message_size:
+            raise InvalidArgument(
+                f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
+        message = ratchet_encrypt(self.state, plaintext, self.associated_data)
+        return message if self.pending is None else prekey_message(self.pending, message)
+
+    def decrypt(self, frame: PlainFrame | EncryptedFrame, *, now: int, rng: RandomSource) -> bytes:
+        if isinstance(frame, EncryptedFrame) != self.state.header_encryption:
+            raise AuthenticationError("decryption failed")
+        plaintext = ratchet_decrypt(self.state, frame, self.associated_data, now=now, rng=rng,
+                                    limits=self.limits)
+        self.pending = None
+        return plaintext
+
+    def _write(self, w: Writer) -> None:
+        flags = self.initiated_by_us | (self.pending is not None) << 1
+        w.u8(flags).fixed(self.local_identity.public_bytes())
+        w.fixed(self.remote_identity.public_bytes()).var(self.associated_data).fixed(self.base_key)
+        if self.pending is not None:
+            w.var(self.pending.to_bytes())
+        write_limits(w, self.limits)
+        write_state(w, self.state)
+
+    @classmethod
+    def _read(cls, r: Reader, profile: Profile) -> Session:
+        flags = r.u8("session flags")
+        if flags > 3:
+            raise InvalidEncoding("Session: unknown flag bits")
+        local = IdentityKey(PublicKey.from_bytes(r.fixed(32, "local identity")))
+        remote = IdentityKey(PublicKey.from_bytes(r.fixed(32, "remote identity")))
+        ad = r.var("associated data", 66)
+        if ad != local.encode(profile) + remote.encode(profile) and \
+                ad != remote.encode(profile) + local.encode(profile):
+            raise InvalidEncoding("Session: associated data does not match the identities")
+        base_key = r.fixed(32, "base key")
+        pending = InitialHeader.from_bytes(r.var("pending header", 4096)) if flags & 2 else None
+        limits = read_limits(r)
+        state = read_state(r, profile, limits)
+        return cls(remote_identity=remote, local_identity=local, associated_data=ad,
+                   base_key=base_key, initiated_by_us=bool(flags & 1), pending=pending,
+                   state=state, limits=limits)
+
+
+class SessionRecord:
+    """Every session with one peer: the current one first, then archived ones,
+    most recently current first."""
+
+    __slots__ = ("profile", "sessions", "max_archived")
+
+    def __init__(self, profile: Profile, max_archived: int = 5) -> None:
+        self.profile = profile
+        self.sessions: list[Session] = []
+        self.max_archived = max_archived
+
+    @property
+    def current(self) -> Session | None:
+        return self.sessions[0] if self.sessions else None
+
+    def find(self, base_key: bytes) -> Session | None:
+        for session in self.sessions:
+            if session.base_key == base_key:
+                return session
+        return None
+
+    def _promote(self, session: Session) -> None:
+        self.sessions.remove(session)
+        self.sessions.insert(0, session)
+
+    def install(self, session: Session) -> None:
+        """Rule 1: a session the peer initiated becomes current, unless our own
+        unanswered session wins the simultaneous-initiation tie-break."""
+        if session not in self.sessions:
+            self.sessions.append(session)
+        current = self.sessions[0]
+        if (current is not session and current.initiated_by_us and current.pending is not None
+                and current.base_key < session.base_key):
+            self.sessions.remove(session)
+            self.sessions.insert(1, session)
+        else:
+            self._promote(session)
+        del self.sessions[1 + self.max_archived:]
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        if not self.sessions:
+            raise NoSession("no session with this peer")
+        return self.sessions[0].encrypt(plaintext)
+
+    def decrypt(self, frame: PlainFrame | EncryptedFrame, *, now: int, rng: RandomSource) -> bytes:
+        """Try the current session, then the archived ones (rule 2 on success).
+
+        A window error from a session that recognized the message's chain is
+        final; otherwise :class:`TooFarAhead` if some session would have had
+        to skip too far, else :class:`AuthenticationError`.
+        """
+        if not self.sessions:
+            raise NoSession("no session with this peer")
+        too_far: TooFarAhead | None = None
+        for session in self.sessions:
+            try:
+                plaintext = session.decrypt(frame, now=now, rng=rng)
+            except TooFarAhead as error:
+                too_far = too_far or error
+                continue
+            except AuthenticationError:
+                continue
+            except MessageRejected:
+                raise
+            if session is not self.sessions[0]:
+                self._promote(session)
+            return plaintext
+        if too_far is not None:
+            raise too_far
+        raise AuthenticationError("decryption failed")
+
+    # --- serialization ------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Tag 0x50, version 1, then the sessions, then a 16-byte SHA-256
+        digest of everything before it (an integrity check against
+        corruption; not a defence against someone who can write the disk)."""
+        w = Writer(Tag.SESSION_RECORD)
+        w.var(self.profile.name.encode()).u8(self.max_archived).u32(len(self.sessions))
+        for session in self.sessions:
+            session._write(w)
+        body = w.getvalue()
+        return body + hashlib.sha256(body).digest()[:_DIGEST_SIZE]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SessionRecord:
+        """Load a record; raises :class:`~signalish.CorruptState` if the
+        integrity check fails, another :class:`~signalish.DecodeError` if the
+        content is malformed."""
+        data = bytes(data)
+        body, digest = data[:-_DIGEST_SIZE], data[-_DIGEST_SIZE:]
+        if len(data) < 2 + _DIGEST_SIZE or hashlib.sha256(body).digest()[:_DIGEST_SIZE] != digest:
+            raise CorruptState("SessionRecord: integrity check failed (truncated or altered)")
+        r = Reader(body, Tag.SESSION_RECORD, "SessionRecord")
+        profile = PROFILES.get(r.var("profile", 64).decode("ascii", "replace"))
+        if profile is None:
+            raise InvalidEncoding("SessionRecord: unknown profile")
+        max_archived = r.u8("max archived")
+        if max_archived > MAX_ARCHIVED_LIMIT:
+            raise InvalidEncoding("SessionRecord: max archived out of range")
+        record = cls(profile, max_archived)
+        for _ in range(r.count("session count", 1 + max_archived)):
+            record.sessions.append(Session._read(r, profile))
+        r.finish()
+        if len({s.base_key for s in record.sessions}) != len(record.sessions):
+            raise InvalidEncoding("SessionRecord: two sessions with one base key")
+        return record

@@ -1,0 +1,127 @@
+"""Serialization of ratchet state and limits (inside a SessionRecord).
+
+Layout (format version 1; docs/formats.md has the table)::
+
+    limits:  max_skip, max_stored_keys, max_receiving_chains,
+             expire_after_steps, expire_after_seconds, max_message_size (4 bytes each)
+    state:   flags (1) | DHs private (32) | DHs public (32) | RK (32)
+             | [DHr] [CKs] [CKr] [HKs] [HKr] [NHKs] [NHKr] (32 each, per flag bit 1..7)
+             | Ns, Nr, PN (4 each) | step (8) | window
+    window:  chain count (4), per chain: id (32) | step (8) | end flag [end (4)]
+             | floor (4) | reason (1) | key count (4), per key: n (4) | key (32) | stored at (8)
+             forgotten count (4), per chain: id (32) | reason (1)
+
+Flag bit 0 is header encryption.  Reading checks every invariant the
+ratchet relies on, so a state that loads is a state the ratchet can run.
+"""
+
+from __future__ import annotations
+
+from ._encoding import Reader, Writer
+from ._errors import InvalidArgument, InvalidEncoding
+from ._primitives import PublicKey
+from ._profile import Profile
+from ._ratchet import RatchetState
+from ._window import Chain, RatchetLimits, Reason, Window
+
+__all__ = ["write_limits", "read_limits", "write_state", "read_state"]
+
+_LIMIT_FIELDS = ("max_skip", "max_stored_keys", "max_receiving_chains", "expire_after_steps",
+                 "expire_after_seconds", "max_message_size")
+_OPTIONAL = ("dhr", "cks", "ckr", "hks", "hkr", "nhks", "nhkr")
+
+
+def write_limits(w: Writer, limits: RatchetLimits) -> None:
+    for name in _LIMIT_FIELDS:
+        w.u32(getattr(limits, name))
+
+
+def read_limits(r: Reader) -> RatchetLimits:
+    values = [r.u32(name) for name in _LIMIT_FIELDS]
+    try:
+        return RatchetLimits(*values)
+    except InvalidArgument as error:
+        raise InvalidEncoding(f"SessionRecord: {error}") from None
+
+
+def write_state(w: Writer, state: RatchetState) -> None:
+    flags = int(state.header_encryption)
+    for bit, name in enumerate(_OPTIONAL, start=1):
+        if getattr(state, name) is not None:
+            flags |= 1 << bit
+    w.u8(flags).fixed(state.dhs_private).fixed(state.dhs_public).fixed(state.rk)
+    for name in _OPTIONAL:
+        value = getattr(state, name)
+        if value is not None:
+            w.fixed(value)
+    w.u32(state.ns).u32(state.nr).u32(state.pn).u64(state.step)
+    window = state.window
+    w.u32(len(window.chains))
+    for chain in window.chains:
+        w.fixed(chain.chain_id).u64(chain.step).flag(chain.end is not None)
+        if chain.end is not None:
+            w.u32(chain.end)
+        w.u32(chain.floor).u8(chain.reason).u32(len(chain.keys))
+        for n, (key, stored_at) in chain.keys.items():
+            w.u32(n).fixed(key).u64(stored_at)
+    w.u32(len(window.forgotten))
+    for chain_id, reason in window.forgotten:
+        w.fixed(chain_id).u8(reason)
+
+
+def _reason(r: Reader, allow_none: bool) -> Reason:
+    value = r.u8("reason")
+    if value > 2 or (value == 0 and not allow_none):
+        raise InvalidEncoding("SessionRecord: unknown drop reason")
+    return Reason(value)
+
+
+def read_state(r: Reader, profile: Profile, limits: RatchetLimits) -> RatchetState:
+    flags = r.u8("state flags")
+    he = bool(flags & 1)
+    dhs_private, dhs_public = r.fixed(32, "DHs private"), r.fixed(32, "DHs public")
+    PublicKey.from_bytes(dhs_public)
+    state = RatchetState(profile, he, dhs_private, dhs_public, r.fixed(32, "RK"))
+    for bit, name in enumerate(_OPTIONAL, start=1):
+        if flags & (1 << bit):
+            setattr(state, name, r.fixed(32, name))
+    if not he and flags & 0b11110000:
+        raise InvalidEncoding("SessionRecord: header keys without header encryption")
+    state.ns, state.nr, state.pn = r.u32("Ns"), r.u32("Nr"), r.u32("PN")
+    state.step = r.u64("step")
+    window = state.window
+    for _ in range(r.count("chain count", limits.max_receiving_chains)):
+        chain = Chain(r.fixed(32, "chain id"), r.u64("chain step"))
+        chain.end = r.u32("chain end") if r.flag("chain finished") else None
+        chain.floor = r.u32("floor")
+        chain.reason = _reason(r, allow_none=True)
+        if (chain.reason is Reason.NONE) != (chain.floor == 0):
+            raise InvalidEncoding("SessionRecord: floor and reason disagree")
+        last = chain.floor - 1
+        for _ in range(r.count("key count", limits.max_stored_keys)):
+            n = r.u32("message number")
+            if n <= last or (chain.end is not None and n >= chain.end):
+                raise InvalidEncoding("SessionRecord: skipped keys out of order or range")
+            chain.keys[n] = (r.fixed(32, "message key"), r.u64("stored at"))
+            last = n
+        window.chains.append(chain)
+        window.stored += len(chain.keys)
+    _check_window(state, window, limits)
+    for _ in range(r.count("forgotten count", 2 * limits.max_receiving_chains)):
+        window.forgotten.append((r.fixed(32, "forgotten id"), _reason(r, allow_none=False)))
+    return state
+
+
+def _check_window(state: RatchetState, window: Window, limits: RatchetLimits) -> None:
+    if window.stored > limits.max_stored_keys:
+        raise InvalidEncoding("SessionRecord: more stored keys than the limit")
+    chains = window.chains
+    if [c for c in chains[:-1] if c.end is None]:
+        raise InvalidEncoding("SessionRecord: only the newest chain may be open")
+    if (state.ckr is None) != (not chains) or (chains and chains[-1].end is not None):
+        raise InvalidEncoding("SessionRecord: receiving chain and window disagree")
+    if chains and chains[-1].chain_id != (state.hkr if state.header_encryption else state.dhr):
+        raise InvalidEncoding("SessionRecord: current chain id does not match the state")
+    if any(a.step >= b.step for a, b in zip(chains, chains[1:])) or \
+            any(c.step > state.step for c in chains):
+        raise InvalidEncoding("SessionRecord: chains out of order")

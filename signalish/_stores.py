@@ -1,0 +1,186 @@
+"""Storage interfaces and two implementations: in memory and SQLite.
+
+Stores hold bytes; they never parse them.  :class:`SessionManager` runs each
+operation inside :meth:`Store.transaction`: it reads what it needs, works,
+writes the new state, and the transaction commits all writes at once or
+none.  A decrypt therefore either returns the plaintext *and* has its new
+session state committed, or fails and leaves the stored state as it was:
+a crash in between loses no message and never reuses a message key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from ._errors import InvalidArgument
+from ._keys import IdentityKey
+
+__all__ = ["IdentityStore", "PreKeyStore", "SessionStore", "Store", "MemoryStore", "SQLiteStore"]
+
+
+@runtime_checkable
+class IdentityStore(Protocol):
+    """Peers' identity keys as last trusted (libsignal's IdentityKeyStore)."""
+
+    def get_identity(self, address: str) -> IdentityKey | None: ...
+
+    def save_identity(self, address: str, key: IdentityKey) -> None: ...
+
+
+@runtime_checkable
+class PreKeyStore(Protocol):
+    """The local :class:`~signalish.PreKeyRing`, serialized."""
+
+    def load_prekeys(self) -> bytes | None: ...
+
+    def save_prekeys(self, data: bytes) -> None: ...
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """One serialized :class:`~signalish.SessionRecord` per peer address."""
+
+    def load_session(self, address: str) -> bytes | None: ...
+
+    def save_session(self, address: str, data: bytes) -> None: ...
+
+    def delete_session(self, address: str) -> None: ...
+
+
+@runtime_checkable
+class Store(IdentityStore, PreKeyStore, SessionStore, Protocol):
+    """All three, plus a transaction that makes their writes atomic."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+
+class MemoryStore:
+    """Everything in dictionaries.  A transaction that raises is rolled back."""
+
+    def __init__(self) -> None:
+        self._identities: dict[str, IdentityKey] = {}
+        self._prekeys: bytes | None = None
+        self._sessions: dict[str, bytes] = {}
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        saved = (dict(self._identities), self._prekeys, dict(self._sessions))
+        try:
+            yield
+        except BaseException:
+            self._identities, self._prekeys, self._sessions = saved
+            raise
+
+    def get_identity(self, address: str) -> IdentityKey | None:
+        return self._identities.get(address)
+
+    def save_identity(self, address: str, key: IdentityKey) -> None:
+        self._identities[address] = key
+
+    def load_prekeys(self) -> bytes | None:
+        return self._prekeys
+
+    def save_prekeys(self, data: bytes) -> None:
+        self._prekeys = bytes(data)
+
+    def load_session(self, address: str) -> bytes | None:
+        return self._sessions.get(address)
+
+    def save_session(self, address: str, data: bytes) -> None:
+        self._sessions[address] = bytes(data)
+
+    def delete_session(self, address: str) -> None:
+        self._sessions.pop(address, None)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS identities (address TEXT PRIMARY KEY, key BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS prekeys (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (address TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS local (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+"""
+
+
+class SQLiteStore:
+    """A store in one SQLite file (standard library ``sqlite3``).
+
+    Writes happen only inside :meth:`transaction` (``BEGIN IMMEDIATE`` ...
+    ``COMMIT``), in WAL mode with ``synchronous=FULL``, so a committed
+    transaction survives a crash and an uncommitted one leaves no trace.
+    One connection per store; not for use from several threads at once.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._in_transaction = False
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_transaction:
+            raise InvalidArgument("SQLiteStore transactions do not nest")
+        self._db.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        if not self._in_transaction:
+            raise InvalidArgument("SQLiteStore writes must happen inside transaction()")
+        self._db.execute(sql, args)
+
+    def _read(self, sql: str, args: tuple[object, ...]) -> bytes | None:
+        row = self._db.execute(sql, args).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def get_identity(self, address: str) -> IdentityKey | None:
+        data = self._read("SELECT key FROM identities WHERE address = ?", (address,))
+        return None if data is None else IdentityKey.from_bytes(data)
+
+    def save_identity(self, address: str, key: IdentityKey) -> None:
+        self._write("INSERT OR REPLACE INTO identities VALUES (?, ?)", (address, key.to_bytes()))
+
+    def load_prekeys(self) -> bytes | None:
+        return self._read("SELECT data FROM prekeys WHERE id = 1", ())
+
+    def save_prekeys(self, data: bytes) -> None:
+        self._write("INSERT OR REPLACE INTO prekeys VALUES (1, ?)", (data,))
+
+    def load_session(self, address: str) -> bytes | None:
+        return self._read("SELECT data FROM sessions WHERE address = ?", (address,))
+
+    def save_session(self, address: str, data: bytes) -> None:
+        self._write("INSERT OR REPLACE INTO sessions VALUES (?, ?)", (address, data))
+
+    def delete_session(self, address: str) -> None:
+        self._write("DELETE FROM sessions WHERE address = ?", (address,))
+
+    def load_local(self, name: str) -> bytes | None:
+        """Application data kept beside the protocol state (for example the
+        serialized :class:`~signalish.IdentityKeyPair`)."""
+        return self._read("SELECT data FROM local WHERE name = ?", (name,))
+
+    def save_local(self, name: str, data: bytes) -> None:
+        self._write("INSERT OR REPLACE INTO local VALUES (?, ?)", (name, data))
