@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._bundle import PreKeyBundle
-from ._errors import NoSession, PolicyViolation, UnsupportedByProfile, UntrustedIdentity
+from ._errors import AuthenticationError, NoSession, PolicyViolation, UnsupportedByProfile, UntrustedIdentity
 from ._keys import IdentityKey, IdentityKeyPair
 from ._message import EncryptedFrame, PreKeyFrame, parse
 from ._prekeys import PreKeyRing
@@ -99,9 +99,8 @@ class SessionManager:
                                             bundle.signed_prekey.public_key, self.rng, he)
             session = Session(
                 remote_identity=bundle.identity_key, local_identity=self.identity.public,
-                associated_data=agreement.associated_data,
-                base_key=agreement.header.base_key.raw, initiated_by_us=True,
-                pending=agreement.header, state=state, limits=self.options.limits)
+                associated_data=agreement.associated_data, initial_header=agreement.header,
+                initiated_by_us=True, pending=True, state=state, limits=self.options.limits)
             record = self._record(address) or SessionRecord(self.profile, self.options.max_archived)
             record.sessions.insert(0, session)
             del record.sessions[1 + record.max_archived:]
@@ -148,6 +147,8 @@ class SessionManager:
         header = frame.header
         session = record.find(header.base_key.raw)
         if session is not None:
+            if not session.matches_initial(header):
+                raise AuthenticationError("decryption failed")
             plaintext = session.decrypt(frame.inner, now=now, rng=self.rng)
             record.install(session)
             return plaintext
@@ -164,8 +165,8 @@ class SessionManager:
         state = RatchetState.init_bob(self.profile, agreement.shared_secret, spk, he)
         session = Session(
             remote_identity=header.identity_key, local_identity=self.identity.public,
-            associated_data=agreement.associated_data, base_key=header.base_key.raw,
-            initiated_by_us=False, pending=None, state=state, limits=self.options.limits)
+            associated_data=agreement.associated_data, initial_header=header,
+            initiated_by_us=False, pending=False, state=state, limits=self.options.limits)
         plaintext = ratchet_decrypt(state, frame.inner, session.associated_data, now=now,
                                     rng=self.rng, limits=session.limits)
         ring.consume(header, now=now)

@@ -258,7 +258,7 @@ def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: in
     window.add(chain, skipped, now)
     state.ckr = hmac_sha256(ck, _CHAIN_KEY)
     state.nr = n + 1
-    if skipped:
+    if window.stored:  # only stored keys can have aged; chains change only at DH steps
         window.enforce(now, state.step, limits)
     return plaintext
 

@@ -78,23 +78,33 @@ class SessionOptions:
 class Session:
     """One Double Ratchet session with one peer."""
 
-    __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
+    __slots__ = ("remote_identity", "local_identity", "associated_data", "initial_header",
                  "initiated_by_us", "pending", "state", "limits")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
-                 associated_data: bytes, base_key: bytes, initiated_by_us: bool,
-                 pending: InitialHeader | None, state: RatchetState,
-                 limits: RatchetLimits) -> None:
+                 associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
+                 pending: bool, state: RatchetState, limits: RatchetLimits) -> None:
         self.remote_identity = remote_identity
         self.local_identity = local_identity
         self.associated_data = associated_data
-        #: The initiator's ephemeral key (EK_A): names this session on both sides.
-        self.base_key = base_key
+        #: The X3DH/PQXDH header that created this session (sent or received).
+        self.initial_header = initial_header
         self.initiated_by_us = initiated_by_us
-        #: Our initial header while no message from the peer arrived in this session.
+        #: True while we initiated and no message from the peer arrived yet:
+        #: our messages then carry ``initial_header``.
         self.pending = pending
         self.state = state
         self.limits = limits
+
+    @property
+    def base_key(self) -> bytes:
+        """The initiator's ephemeral key (EK_A): names this session on both sides."""
+        return self.initial_header.base_key.raw
+
+    def matches_initial(self, header: InitialHeader) -> bool:
+        """Whether a received PreKeyMessage header is exactly the one that
+        created this (responder) session: no field of it may differ."""
+        return not self.initiated_by_us and header.to_bytes() == self.initial_header.to_bytes()
 
     @property
     def header_encryption(self) -> bool:
@@ -105,29 +115,28 @@ class Session:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
         message = ratchet_encrypt(self.state, plaintext, self.associated_data)
-        return message if self.pending is None else prekey_message(self.pending, message)
+        return prekey_message(self.initial_header, message) if self.pending else message
 
     def decrypt(self, frame: PlainFrame | EncryptedFrame, *, now: int, rng: RandomSource) -> bytes:
         if isinstance(frame, EncryptedFrame) != self.state.header_encryption:
             raise AuthenticationError("decryption failed")
         plaintext = ratchet_decrypt(self.state, frame, self.associated_data, now=now, rng=rng,
                                     limits=self.limits)
-        self.pending = None
+        self.pending = False
         return plaintext
 
     def _write(self, w: Writer) -> None:
-        flags = self.initiated_by_us | (self.pending is not None) << 1
+        flags = self.initiated_by_us | self.pending << 1
         w.u8(flags).fixed(self.local_identity.public_bytes())
-        w.fixed(self.remote_identity.public_bytes()).var(self.associated_data).fixed(self.base_key)
-        if self.pending is not None:
-            w.var(self.pending.to_bytes())
+        w.fixed(self.remote_identity.public_bytes()).var(self.associated_data)
+        w.var(self.initial_header.to_bytes())
         write_limits(w, self.limits)
         write_state(w, self.state)
 
     @classmethod
     def _read(cls, r: Reader, profile: Profile) -> Session:
         flags = r.u8("session flags")
-        if flags > 3:
+        if flags > 3 or flags == 2:
             raise InvalidEncoding("Session: unknown flag bits")
         local = IdentityKey(PublicKey.from_bytes(r.fixed(32, "local identity")))
         remote = IdentityKey(PublicKey.from_bytes(r.fixed(32, "remote identity")))
@@ -135,13 +144,15 @@ class Session:
         if ad != local.encode(profile) + remote.encode(profile) and \
                 ad != remote.encode(profile) + local.encode(profile):
             raise InvalidEncoding("Session: associated data does not match the identities")
-        base_key = r.fixed(32, "base key")
-        pending = InitialHeader.from_bytes(r.var("pending header", 4096)) if flags & 2 else None
+        header = InitialHeader.from_bytes(r.var("initial header", 4096))
+        initiator = local if flags & 1 else remote
+        if header.identity_key != initiator:
+            raise InvalidEncoding("Session: initial header names another initiator")
         limits = read_limits(r)
         state = read_state(r, profile, limits)
         return cls(remote_identity=remote, local_identity=local, associated_data=ad,
-                   base_key=base_key, initiated_by_us=bool(flags & 1), pending=pending,
-                   state=state, limits=limits)
+                   initial_header=header, initiated_by_us=bool(flags & 1),
+                   pending=bool(flags & 2), state=state, limits=limits)
 
 
 class SessionRecord:
@@ -175,7 +186,7 @@ class SessionRecord:
         if session not in self.sessions:
             self.sessions.append(session)
         current = self.sessions[0]
-        if (current is not session and current.initiated_by_us and current.pending is not None
+        if (current is not session and current.initiated_by_us and current.pending
                 and current.base_key < session.base_key):
             self.sessions.remove(session)
             self.sessions.insert(1, session)

@@ -1,0 +1,182 @@
+"""Stateful Hypothesis tests of two-party conversations (issue: Double Ratchet).
+
+Random interleavings of sends, deliveries (any order), drops, duplicates,
+tampering and save-and-restore of either party.  The model:
+
+* an untampered message delivered for the first time decrypts to exactly its
+  plaintext;
+* delivering it again raises DuplicateMessage;
+* a tampered message raises a SignalishError;
+* every failed delivery leaves the party's stored state byte-identical.
+
+``Conversation`` runs with limits wide enough that every message stays inside
+the window.  ``TightConversation`` runs with small limits: there a first
+delivery may instead be refused as evicted, expired or too far ahead (never
+as forged), and the error must be one of those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from signalish import (
+    DuplicateMessage,
+    MemoryStore,
+    MessageKeyEvicted,
+    MessageKeyExpired,
+    RatchetLimits,
+    SessionManager,
+    SessionOptions,
+    SignalishError,
+    TooFarAhead,
+)
+from sessions import Party, make_party
+
+WIDE = RatchetLimits(max_skip=10_000, max_stored_keys=10_000, max_receiving_chains=1_000,
+                     expire_after_steps=1_000)
+TIGHT = RatchetLimits(max_skip=4, max_stored_keys=5, max_receiving_chains=2,
+                      expire_after_steps=1, expire_after_seconds=50)
+
+
+@dataclass
+class Sent:
+    sender: str
+    data: bytes
+    plaintext: bytes
+    delivered: bool = False
+    refused: bool = False
+
+
+class Conversation(RuleBasedStateMachine):
+    limits = WIDE
+    window_errors: tuple[type[Exception], ...] = ()
+
+    @initialize(he=st.booleans(), seed=st.binary(min_size=4, max_size=4))
+    def setup(self, he: bool, seed: bytes) -> None:
+        options = SessionOptions(header_encryption=he, limits=self.limits)
+        self.parties = {"alice": make_party("alice", seed, options),
+                        "bob": make_party("bob", seed, options)}
+        self.parties["alice"].manager.initiate("bob", self.parties["bob"].bundle())
+        self.sent: list[Sent] = []
+        self.now = 0
+        self.bob_can_send = False
+        self.counter = 0
+
+    def other(self, name: str) -> str:
+        return "bob" if name == "alice" else "alice"
+
+    def deliver_to(self, message: Sent, data: bytes) -> bytes:
+        receiver = self.parties[self.other(message.sender)]
+        return receiver.manager.decrypt(message.sender, data, now=self.now)
+
+    @rule(sender=st.sampled_from(["alice", "bob"]), size=st.integers(0, 40))
+    def send(self, sender: str, size: int) -> None:
+        if sender == "bob" and not self.bob_can_send:
+            return
+        self.counter += 1
+        plaintext = (b"%s-%d:" % (sender.encode(), self.counter)) + b"x" * size
+        data = self.parties[sender].manager.encrypt(self.other(sender), plaintext)
+        self.sent.append(Sent(sender, data, plaintext))
+
+    @precondition(lambda self: any(not m.delivered and not m.refused for m in self.sent))
+    @rule(pick=st.integers(0, 10_000))
+    def deliver(self, pick: int) -> None:
+        waiting = [m for m in self.sent if not m.delivered and not m.refused]
+        message = waiting[pick % len(waiting)]
+        receiver = self.parties[self.other(message.sender)]
+        before = receiver.snapshot()
+        try:
+            plaintext = self.deliver_to(message, message.data)
+        except self.window_errors:
+            assert receiver.snapshot() == before
+            message.refused = True
+            return
+        assert plaintext == message.plaintext
+        message.delivered = True
+        if message.sender == "alice":
+            self.bob_can_send = True
+
+    @precondition(lambda self: any(m.delivered for m in self.sent))
+    @rule(pick=st.integers(0, 10_000))
+    def redeliver(self, pick: int) -> None:
+        done = [m for m in self.sent if m.delivered]
+        message = done[pick % len(done)]
+        receiver = self.parties[self.other(message.sender)]
+        before = receiver.snapshot()
+        try:
+            self.deliver_to(message, message.data)
+        except DuplicateMessage:
+            pass
+        except self.window_errors:
+            pass  # below the window's lower edge: reported with its reason
+        else:
+            raise AssertionError("a duplicate was decrypted twice")
+        assert receiver.snapshot() == before
+
+    @precondition(lambda self: bool(self.sent))
+    @rule(pick=st.integers(0, 10_000), position=st.integers(0, 10_000), bit=st.integers(0, 7))
+    def tamper(self, pick: int, position: int, bit: int) -> None:
+        message = self.sent[pick % len(self.sent)]
+        data = bytearray(message.data)
+        data[position % len(data)] ^= 1 << bit
+        receiver = self.parties[self.other(message.sender)]
+        before = receiver.snapshot()
+        try:
+            self.deliver_to(message, bytes(data))
+        except SignalishError:
+            pass
+        else:
+            raise AssertionError("a tampered message was accepted")
+        assert receiver.snapshot() == before
+
+    @precondition(lambda self: any(not m.delivered for m in self.sent))
+    @rule(pick=st.integers(0, 10_000))
+    def drop(self, pick: int) -> None:
+        waiting = [m for m in self.sent if not m.delivered and not m.refused]
+        if waiting:
+            waiting[pick % len(waiting)].refused = True  # never delivered
+
+    @rule(name=st.sampled_from(["alice", "bob"]))
+    def save_and_restore(self, name: str) -> None:
+        party = self.parties[name]
+        fresh = MemoryStore()
+        with fresh.transaction():
+            for address, data in party.store._sessions.items():
+                fresh.save_session(address, data)
+            if party.store._prekeys is not None:
+                fresh.save_prekeys(party.store._prekeys)
+            for address, key in party.store._identities.items():
+                fresh.save_identity(address, key)
+        options = party.manager.options
+        party.store = fresh
+        party.manager = SessionManager(party.identity, fresh, rng=party.rng, options=options)
+
+    @rule(seconds=st.integers(0, 30))
+    def wait(self, seconds: int) -> None:
+        self.now += seconds
+
+    @invariant()
+    def alice_always_has_a_session(self) -> None:
+        if hasattr(self, "parties"):
+            assert self.parties["alice"].manager.has_session("bob")
+
+
+class TightConversation(Conversation):
+    limits = TIGHT
+    window_errors = (MessageKeyEvicted, MessageKeyExpired, TooFarAhead)
+
+
+TestConversation = Conversation.TestCase
+TestConversation.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
+TestTightConversation = TightConversation.TestCase
+TestTightConversation.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)

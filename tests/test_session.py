@@ -1,0 +1,172 @@
+"""Sessions through SessionManager: the initial-message rule, replays,
+simultaneous initiation, identity changes, policy, and failure atomicity."""
+
+from __future__ import annotations
+
+import pytest
+
+from signalish import (
+    AuthenticationError,
+    CorruptState,
+    DecodeError,
+    DuplicateMessage,
+    NoSession,
+    PolicyViolation,
+    PreKeyAlreadyUsed,
+    SessionOptions,
+    SessionRecord,
+    SignalishError,
+    UntrustedIdentity,
+)
+from signalish._message import MESSAGE, MESSAGE_HE, PREKEY_MESSAGE
+from sessions import make_party
+
+
+@pytest.mark.parametrize("he", [False, True])
+def test_prekey_messages_until_first_reply(he: bool) -> None:
+    alice = make_party("alice", b"1", SessionOptions(header_encryption=he))
+    bob = make_party("bob", b"1")
+    alice.manager.initiate("bob", bob.bundle())
+    first = [alice.manager.encrypt("bob", b"m%d" % i) for i in range(3)]
+    assert all(m[0] == PREKEY_MESSAGE for m in first)
+    # Bob builds the session from whichever arrives first; the others reuse it.
+    assert bob.manager.decrypt("alice", first[1], now=5) == b"m1"
+    assert bob.manager.decrypt("alice", first[0], now=5) == b"m0"
+    reply = bob.manager.encrypt("alice", b"hi")
+    assert reply[0] == (MESSAGE_HE if he else MESSAGE)
+    assert alice.manager.decrypt("bob", reply, now=6) == b"hi"
+    after = alice.manager.encrypt("bob", b"plain now")
+    assert after[0] == (MESSAGE_HE if he else MESSAGE)
+    assert bob.manager.decrypt("alice", after, now=7) == b"plain now"
+    assert bob.manager.decrypt("alice", first[2], now=8) == b"m2"
+
+
+def test_replayed_initial_message() -> None:
+    alice = make_party("alice", b"2")
+    bob = make_party("bob", b"2", SessionOptions(max_archived=0))
+    alice.manager.initiate("bob", bob.bundle())
+    initial = alice.manager.encrypt("bob", b"hello")
+    bob.manager.decrypt("alice", initial, now=1)
+    before = bob.snapshot()
+    with pytest.raises(DuplicateMessage):  # the session still exists
+        bob.manager.decrypt("alice", initial, now=2)
+    assert bob.snapshot() == before
+    # Once that session is gone, the one-time prekey it used is gone too.
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"second session"), now=3)
+    with pytest.raises(PreKeyAlreadyUsed):
+        bob.manager.decrypt("alice", initial, now=4)
+
+
+@pytest.mark.parametrize("order", ["alice-first", "bob-first", "interleaved"])
+@pytest.mark.parametrize("he", [False, True])
+def test_simultaneous_initiation_converges(order: str, he: bool) -> None:
+    options = SessionOptions(header_encryption=he)
+    alice = make_party("alice", b"3" + order.encode(), options)
+    bob = make_party("bob", b"3" + order.encode(), options)
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.initiate("alice", alice.bundle())
+    from_alice = alice.manager.encrypt("bob", b"hi bob")
+    from_bob = bob.manager.encrypt("alice", b"hi alice")
+    if order == "alice-first":
+        assert bob.manager.decrypt("alice", from_alice, now=1) == b"hi bob"
+        assert alice.manager.decrypt("bob", from_bob, now=1) == b"hi alice"
+    else:
+        assert alice.manager.decrypt("bob", from_bob, now=1) == b"hi alice"
+        assert bob.manager.decrypt("alice", from_alice, now=1) == b"hi bob"
+    # Both now hold the same two sessions and picked the same one as current.
+    current = {p.name: SessionRecord.from_bytes(p.store.load_session(other)).current.base_key
+               for p, other in ((alice, "bob"), (bob, "alice"))}
+    assert current["alice"] == current["bob"]
+    # And the conversation works both ways, several rounds.
+    for i in range(3):
+        m = alice.manager.encrypt("bob", b"a%d" % i)
+        assert bob.manager.decrypt("alice", m, now=2) == b"a%d" % i
+        m = bob.manager.encrypt("alice", b"b%d" % i)
+        assert alice.manager.decrypt("bob", m, now=2) == b"b%d" % i
+
+
+def test_identity_change_needs_a_trust_decision() -> None:
+    alice = make_party("alice", b"4")
+    bob = make_party("bob", b"4")
+    alice.manager.initiate("bob", bob.bundle())
+    new_bob = make_party("bob", b"4-reinstalled")
+    before = alice.snapshot()
+    with pytest.raises(UntrustedIdentity) as caught:
+        alice.manager.initiate("bob", new_bob.bundle())
+    assert caught.value.received == new_bob.identity.public
+    assert caught.value.stored == bob.identity.public
+    assert alice.snapshot() == before
+    alice.manager.trust_identity("bob", new_bob.identity.public)
+    alice.manager.initiate("bob", new_bob.bundle())
+    message = alice.manager.encrypt("bob", b"hello again")
+    assert new_bob.manager.decrypt("alice", message, now=1) == b"hello again"
+
+
+def test_identity_change_on_the_responder_side() -> None:
+    alice = make_party("alice", b"5")
+    bob = make_party("bob", b"5")
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"1"), now=1)
+    impostor = make_party("alice", b"5-other")
+    impostor.manager.initiate("bob", bob.bundle())
+    before = bob.snapshot()
+    with pytest.raises(UntrustedIdentity):
+        bob.manager.decrypt("alice", impostor.manager.encrypt("bob", b"trust me"), now=2)
+    assert bob.snapshot() == before
+
+
+def test_header_encryption_required_by_responder() -> None:
+    alice = make_party("alice", b"6")
+    bob = make_party("bob", b"6", SessionOptions(header_encryption=True))
+    alice.manager.initiate("bob", bob.bundle())
+    with pytest.raises(PolicyViolation):
+        bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"x"), now=1)
+
+
+def test_failures_change_nothing_in_the_store() -> None:
+    alice = make_party("alice", b"7")
+    bob = make_party("bob", b"7")
+    alice.manager.initiate("bob", bob.bundle())
+    message = alice.manager.encrypt("bob", b"x")
+    before = bob.snapshot()
+    for bad in (b"", b"\x40", message[:-1], message + b"\x00", bytes(len(message)),
+                message[:-1] + bytes((message[-1] ^ 1,))):
+        with pytest.raises(SignalishError):
+            bob.manager.decrypt("alice", bad, now=1)
+        assert bob.snapshot() == before
+    with pytest.raises(NoSession):
+        bob.manager.encrypt("alice", b"no session yet")
+
+
+def test_record_serialization_is_checked() -> None:
+    alice = make_party("alice", b"8")
+    bob = make_party("bob", b"8")
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"x"), now=1)
+    data = bob.store.load_session("alice")
+    assert data is not None
+    assert SessionRecord.from_bytes(data).to_bytes() == data
+    for i in range(0, len(data)):
+        with pytest.raises(CorruptState):
+            SessionRecord.from_bytes(data[:i])
+        flipped = data[:i] + bytes((data[i] ^ 0x10,)) + data[i + 1:]
+        with pytest.raises(DecodeError):
+            SessionRecord.from_bytes(flipped)
+    with pytest.raises(CorruptState):
+        SessionRecord.from_bytes(data + b"\x00")
+
+
+def test_unknown_session_message_is_refused() -> None:
+    alice = make_party("alice", b"9")
+    bob = make_party("bob", b"9")
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"x"), now=1)
+    reply = bob.manager.encrypt("alice", b"r")
+    stranger = make_party("mallory", b"9")
+    with pytest.raises(NoSession):
+        stranger.manager.decrypt("bob", reply, now=1)
+    other = make_party("alice", b"9-b")
+    other.manager.initiate("bob", make_party("bob", b"9-b").bundle())
+    with pytest.raises(AuthenticationError):
+        other.manager.decrypt("bob", reply, now=1)
