@@ -116,10 +116,17 @@ class SessionManager:
             self.store.save_session(address, record.to_bytes())
         return message
 
-    def decrypt(self, address: str, message: bytes, *, now: int) -> bytes:
+    def decrypt(self, address: str, message: bytes, *, now: int,
+                deliver: Callable[[bytes], None] | None = None) -> bytes:
         """Decrypt a message from ``address``; a PreKeyMessage from an unknown
         session builds one (X3DH/PQXDH as responder) and consumes the
         one-time prekeys it used.
+
+        ``deliver``, if given, is called with the plaintext inside the store
+        transaction, before it commits: an application that saves the
+        plaintext there (for example in the same SQLite file) gets the
+        plaintext and the new state committed together.  If ``deliver``
+        raises, nothing is committed and the message can be decrypted again.
 
         Raises a :class:`~signalish.DecodeError` for malformed bytes,
         :class:`~signalish.AuthenticationError` for anything forged or
@@ -140,6 +147,8 @@ class SessionManager:
                     raise NoSession(f"no session with {address!r}")
                 plaintext = record.decrypt(frame, now=now, rng=self.rng)
             self.store.save_session(address, record.to_bytes())
+            if deliver is not None:
+                deliver(plaintext)
         return plaintext
 
     def _decrypt_prekey(self, address: str, record: SessionRecord, frame: PreKeyFrame,
