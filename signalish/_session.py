@@ -78,8 +78,8 @@ class SessionOptions:
 class Session:
     """One Double Ratchet session with one peer."""
 
-    __slots__ = ("remote_identity", "local_identity", "associated_data", "initial_header",
-                 "initiated_by_us", "pending", "state", "limits")
+    __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
+                 "initial_digest", "initiated_by_us", "pending", "state", "limits")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
@@ -87,24 +87,21 @@ class Session:
         self.remote_identity = remote_identity
         self.local_identity = local_identity
         self.associated_data = associated_data
-        #: The X3DH/PQXDH header that created this session (sent or received).
-        self.initial_header = initial_header
+        #: The initiator's ephemeral key (EK_A): names this session on both sides.
+        self.base_key = initial_header.base_key.raw
+        #: SHA-256 of the X3DH/PQXDH header that created this session.
+        self.initial_digest = _digest(initial_header)
         self.initiated_by_us = initiated_by_us
-        #: True while we initiated and no message from the peer arrived yet:
-        #: our messages then carry ``initial_header``.
-        self.pending = pending
+        #: While we initiated and nothing arrived from the peer yet, our
+        #: messages carry this header; None afterwards.
+        self.pending: InitialHeader | None = initial_header if pending else None
         self.state = state
         self.limits = limits
-
-    @property
-    def base_key(self) -> bytes:
-        """The initiator's ephemeral key (EK_A): names this session on both sides."""
-        return self.initial_header.base_key.raw
 
     def matches_initial(self, header: InitialHeader) -> bool:
         """Whether a received PreKeyMessage header is exactly the one that
         created this (responder) session: no field of it may differ."""
-        return not self.initiated_by_us and header.to_bytes() == self.initial_header.to_bytes()
+        return not self.initiated_by_us and _digest(header) == self.initial_digest
 
     @property
     def header_encryption(self) -> bool:
@@ -115,21 +112,23 @@ class Session:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
         message = ratchet_encrypt(self.state, plaintext, self.associated_data)
-        return prekey_message(self.initial_header, message) if self.pending else message
+        return message if self.pending is None else prekey_message(self.pending, message)
 
     def decrypt(self, frame: PlainFrame | EncryptedFrame, *, now: int, rng: RandomSource) -> bytes:
         if isinstance(frame, EncryptedFrame) != self.state.header_encryption:
             raise AuthenticationError("decryption failed")
         plaintext = ratchet_decrypt(self.state, frame, self.associated_data, now=now, rng=rng,
                                     limits=self.limits)
-        self.pending = False
+        self.pending = None
         return plaintext
 
     def _write(self, w: Writer) -> None:
-        flags = self.initiated_by_us | self.pending << 1
+        flags = self.initiated_by_us | (self.pending is not None) << 1
         w.u8(flags).fixed(self.local_identity.public_bytes())
         w.fixed(self.remote_identity.public_bytes()).var(self.associated_data)
-        w.var(self.initial_header.to_bytes())
+        w.fixed(self.base_key).fixed(self.initial_digest)
+        if self.pending is not None:
+            w.var(self.pending.to_bytes())
         write_limits(w, self.limits)
         write_state(w, self.state)
 
@@ -144,15 +143,23 @@ class Session:
         if ad != local.encode(profile) + remote.encode(profile) and \
                 ad != remote.encode(profile) + local.encode(profile):
             raise InvalidEncoding("Session: associated data does not match the identities")
-        header = InitialHeader.from_bytes(r.var("initial header", 4096))
-        initiator = local if flags & 1 else remote
-        if header.identity_key != initiator:
-            raise InvalidEncoding("Session: initial header names another initiator")
+        base_key, digest = r.fixed(32, "base key"), r.fixed(32, "initial header digest")
+        pending = InitialHeader.from_bytes(r.var("pending header", 4096)) if flags & 2 else None
+        if pending is not None and (pending.base_key.raw != base_key or _digest(pending) != digest
+                                    or pending.identity_key != local):
+            raise InvalidEncoding("Session: pending header does not match the session")
         limits = read_limits(r)
         state = read_state(r, profile, limits)
-        return cls(remote_identity=remote, local_identity=local, associated_data=ad,
-                   initial_header=header, initiated_by_us=bool(flags & 1),
-                   pending=bool(flags & 2), state=state, limits=limits)
+        session = cls.__new__(cls)
+        session.remote_identity, session.local_identity = remote, local
+        session.associated_data, session.base_key, session.initial_digest = ad, base_key, digest
+        session.initiated_by_us, session.pending = bool(flags & 1), pending
+        session.state, session.limits = state, limits
+        return session
+
+
+def _digest(header: InitialHeader) -> bytes:
+    return hashlib.sha256(header.to_bytes()).digest()
 
 
 class SessionRecord:
@@ -186,7 +193,7 @@ class SessionRecord:
         if session not in self.sessions:
             self.sessions.append(session)
         current = self.sessions[0]
-        if (current is not session and current.initiated_by_us and current.pending
+        if (current is not session and current.initiated_by_us and current.pending is not None
                 and current.base_key < session.base_key):
             self.sessions.remove(session)
             self.sessions.insert(1, session)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m signalish demo``.
+"""Command line: ``python -m signalish demo [--header-encryption]``.
 
 Edges only: the library itself never prints.
 """
@@ -17,9 +17,10 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m signalish", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    run_demo = commands.add_parser("demo", help="Alice reaches offline Bob through a server")
-    run_demo.add_argument("--profile", choices=sorted(PROFILES), default="native")
+    run_demo = commands.add_parser("demo", help="a conversation through an untrusted server")
+    run_demo.add_argument("--header-encryption", action="store_true",
+                          help="encrypt ratchet headers (Double Ratchet section 4)")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return demo.run(PROFILES[args.profile])
+        return demo.run(PROFILES["native"], header_encryption=args.header_encryption)
     return 2  # pragma: no cover - argparse enforces the choices

@@ -1,82 +1,115 @@
-"""The demonstration: an offline first contact, and what a server sees."""
+"""The demonstration: a whole conversation, and what a server in the middle sees."""
 
 from __future__ import annotations
 
-import hashlib
-import textwrap
+import tempfile
+from pathlib import Path
 
 from .._bundle import PreKeyBundle
+from .._errors import AuthenticationError, DuplicateMessage
 from .._keys import IdentityKeyPair
+from .._manager import SessionManager
+from .._message import PreKeyFrame, parse
 from .._prekeys import PreKeyRing
 from .._primitives import SystemRandom
 from .._profile import Profile
-from .._x3dh import InitialHeader, initiate, respond
+from .._session import SessionOptions
+from .._stores import MemoryStore, SQLiteStore
 
 
 def _short(data: bytes, n: int = 12) -> str:
     return data[:n].hex() + ("..." if len(data) > n else "")
 
 
-def _id(key_id: int | None) -> str:
-    return "none" if key_id is None else f"#{key_id}"
-
-
 def _section(title: str) -> None:
     print(f"\n== {title} " + "=" * max(0, 66 - len(title)))
 
 
-def run(profile: Profile) -> int:
+def _show(label: str, message: bytes) -> None:
+    kind = {0x40: "Message", 0x41: "Message (encrypted header)",
+            0x42: "PreKeyMessage"}.get(message[0], "?")
+    print(f"  server relays {label}: {kind}, {len(message)} bytes, {_short(message, 10)}")
+
+
+def run(profile: Profile, header_encryption: bool = False) -> int:
     rng = SystemRandom()
     now = 1_700_000_000
+    options = SessionOptions(header_encryption=header_encryption)
+    workdir = Path(tempfile.mkdtemp(prefix="signalish-demo-"))
+    ok = True
 
-    _section(f"1. Bob sets up ({profile.name} profile) and goes offline")
+    _section(f"1. Bob publishes prekeys ({profile.name} profile) and goes offline")
     bob = IdentityKeyPair.generate(rng)
     ring = PreKeyRing.create(bob, profile, rng, now=now, registration_id=4242)
     ring.generate_one_time_prekeys(10, rng)
-    if profile.kem_key_prefix is not None:
-        ring.generate_kem_prekeys(5, rng, now=now)
-    print(f"Bob's identity key:       {_short(bob.public.public_bytes())}")
-    print(f"one-time prekeys stocked: {ring.one_time_prekeys_remaining}")
-    print(f"one-time KEM prekeys:     {ring.kem_prekeys_remaining}")
-
-    _section("2. The server hands Bob's bundle to Alice")
+    ring.generate_kem_prekeys(5, rng, now=now)
     wire_bundle = ring.issue_bundle().to_bytes()
-    bundle = PreKeyBundle.from_bytes(wire_bundle)
-    print(f"bundle on the wire: {len(wire_bundle)} bytes, all public")
-    print(f"  identity key       {_short(bundle.identity_key.public_bytes())}")
-    print(f"  signed prekey #{bundle.signed_prekey.key_id:<4} {_short(bundle.signed_prekey.public_key.raw)}")
-    if bundle.one_time_prekey is not None:
-        print(f"  one-time prekey #{bundle.one_time_prekey.key_id:<2} "
-              f"{_short(bundle.one_time_prekey.public_key.raw)}")
-    if bundle.kem_prekey is not None:
-        print(f"  ML-KEM-1024 prekey #{bundle.kem_prekey.key_id} "
-              f"({'last resort' if bundle.kem_prekey.last_resort else 'one-time'}, "
-              f"{len(bundle.kem_prekey.public_key.raw)} bytes)")
+    bob_store = SQLiteStore(workdir / "bob.db")
+    with bob_store.transaction():
+        bob_store.save_prekeys(ring.to_bytes())
+        bob_store.save_local("identity", bob.to_bytes())
+    print(f"Bob's identity key {_short(bob.public.public_bytes())}; state in {workdir / 'bob.db'}")
+    print(f"bundle on the server: {len(wire_bundle)} bytes, public keys and signatures only")
 
-    _section("3. Alice verifies the bundle and agrees on a secret")
-    alice = IdentityKeyPair.generate(rng)
-    sent = initiate(alice, bundle, profile, rng=rng)
-    print(f"every signature verified; protocol: {sent.protocol}")
-    wire_header = sent.header.to_bytes()
+    _section("2. Alice writes first, while Bob is offline")
+    alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), profile, rng=rng,
+                           options=options)
+    alice.initiate("bob", PreKeyBundle.from_bytes(wire_bundle))
+    first = alice.encrypt("bob", b"Hi Bob, are you there?")
+    frame = parse(first, options.limits.max_message_size)
+    assert isinstance(frame, PreKeyFrame)
+    print(f"handshake: {frame.header.protocol}, every bundle signature verified first")
+    _show("Alice's first message", first)
+    print("  it can see: Alice's identity and ephemeral keys, prekey ids, the KEM ciphertext;")
+    print("  it cannot see: the text, or any key that decrypts it")
 
-    _section("4. What the server relays to Bob (and could log)")
-    header = InitialHeader.from_bytes(wire_header)
-    print(textwrap.dedent(f"""\
-        initial-message header: {len(wire_header)} bytes
-          Alice's identity key   {_short(header.identity_key.public_bytes())}
-          Alice's ephemeral key  {_short(header.base_key.raw)}
-          prekey ids used        signed #{header.signed_prekey_id}, one-time {_id(header.one_time_prekey_id)}, KEM {_id(header.kem_prekey_id)}
-          KEM ciphertext         {len(header.kem_ciphertext or b'')} bytes
-        The server sees only public keys, ids and the ciphertext: no secret."""))
+    _section("3. Bob comes online, reads and replies")
+    bob_manager = SessionManager(bob, bob_store, profile, rng=rng)
+    print("Bob reads:  ", bob_manager.decrypt("alice", first, now=now + 60).decode())
+    reply = bob_manager.encrypt("alice", b"Yes! Got your message.")
+    _show("Bob's reply", reply)
+    print("Alice reads:", alice.decrypt("bob", reply, now=now + 61).decode())
 
-    _section("5. Bob comes online and answers")
-    received = respond(ring, header, now=now + 60)
-    ring.consume(header, now=now + 60)
-    same = sent.shared_secret == received.shared_secret
-    same_ad = sent.associated_data == received.associated_data
-    print(f"shared secret equal on both sides:     {'yes' if same else 'NO'}")
-    print(f"associated data equal on both sides:   {'yes' if same_ad else 'NO'}")
-    print("fingerprint of the secret (SHA-256, 8 bytes): "
-          + hashlib.sha256(sent.shared_secret).hexdigest()[:16])
-    print(f"Bob's one-time prekeys left: {ring.one_time_prekeys_remaining} (replenish when low)")
-    return 0 if same and same_ad else 1
+    _section("4. Three messages arrive out of order (3, 1, 2) and one twice")
+    batch = [alice.encrypt("bob", f"part {i} of 3".encode()) for i in (1, 2, 3)]
+    for index in (2, 0, 1):
+        print(f"Bob reads message {index + 1}:", bob_manager.decrypt("alice", batch[index],
+                                                                  now=now + 70).decode())
+    try:
+        bob_manager.decrypt("alice", batch[0], now=now + 71)
+        ok = False
+    except DuplicateMessage:
+        print("the repeated delivery is refused: DuplicateMessage")
+
+    _section("5. A tampered message is refused and changes nothing")
+    message = alice.encrypt("bob", b"Meet at 6.")
+    tampered = bytearray(message)
+    tampered[-20] ^= 0x01
+    before = bob_store.load_session("alice")
+    try:
+        bob_manager.decrypt("alice", bytes(tampered), now=now + 80)
+        ok = False
+    except AuthenticationError as error:
+        print(f"refused: {type(error).__name__}: {error}")
+    ok &= bob_store.load_session("alice") == before
+    print("Bob's stored session unchanged:", "yes" if bob_store.load_session("alice") == before
+          else "NO")
+    print("the genuine one still reads:", bob_manager.decrypt("alice", message,
+                                                            now=now + 81).decode())
+
+    _section("6. Bob's app restarts: the session comes back from SQLite")
+    bob_store.close()
+    reopened = SQLiteStore(workdir / "bob.db")
+    identity = IdentityKeyPair.from_bytes(reopened.load_local("identity") or b"")
+    bob_manager = SessionManager(identity, reopened, profile, rng=rng)
+    print(f"restored session record: {len(reopened.load_session('alice') or b'')} bytes")
+    later = alice.encrypt("bob", b"Still there after the restart?")
+    print("Bob reads:  ", bob_manager.decrypt("alice", later, now=now + 90).decode())
+    print("Alice reads:", alice.decrypt("bob", bob_manager.encrypt("alice", b"Still here."),
+                                        now=now + 91).decode())
+    reopened.close()
+    for leftover in workdir.iterdir():
+        leftover.unlink()
+    workdir.rmdir()
+    print("\nall steps behaved as expected" if ok else "\nSOMETHING WENT WRONG")
+    return 0 if ok else 1
