@@ -6,7 +6,8 @@
     EncryptedHeader  0x41 0x01 | nonce (12) | encrypted header (56) | length (4) | ciphertext
     PreKeyMessage    0x42 0x01 | InitialHeader body | length (4) | Message or EncryptedHeader
 
-The ciphertext is AES-256-GCM output (tag included).  Its associated data is
+Parsed frames are plain slotted classes rather than frozen dataclasses: they
+are built once per message on the hot path.  The ciphertext is AES-256-GCM output (tag included).  Its associated data is
 the session's AD followed by every byte of the message before the
 ciphertext, so the header, its type and its version are all authenticated
 (Double Ratchet section 3.4: AD || header).  The length field must equal the
@@ -16,7 +17,6 @@ number of bytes that follow: the encoding is canonical.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Final
 
 from ._encoding import FORMAT_VERSION, Reader
@@ -58,34 +58,43 @@ def unpack_header(data: bytes) -> tuple[bytes, int, int]:
     return key, pn, n
 
 
-@dataclass(frozen=True, slots=True)
 class PlainFrame:
     """A parsed Message: the header in the clear."""
 
-    ratchet_key: bytes
-    pn: int
-    n: int
-    aad: bytes
-    ciphertext: bytes
+    __slots__ = ("ratchet_key", "pn", "n", "aad", "ciphertext")
+
+    def __init__(self, ratchet_key: bytes, pn: int, n: int, aad: bytes,
+                 ciphertext: bytes) -> None:
+        self.ratchet_key = ratchet_key
+        self.pn = pn
+        self.n = n
+        self.aad = aad
+        self.ciphertext = ciphertext
 
 
-@dataclass(frozen=True, slots=True)
 class EncryptedFrame:
     """A parsed message with an encrypted header (Double Ratchet section 4)."""
 
-    nonce: bytes
-    encrypted_header: bytes
-    aad: bytes
-    ciphertext: bytes
+    __slots__ = ("nonce", "encrypted_header", "aad", "ciphertext")
+
+    def __init__(self, nonce: bytes, encrypted_header: bytes, aad: bytes,
+                 ciphertext: bytes) -> None:
+        self.nonce = nonce
+        self.encrypted_header = encrypted_header
+        self.aad = aad
+        self.ciphertext = ciphertext
 
 
-@dataclass(frozen=True, slots=True)
 class PreKeyFrame:
     """A parsed PreKeyMessage: the X3DH/PQXDH header and the first message."""
 
-    header: InitialHeader
-    inner: PlainFrame | EncryptedFrame
-    inner_bytes: bytes
+    __slots__ = ("header", "inner", "inner_bytes")
+
+    def __init__(self, header: InitialHeader, inner: PlainFrame | EncryptedFrame,
+                 inner_bytes: bytes) -> None:
+        self.header = header
+        self.inner = inner
+        self.inner_bytes = inner_bytes
 
 
 def message_type(data: bytes) -> int:

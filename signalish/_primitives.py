@@ -216,8 +216,8 @@ class PrivateKey:
 
     def __init__(self, key: _x25519.X25519PrivateKey) -> None:
         self._key = key
-        pub = key.public_key().public_bytes_raw()
-        self._public = PublicKey(pub, _x25519.X25519PublicKey.from_public_bytes(pub))
+        public = key.public_key()
+        self._public = PublicKey(public.public_bytes_raw(), public)
 
     @classmethod
     def generate(cls, rng: RandomSource) -> PrivateKey:
@@ -384,20 +384,20 @@ def xeddsa_verify(
 # --- AEADs and ciphers ----------------------------------------------------------
 
 
-def _check_gcm(key: bytes, nonce: bytes) -> None:
-    if len(key) != 32 or len(nonce) != 12:
-        raise InvalidArgument("AES-256-GCM takes a 32-byte key and a 12-byte nonce")
+_GCM_ARGUMENTS: Final = "AES-256-GCM takes a 32-byte key and a 12-byte nonce"
 
 
 def aes256_gcm_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """AES-256-GCM with a 96-bit nonce; returns ciphertext || 16-byte tag."""
-    _check_gcm(key, nonce)
+    if len(key) != 32 or len(nonce) != 12:
+        raise InvalidArgument(_GCM_ARGUMENTS)
     return _AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
 def aes256_gcm_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
     """AES-256-GCM decryption.  Raises :class:`AuthenticationError`."""
-    _check_gcm(key, nonce)
+    if len(key) != 32 or len(nonce) != 12:
+        raise InvalidArgument(_GCM_ARGUMENTS)
     try:
         return _AESGCM(key).decrypt(nonce, ciphertext, aad)
     except (_PycaInvalidTag, ValueError):

@@ -241,6 +241,15 @@ def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: in
                       frame: PlainFrame | EncryptedFrame, ad: bytes, now: int,
                       limits: RatchetLimits) -> bytes:
     window = state.window
+    if is_current and n == state.nr:  # the next message in order: nothing stored for it
+        assert state.ckr is not None
+        ck = state.ckr
+        plaintext = _open(state, hmac_sha256(ck, _MESSAGE_KEY), frame, ad)
+        state.ckr = hmac_sha256(ck, _CHAIN_KEY)
+        state.nr = n + 1
+        if window.stored:
+            window.enforce(now, state.step, limits)
+        return plaintext
     next_n = state.nr if is_current else (chain.end if chain.end is not None else 0)
     stored = window.classify(chain, n, next_n, now, limits)
     if stored is not None:
