@@ -181,7 +181,7 @@ def main() -> int:
             stores = make()
         ma, mb = pair(*stores)
 
-        def managed() -> None:
+        def managed(ma: SessionManager = ma, mb: SessionManager = mb) -> None:
             mb.decrypt("alice", ma.encrypt("bob", payload), now=0)
 
         n = per // 10 if make is None else per // 4

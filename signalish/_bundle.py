@@ -15,9 +15,9 @@ without :meth:`PreKeyBundle.verify` failing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
-from ._encoding import Reader, Tag, Writer
+from ._encoding import Codec, Reader, Tag, Writer
 from ._errors import InvalidArgument, InvalidSignature, UnsupportedByProfile
 from ._keys import IdentityKey, IdentityKeyPair
 from ._primitives import (
@@ -91,8 +91,10 @@ def _read_signature(r: Reader) -> bytes | None:
 
 
 @dataclass(frozen=True, slots=True)
-class SignedPreKeyPublic:
+class SignedPreKeyPublic(Codec):
     """The public half of a signed prekey, as published."""
+
+    _TAG: ClassVar[int] = Tag.SIGNED_PREKEY  # body: id, key, signature
 
     key_id: int
     public_key: PublicKey
@@ -115,24 +117,13 @@ class SignedPreKeyPublic:
         return cls(r.u32("key id"), PublicKey.from_bytes(r.fixed(32, "public key")),
                    r.fixed(SIGNATURE_SIZE, "signature"))
 
-    def to_bytes(self) -> bytes:
-        """Tag 0x10, version 1, id (4), key (32), signature (64)."""
-        w = Writer(Tag.SIGNED_PREKEY)
-        self._write(w)
-        return w.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> SignedPreKeyPublic:
-        r = Reader(data, Tag.SIGNED_PREKEY, "SignedPreKeyPublic")
-        value = cls._read(r)
-        r.finish()
-        return value
-
 
 @dataclass(frozen=True, slots=True)
-class OneTimePreKeyPublic:
+class OneTimePreKeyPublic(Codec):
     """The public half of a one-time EC prekey.  ``signature`` is None under
     profiles that leave one-time prekeys unsigned."""
+
+    _TAG: ClassVar[int] = Tag.ONE_TIME_PREKEY  # body: id, key, flag [, signature]
 
     key_id: int
     public_key: PublicKey
@@ -155,24 +146,13 @@ class OneTimePreKeyPublic:
         return cls(r.u32("key id"), PublicKey.from_bytes(r.fixed(32, "public key")),
                    _read_signature(r))
 
-    def to_bytes(self) -> bytes:
-        """Tag 0x11, version 1, id (4), key (32), flag (1) [, signature (64)]."""
-        w = Writer(Tag.ONE_TIME_PREKEY)
-        self._write(w)
-        return w.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> OneTimePreKeyPublic:
-        r = Reader(data, Tag.ONE_TIME_PREKEY, "OneTimePreKeyPublic")
-        value = cls._read(r)
-        r.finish()
-        return value
-
 
 @dataclass(frozen=True, slots=True)
-class KemPreKeyPublic:
+class KemPreKeyPublic(Codec):
     """The public half of an ML-KEM-1024 prekey (PQXDH section 3.2): either
     one-time or the last-resort key handed out when no one-time key is left."""
+
+    _TAG: ClassVar[int] = Tag.KEM_PREKEY  # body: id, last-resort flag, key, signature
 
     key_id: int
     public_key: KemPublicKey
@@ -201,19 +181,6 @@ class KemPreKeyPublic:
         last_resort = r.flag("last resort")
         key = KemPublicKey.from_bytes(r.fixed(MLKEM1024_PUBLIC_KEY_SIZE, "public key"))
         return cls(key_id, key, r.fixed(SIGNATURE_SIZE, "signature"), last_resort)
-
-    def to_bytes(self) -> bytes:
-        """Tag 0x12, version 1, id (4), last-resort flag (1), key (1568), signature (64)."""
-        w = Writer(Tag.KEM_PREKEY)
-        self._write(w)
-        return w.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> KemPreKeyPublic:
-        r = Reader(data, Tag.KEM_PREKEY, "KemPreKeyPublic")
-        value = cls._read(r)
-        r.finish()
-        return value
 
 
 # --- private records --------------------------------------------------------------
@@ -295,12 +262,15 @@ class KemPreKey:
 
 
 @dataclass(frozen=True, slots=True)
-class PreKeyBundle:
+class PreKeyBundle(Codec):
     """What a server hands to an initiator (X3DH section 3.2, PQXDH section 3.2).
 
     ``registration_id`` and ``device_id`` identify the owner's installation;
-    signalish carries them but does not interpret them.
+    signalish carries them but does not interpret them.  ``from_bytes`` does
+    not verify signatures: call :meth:`verify` (``initiate`` does).
     """
+
+    _TAG: ClassVar[int] = Tag.PREKEY_BUNDLE
 
     identity_key: IdentityKey
     signed_prekey: SignedPreKeyPublic
@@ -330,9 +300,7 @@ class PreKeyBundle:
         if self.kem_prekey is not None:
             self.kem_prekey.verify(self.identity_key, profile)
 
-    def to_bytes(self) -> bytes:
-        """Tag 0x20, version 1; layout in docs/formats.rst."""
-        w = Writer(Tag.PREKEY_BUNDLE)
+    def _write(self, w: Writer) -> None:
         w.u32(self.registration_id).u32(self.device_id).fixed(self.identity_key.public_bytes())
         self.signed_prekey._write(w)
         w.flag(self.one_time_prekey is not None)
@@ -341,17 +309,13 @@ class PreKeyBundle:
         w.flag(self.kem_prekey is not None)
         if self.kem_prekey is not None:
             self.kem_prekey._write(w)
-        return w.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> PreKeyBundle:
-        """Strict inverse of :meth:`to_bytes`.  Does not verify signatures."""
-        r = Reader(data, Tag.PREKEY_BUNDLE, "PreKeyBundle")
+    def _read(cls, r: Reader) -> PreKeyBundle:
         registration_id = r.u32("registration id")
         device_id = r.u32("device id")
         identity = IdentityKey(PublicKey.from_bytes(r.fixed(32, "identity key")))
         signed = SignedPreKeyPublic._read(r)
         one_time = OneTimePreKeyPublic._read(r) if r.flag("one-time prekey present") else None
         kem = KemPreKeyPublic._read(r) if r.flag("KEM prekey present") else None
-        r.finish()
         return cls(identity, signed, one_time, kem, registration_id, device_id)

@@ -13,7 +13,7 @@ trailing bytes.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import ClassVar, Final, Self
 
 from ._errors import (
     InvalidEncoding,
@@ -24,7 +24,7 @@ from ._errors import (
     UnknownVersion,
 )
 
-__all__ = ["Tag", "Writer", "Reader", "FORMAT_VERSION"]
+__all__ = ["Tag", "Writer", "Reader", "FORMAT_VERSION", "Codec"]
 
 FORMAT_VERSION: Final = 1
 
@@ -155,3 +155,33 @@ class Reader:
             raise TrailingBytes(
                 f"{self._what}: {len(self._data) - self._pos} bytes after the end"
             )
+
+
+class Codec:
+    """Mixin for a value serialized as tag || version || body, where the
+    class supplies ``_write`` (the body) and ``_read`` (its inverse)."""
+
+    __slots__ = ()
+    _TAG: ClassVar[int]
+
+    def _write(self, w: Writer) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _read(cls, r: Reader) -> Self:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """Tag, format version 1, then the body (docs/formats.md)."""
+        w = Writer(self._TAG)
+        self._write(w)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Strict inverse of :meth:`to_bytes`: raises a named
+        :class:`~signalish.DecodeError` subclass for any malformed input."""
+        r = Reader(data, cls._TAG, cls.__name__)
+        value = cls._read(r)
+        r.finish()
+        return value

@@ -27,10 +27,10 @@ supplies the ephemeral key and, for PQXDH, the encapsulation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from ._bundle import PreKeyBundle
-from ._encoding import Reader, Tag, Writer
+from ._encoding import Codec, Reader, Tag, Writer
 from ._errors import InvalidArgument, PolicyViolation, UnsupportedByProfile
 from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing
@@ -75,10 +75,14 @@ class BundlePolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class InitialHeader:
+class InitialHeader(Codec):
     """What Alice sends with her first message (X3DH section 3.3): her
     identity key, her ephemeral (base) key, the ids of Bob's prekeys she used
-    and, for PQXDH, the KEM ciphertext."""
+    and, for PQXDH, the KEM ciphertext.  Serialized as tag 0x30, version 1:
+    IK_A (32), EK_A (32), SPK id (4), flag [OPK id (4)], flag [KEM id (4),
+    CT (1568)]."""
+
+    _TAG: ClassVar[int] = Tag.INITIAL_HEADER
 
     identity_key: IdentityKey
     base_key: PublicKey
@@ -100,10 +104,7 @@ class InitialHeader:
     def protocol(self) -> Literal["X3DH", "PQXDH"]:
         return "X3DH" if self.kem_ciphertext is None else "PQXDH"
 
-    def to_bytes(self) -> bytes:
-        """Tag 0x30, version 1: IK_A (32), EK_A (32), SPK id (4), flag [OPK id (4)],
-        flag [KEM id (4), CT (1568)]."""
-        w = Writer(Tag.INITIAL_HEADER)
+    def _write(self, w: Writer) -> None:
         w.fixed(self.identity_key.public_bytes()).fixed(self.base_key.raw)
         w.u32(self.signed_prekey_id)
         w.flag(self.one_time_prekey_id is not None)
@@ -112,14 +113,6 @@ class InitialHeader:
         w.flag(self.kem_prekey_id is not None)
         if self.kem_prekey_id is not None and self.kem_ciphertext is not None:
             w.u32(self.kem_prekey_id).fixed(self.kem_ciphertext)
-        return w.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> InitialHeader:
-        r = Reader(data, Tag.INITIAL_HEADER, "InitialHeader")
-        header = cls._read(r)
-        r.finish()
-        return header
 
     @classmethod
     def _read(cls, r: Reader) -> InitialHeader:

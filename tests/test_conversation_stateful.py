@@ -40,7 +40,7 @@ from signalish import (
     SignalishError,
     TooFarAhead,
 )
-from sessions import Party, make_party
+from sessions import make_party
 
 WIDE = RatchetLimits(max_skip=10_000, max_stored_keys=10_000, max_receiving_chains=1_000,
                      expire_after_steps=1_000)

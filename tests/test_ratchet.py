@@ -139,7 +139,7 @@ def test_too_far_ahead_previous_chain() -> None:
     receive(bob, send(alice, b"a1"), rng, limits=limits)
     receive(alice, send(bob, b"b1"), rng, limits=limits)   # Alice steps: chain A2
     receive(bob, send(alice, b"a2-0"), rng, limits=limits)  # Bob steps: chain B2
-    for i in range(1, 8):
+    for _ in range(1, 8):
         send(alice, b"a2 lost")                             # A2 reaches 8 messages
     receive(alice, send(bob, b"b2"), rng, limits=limits)   # Alice steps again, PN = 8
     rejects(bob, send(alice, b"a3-0"), rng, TooFarAhead, limits=limits)
