@@ -22,12 +22,14 @@ from ._bundle import PreKeyBundle
 from ._errors import AuthenticationError, NoSession, PolicyViolation, UnsupportedByProfile, UntrustedIdentity
 from ._keys import IdentityKey, IdentityKeyPair
 from ._message import EncryptedFrame, PreKeyFrame, parse
+from ._message import message_type as native_message_type
 from ._prekeys import PreKeyRing
 from ._primitives import RandomSource, SystemRandom
 from ._profile import NATIVE, Profile
-from ._ratchet import RatchetState, ratchet_decrypt
+from ._ratchet import Frame, RatchetState, ratchet_decrypt
 from ._session import Session, SessionOptions, SessionRecord
 from ._stores import Store
+from ._wire_v3 import V3PreKeyFrame, message_type_v3, parse_v3
 from ._x3dh import BundlePolicy, initiate, respond
 
 __all__ = ["SessionManager", "TrustDecision", "trust_on_first_use"]
@@ -48,9 +50,8 @@ class SessionManager:
                  rng: RandomSource | None = None, options: SessionOptions = SessionOptions(),
                  policy: BundlePolicy = BundlePolicy(),
                  trust: TrustDecision = trust_on_first_use) -> None:
-        if profile.pqxdh_info is None:
-            raise UnsupportedByProfile(
-                f"sessions under profile {profile.name} are not implemented in this release")
+        if options.header_encryption and profile.wire != "native":
+            raise UnsupportedByProfile(f"profile {profile.name} has no header encryption")
         self.identity = identity
         self.store = store
         self.profile = profile
@@ -73,6 +74,19 @@ class SessionManager:
             self.store.save_identity(address, key)
 
     # --- public API ----------------------------------------------------------------
+
+    def _parse(self, message: bytes) -> Frame | PreKeyFrame | V3PreKeyFrame:
+        limit = self.options.limits.max_message_size
+        return parse_v3(message, limit) if self.profile.wire == "libsignal_v3" \
+            else parse(message, limit)
+
+    def message_type(self, message: bytes) -> int:
+        """The type code an envelope should carry: libsignal's 2 (SignalMessage)
+        or 3 (PreKeySignalMessage) under ``libsignal_v3``; the type tag (0x40,
+        0x41, 0x42) under ``native``."""
+        if self.profile.wire == "libsignal_v3":
+            return message_type_v3(message)
+        return native_message_type(message)
 
     def has_session(self, address: str) -> bool:
         return self.store.load_session(address) is not None
@@ -112,7 +126,7 @@ class SessionManager:
             record = self._record(address)
             if record is None:
                 raise NoSession(f"no session with {address!r}")
-            message = record.encrypt(plaintext)
+            message = record.encrypt(plaintext, self.options.registration_id)
             self.store.save_session(address, record.to_bytes())
         return message
 
@@ -136,10 +150,10 @@ class SessionManager:
         gone, :class:`~signalish.UntrustedIdentity`, or
         :class:`~signalish.NoSession`.  Whatever it raises, no state changed.
         """
-        frame = parse(message, self.options.limits.max_message_size)
+        frame = self._parse(message)
         with self.store.transaction():
             record = self._record(address)
-            if isinstance(frame, PreKeyFrame):
+            if isinstance(frame, (PreKeyFrame, V3PreKeyFrame)):
                 record = record or SessionRecord(self.profile, self.options.max_archived)
                 plaintext = self._decrypt_prekey(address, record, frame, now)
             else:
@@ -151,8 +165,8 @@ class SessionManager:
                 deliver(plaintext)
         return plaintext
 
-    def _decrypt_prekey(self, address: str, record: SessionRecord, frame: PreKeyFrame,
-                        now: int) -> bytes:
+    def _decrypt_prekey(self, address: str, record: SessionRecord,
+                        frame: PreKeyFrame | V3PreKeyFrame, now: int) -> bytes:
         header = frame.header
         session = record.find(header.base_key.raw)
         if session is not None:
@@ -176,7 +190,7 @@ class SessionManager:
             remote_identity=header.identity_key, local_identity=self.identity.public,
             associated_data=agreement.associated_data, initial_header=header,
             initiated_by_us=False, pending=False, state=state, limits=self.options.limits)
-        plaintext = ratchet_decrypt(state, frame.inner, session.associated_data, now=now,
+        plaintext = ratchet_decrypt(state, frame.inner, session._ad(False), now=now,
                                     rng=self.rng, limits=session.limits)
         ring.consume(header, now=now)
         self.store.save_prekeys(ring.to_bytes())

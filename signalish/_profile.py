@@ -67,6 +67,11 @@ class Profile:
     header_keys_info: bytes
     #: HMAC label deriving a header nonce from a message key.
     header_nonce_info: bytes
+    #: Message format and ratchet start: "native" (SK is the root key,
+    #: AES-256-GCM messages) or "libsignal_v3" (SK = root key || chain key,
+    #: the responder's first sending chain uses its signed prekey, SignalMessage
+    #: protobufs with AES-256-CBC and an 8-byte MAC).
+    wire: Literal["native", "libsignal_v3"]
 
     def encode_ec(self, raw: bytes) -> bytes:
         """Encode(PK): the profile's encoding of an X25519 public key."""
@@ -122,6 +127,7 @@ NATIVE: Final = Profile(
     message_key_info=b"signalish_MessageKey",
     header_keys_info=b"signalish_HeaderKeys",
     header_nonce_info=b"signalish_HeaderNonce",
+    wire="native",
 )
 
 LIBSIGNAL_V3: Final = Profile(
@@ -138,6 +144,7 @@ LIBSIGNAL_V3: Final = Profile(
     message_key_info=b"WhisperMessageKeys",
     header_keys_info=b"",
     header_nonce_info=b"",
+    wire="libsignal_v3",
 )
 
 PROFILES: Final = {p.name: p for p in (NATIVE, LIBSIGNAL_V3)}

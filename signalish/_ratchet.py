@@ -37,6 +37,7 @@ from ._message import (
     plain_prefix,
     unpack_header,
 )
+from ._wire_v3 import V3Frame, seal
 from ._primitives import (
     PrivateKey,
     PublicKey,
@@ -124,6 +125,11 @@ class RatchetState:
         dhs = PrivateKey.generate(rng)
         state = cls(profile, header_encryption, dhs, dhs.public.raw, rk)
         state.dhr = bob_ratchet_key.raw
+        if profile.wire == "libsignal_v3":
+            # libsignal: Bob may send at once on SK's chain key, with his
+            # signed prekey as ratchet key; Alice keeps that receiving chain.
+            state.ckr = sk[32:64]
+            state.window.open_chain(bob_ratchet_key.raw, 0)
         state.rk, state.cks, nhks = kdf_rk(profile, rk, dhs.exchange(bob_ratchet_key),
                                            header_encryption)
         if header_encryption:
@@ -136,6 +142,8 @@ class RatchetState:
         """RatchetInitBob (section 3.3) / RatchetInitBobHE (section 4.3)."""
         rk, hka, nhkb = _split_sk(profile, sk, header_encryption)
         state = cls(profile, header_encryption, bob_ratchet_key, bob_ratchet_key.public.raw, rk)
+        if profile.wire == "libsignal_v3":
+            state.cks = sk[32:64]
         if header_encryption:
             state.nhks, state.nhkr = nhkb, hka
         return state
@@ -159,6 +167,11 @@ def ratchet_encrypt(state: RatchetState, plaintext: bytes, ad: bytes) -> bytes:
     ck = state.cks
     mk = hmac_sha256(ck, _MESSAGE_KEY)
     length = len(plaintext) + 16
+    if profile.wire == "libsignal_v3":
+        message = seal(mk, state.dhs_public, state.pn, state.ns, plaintext, ad)
+        state.cks = hmac_sha256(ck, _CHAIN_KEY)
+        state.ns += 1
+        return message
     if state.header_encryption:
         assert state.hks is not None
         nonce = _header_nonce(profile, mk)
@@ -182,7 +195,12 @@ def _skip(ck: bytes, start: int, until: int) -> tuple[bytes, list[tuple[int, byt
     return ck, keys
 
 
-def _open(state: RatchetState, mk: bytes, frame: PlainFrame | EncryptedFrame, ad: bytes) -> bytes:
+Frame = PlainFrame | EncryptedFrame | V3Frame
+
+
+def _open(state: RatchetState, mk: bytes, frame: Frame, ad: bytes) -> bytes:
+    if isinstance(frame, V3Frame):
+        return frame.open(mk, ad)
     return aes256_gcm_decrypt(_aead_key(state.profile, mk), _ZERO_NONCE, frame.ciphertext,
                               ad + frame.aad)
 
@@ -196,7 +214,7 @@ def _decrypt_header(hk: bytes | None, frame: EncryptedFrame) -> tuple[bytes, int
         return None
 
 
-def ratchet_decrypt(state: RatchetState, frame: PlainFrame | EncryptedFrame, ad: bytes, *,
+def ratchet_decrypt(state: RatchetState, frame: Frame, ad: bytes, *,
                     now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
     """RatchetDecrypt (section 3.5) / RatchetDecryptHE (section 4.3).
 
@@ -206,10 +224,10 @@ def ratchet_decrypt(state: RatchetState, frame: PlainFrame | EncryptedFrame, ad:
     """
     window = state.window
     current = window.chains[-1] if state.ckr is not None else None
-    if isinstance(frame, PlainFrame):
-        chain_id, (key, pn, n) = frame.ratchet_key, (frame.ratchet_key, frame.pn, frame.n)
-    else:
+    if isinstance(frame, EncryptedFrame):
         chain_id, (key, pn, n) = _open_header(state, current, frame)
+    else:
+        chain_id, (key, pn, n) = frame.ratchet_key, (frame.ratchet_key, frame.pn, frame.n)
     if current is not None and current.chain_id == chain_id:
         return _decrypt_in_chain(state, current, True, n, frame, ad, now, limits)
     chain = window.find(chain_id)
@@ -238,7 +256,7 @@ def _open_header(state: RatchetState, current: Chain | None, frame: EncryptedFra
 
 
 def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: int,
-                      frame: PlainFrame | EncryptedFrame, ad: bytes, now: int,
+                      frame: Frame, ad: bytes, now: int,
                       limits: RatchetLimits) -> bytes:
     window = state.window
     if is_current and n == state.nr:  # the next message in order: nothing stored for it
@@ -273,7 +291,7 @@ def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: in
 
 
 def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn: int, n: int,
-                      new_chain_id: bytes, frame: PlainFrame | EncryptedFrame, ad: bytes,
+                      new_chain_id: bytes, frame: Frame, ad: bytes,
                       now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
     """DHRatchet (section 3.5 / 4.3) with the skipped keys of section 3.5."""
     if current is not None and pn - state.nr > limits.max_skip:

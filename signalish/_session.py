@@ -41,12 +41,13 @@ from ._errors import (
     TooFarAhead,
 )
 from ._keys import IdentityKey
-from ._message import EncryptedFrame, PlainFrame, prekey_message
+from ._message import EncryptedFrame, prekey_message
 from ._primitives import PublicKey, RandomSource
 from ._profile import PROFILES, Profile
-from ._ratchet import RatchetState, ratchet_decrypt, ratchet_encrypt
+from ._ratchet import Frame, RatchetState, ratchet_decrypt, ratchet_encrypt
 from ._state_codec import read_limits, read_state, write_limits, write_state
 from ._window import RatchetLimits
+from ._wire_v3 import prekey_message_v3
 from ._x3dh import InitialHeader
 
 __all__ = ["Session", "SessionRecord", "SessionOptions"]
@@ -69,10 +70,23 @@ class SessionOptions:
     header_encryption: bool = False
     limits: RatchetLimits = RatchetLimits()
     max_archived: int = 5
+    #: Our registration id, sent in libsignal PreKeySignalMessages.
+    registration_id: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_archived <= MAX_ARCHIVED_LIMIT:
             raise InvalidArgument(f"max_archived must be 0..{MAX_ARCHIVED_LIMIT}")
+        if not 0 <= self.registration_id <= 0xFFFFFFFF:
+            raise InvalidArgument("registration_id is 32-bit unsigned")
+
+    @classmethod
+    def libsignal(cls, registration_id: int) -> SessionOptions:
+        """libsignal's own limits (MAX_FORWARD_JUMPS 25,000; 2,000 keys per
+        receiving chain, here 10,000 per session for its 5 chains; 40 archived
+        sessions) for use with the ``libsignal_v3`` profile."""
+        return cls(limits=RatchetLimits(max_skip=25_000, max_stored_keys=10_000,
+                                        max_receiving_chains=5, expire_after_steps=5),
+                   max_archived=40, registration_id=registration_id)
 
 
 class Session:
@@ -100,24 +114,39 @@ class Session:
 
     def matches_initial(self, header: InitialHeader) -> bool:
         """Whether a received PreKeyMessage header is exactly the one that
-        created this (responder) session: no field of it may differ."""
+        created this (responder) session: no field of it may differ.  (A
+        libsignal v3 PreKeySignalMessage also carries the sender's registration
+        id, which that protocol does not authenticate; it is not compared.)"""
         return not self.initiated_by_us and _digest(header) == self.initial_digest
 
     @property
     def header_encryption(self) -> bool:
         return self.state.header_encryption
 
-    def encrypt(self, plaintext: bytes) -> bytes:
+    def _ad(self, sending: bool) -> bytes:
+        """The AEAD associated data (native: AD), or for libsignal v3 the
+        identities its MAC covers, sender first."""
+        if self.state.profile.wire == "native":
+            return self.associated_data
+        local, remote = self.local_identity.encode(self.state.profile), \
+            self.remote_identity.encode(self.state.profile)
+        return local + remote if sending else remote + local
+
+    def encrypt(self, plaintext: bytes, registration_id: int = 0) -> bytes:
         if len(plaintext) > self.limits.max_message_size:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
-        message = ratchet_encrypt(self.state, plaintext, self.associated_data)
-        return message if self.pending is None else prekey_message(self.pending, message)
+        message = ratchet_encrypt(self.state, plaintext, self._ad(True))
+        if self.pending is None:
+            return message
+        if self.state.profile.wire == "libsignal_v3":
+            return prekey_message_v3(self.pending, registration_id, message)
+        return prekey_message(self.pending, message)
 
-    def decrypt(self, frame: PlainFrame | EncryptedFrame, *, now: int, rng: RandomSource) -> bytes:
+    def decrypt(self, frame: Frame, *, now: int, rng: RandomSource) -> bytes:
         if isinstance(frame, EncryptedFrame) != self.state.header_encryption:
             raise AuthenticationError("decryption failed")
-        plaintext = ratchet_decrypt(self.state, frame, self.associated_data, now=now, rng=rng,
+        plaintext = ratchet_decrypt(self.state, frame, self._ad(False), now=now, rng=rng,
                                     limits=self.limits)
         self.pending = None
         return plaintext
@@ -201,12 +230,12 @@ class SessionRecord:
             self._promote(session)
         del self.sessions[1 + self.max_archived:]
 
-    def encrypt(self, plaintext: bytes) -> bytes:
+    def encrypt(self, plaintext: bytes, registration_id: int = 0) -> bytes:
         if not self.sessions:
             raise NoSession("no session with this peer")
-        return self.sessions[0].encrypt(plaintext)
+        return self.sessions[0].encrypt(plaintext, registration_id)
 
-    def decrypt(self, frame: PlainFrame | EncryptedFrame, *, now: int, rng: RandomSource) -> bytes:
+    def decrypt(self, frame: Frame, *, now: int, rng: RandomSource) -> bytes:
         """Try the current session, then the archived ones (rule 2 on success).
 
         A window error from a session that recognized the message's chain is

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from signalish import (
     NATIVE,
+    Profile,
     DeterministicRandom,
     IdentityKeyPair,
     MemoryStore,
@@ -37,16 +38,18 @@ class Party:
         return (dict(self.store._sessions), self.store._prekeys, dict(self.store._identities))
 
 
-def make_party(name: str, seed: bytes, options: SessionOptions = SessionOptions(),
-               one_time: int = 5) -> Party:
+def make_party(name: str, seed: bytes, options: SessionOptions | None = None,
+               one_time: int = 5, profile: Profile = NATIVE) -> Party:
+    options = options or SessionOptions()
     rng = DeterministicRandom(name.encode() + seed)
     identity = IdentityKeyPair.generate(rng)
-    ring = PreKeyRing.create(identity, NATIVE, rng, now=0)
+    ring = PreKeyRing.create(identity, profile, rng, now=0)
     if one_time:
         ring.generate_one_time_prekeys(one_time, rng)
-        ring.generate_kem_prekeys(one_time, rng, now=0)
+        if profile.kem_key_prefix is not None:
+            ring.generate_kem_prekeys(one_time, rng, now=0)
     store = MemoryStore()
     with store.transaction():
         store.save_prekeys(ring.to_bytes())
-    return Party(name, identity, store, SessionManager(identity, store, rng=rng, options=options),
-                 rng)
+    manager = SessionManager(identity, store, profile, rng=rng, options=options)
+    return Party(name, identity, store, manager, rng)

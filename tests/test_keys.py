@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import load_vectors
+from helpers import load_vectors
 from signalish import (
     LIBSIGNAL_V3,
     NATIVE,

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import case_id, load_vectors, wycheproof_cases
+from helpers import case_id, load_vectors, wycheproof_cases
 from signalish import InvalidArgument, InvalidKey
 from signalish._errors import AuthenticationError
 from signalish._primitives import (

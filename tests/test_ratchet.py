@@ -12,7 +12,7 @@ import hmac
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from conftest import load_vectors
+from helpers import load_vectors
 from signalish import (
     NATIVE,
     AuthenticationError,

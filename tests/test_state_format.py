@@ -26,7 +26,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 V1 = json.loads((FIXTURES / "state_v1.json").read_text())
 
 
-@pytest.mark.parametrize("case", V1["cases"], ids=lambda c: f"he={c['header_encryption']}")
+@pytest.mark.parametrize("case", V1["cases"],
+                         ids=lambda c: f"{c['profile']}-he={c['header_encryption']}")
 def test_v1_state_loads_and_decrypts(case: dict[str, Any]) -> None:
     record_bytes = bytes.fromhex(case["bob_record"])
     record = SessionRecord.from_bytes(record_bytes)
@@ -36,8 +37,9 @@ def test_v1_state_loads_and_decrypts(case: dict[str, Any]) -> None:
     store = MemoryStore()
     with store.transaction():
         store.save_session("alice", record_bytes)
+    assert record.profile.name == case["profile"]
     bob = SessionManager(IdentityKeyPair.from_bytes(bytes.fromhex(case["bob_identity"])), store,
-                         rng=DeterministicRandom(b"later"))
+                         record.profile, rng=DeterministicRandom(b"later"))
     for pending in case["pending"]:
         message = bytes.fromhex(pending["message"])
         assert bob.decrypt("alice", message, now=case["now"]).decode() == pending["plaintext"]

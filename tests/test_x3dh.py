@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import load_vectors
+from helpers import load_vectors
 from signalish import (
     LIBSIGNAL_V3,
     NATIVE,

@@ -1,0 +1,269 @@
+"""libsignal protocol version 3 messages (libsignal's wire.proto, public).
+
+::
+
+    SignalMessage       version || protobuf {1 ratchet_key, 2 counter, 3 previous_counter,
+                                              4 ciphertext} || MAC (8)
+    PreKeySignalMessage version || protobuf {1 pre_key_id?, 2 base_key, 3 identity_key,
+                                              4 message, 5 registration_id, 6 signed_pre_key_id}
+
+PreviousCounter on the wire is libsignal's: the index of the last message of
+the previous sending chain, max(count, 1) - 1, where the Double Ratchet spec's
+PN is the count.  This module converts at the boundary (count = wire value + 1
+when reading; a chain announced as 0 may have had no message, in which case
+one unused key is derived), so the ratchet keeps the spec's meaning.
+
+The version byte is (3 << 4) | 4 = 0x34 as libsignal 0.72.1 writes it; 0x33
+(older libsignal) is accepted too.  MAC = HMAC-SHA256(mac key, sender identity
+(33) || receiver identity (33) || version || protobuf)[:8].  Message keys:
+HKDF-SHA256(salt none, IKM = message key seed, info "WhisperMessageKeys",
+80) -> AES-256-CBC key (32) || MAC key (32) || IV (16).
+
+Parsing is canonical: fields in ascending tag order exactly as libsignal
+writes them, each at most once, minimal varints, no unknown fields, so no
+two byte strings decode to the same message.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Final
+
+from ._errors import (
+    AuthenticationError,
+    InvalidEncoding,
+    InvalidLength,
+    TrailingBytes,
+    TruncatedInput,
+    UnknownVersion,
+)
+from ._keys import IdentityKey
+from ._primitives import (
+    PublicKey,
+    aes256_cbc_decrypt,
+    aes256_cbc_encrypt,
+    hkdf,
+    hmac_sha256,
+)
+from ._x3dh import InitialHeader
+
+__all__ = ["V3Frame", "seal", "parse_v3", "prekey_message_v3", "message_type_v3",
+           "SIGNAL_MESSAGE", "PREKEY_SIGNAL_MESSAGE"]
+
+VERSION: Final = 0x34
+_ACCEPTED_VERSIONS: Final = frozenset({0x33, 0x34})
+MAC_SIZE: Final = 8
+SIGNAL_MESSAGE: Final = 2  # libsignal's CiphertextMessageType.Whisper
+PREKEY_SIGNAL_MESSAGE: Final = 3  # CiphertextMessageType.PreKey
+_KEYS_INFO: Final = b"WhisperMessageKeys"
+
+
+# --- a strict protobuf subset: varint (wire type 0) and bytes (wire type 2) ---
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _uint_field(tag: int, value: int) -> bytes:
+    return bytes((tag << 3,)) + _varint(value)
+
+
+def _bytes_field(tag: int, value: bytes) -> bytes:
+    return bytes((tag << 3 | 2,)) + _varint(len(value)) + value
+
+
+class _ProtoReader:
+    """Reads the fields of one message in ascending tag order."""
+
+    __slots__ = ("_data", "_pos", "_what", "_last")
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self._data, self._pos, self._what, self._last = data, 0, what, 0
+
+    def _read_varint(self, limit: int) -> int:
+        value = shift = 0
+        start = self._pos
+        while True:
+            if self._pos >= len(self._data):
+                raise TruncatedInput(f"{self._what}: input ends inside a varint")
+            byte = self._data[self._pos]
+            self._pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+            if shift > 35:
+                raise InvalidEncoding(f"{self._what}: varint too long")
+        if self._pos - start > 1 and byte == 0:
+            raise InvalidEncoding(f"{self._what}: varint not minimally encoded")
+        if value > limit:
+            raise InvalidEncoding(f"{self._what}: value out of range")
+        return value
+
+    def _field(self, tag: int, wire_type: int, optional: bool) -> bool:
+        if self._pos >= len(self._data):
+            if optional:
+                return False
+            raise TruncatedInput(f"{self._what}: field {tag} missing")
+        key = self._data[self._pos]
+        if key >> 3 != tag:
+            if optional and key >> 3 > tag and key & 7 in (0, 2):
+                return False
+            raise InvalidEncoding(f"{self._what}: expected field {tag}, found key 0x{key:02x}")
+        if key & 7 != wire_type:
+            raise InvalidEncoding(f"{self._what}: field {tag} has wire type {key & 7}")
+        self._pos += 1
+        return True
+
+    def uint32(self, tag: int, optional: bool = False) -> int | None:
+        if not self._field(tag, 0, optional):
+            return None
+        return self._read_varint(0xFFFFFFFF)
+
+    def bytes_(self, tag: int, max_len: int) -> bytes:
+        self._field(tag, 2, False)
+        length = self._read_varint(max_len)
+        end = self._pos + length
+        if end > len(self._data):
+            raise TruncatedInput(f"{self._what}: input ends inside field {tag}")
+        value = self._data[self._pos:end]
+        self._pos = end
+        return value
+
+    def finish(self) -> None:
+        if self._pos != len(self._data):
+            raise TrailingBytes(f"{self._what}: unexpected bytes after the last field")
+
+
+def _key33(data: bytes, what: str) -> bytes:
+    if len(data) != 33 or data[0] != 0x05:
+        raise InvalidEncoding(f"{what}: a key is 33 bytes starting 0x05")
+    return data[1:]
+
+
+# --- SignalMessage --------------------------------------------------------------
+
+
+class V3Frame:
+    """A parsed SignalMessage."""
+
+    __slots__ = ("ratchet_key", "pn", "n", "ciphertext", "mac", "signed")
+
+    def __init__(self, ratchet_key: bytes, pn: int, n: int, ciphertext: bytes, mac: bytes,
+                 signed: bytes) -> None:
+        self.ratchet_key = ratchet_key
+        self.pn = pn
+        self.n = n
+        self.ciphertext = ciphertext
+        self.mac = mac
+        #: version byte || protobuf: what the MAC covers after the identities.
+        self.signed = signed
+
+    def open(self, mk: bytes, identities: bytes) -> bytes:
+        """Check the MAC (constant time) and decrypt.  ``identities`` is the
+        sender's then the receiver's 33-byte identity key."""
+        keys = hkdf(mk, salt=None, info=_KEYS_INFO, length=80)
+        expected = hmac_sha256(keys[32:64], identities + self.signed)[:MAC_SIZE]
+        if not hmac.compare_digest(expected, self.mac):
+            raise AuthenticationError("decryption failed")
+        return aes256_cbc_decrypt(keys[:32], keys[64:], self.ciphertext)
+
+
+def seal(mk: bytes, ratchet_key: bytes, pn: int, n: int, plaintext: bytes,
+         identities: bytes) -> bytes:
+    """A SignalMessage, byte for byte as libsignal writes it."""
+    keys = hkdf(mk, salt=None, info=_KEYS_INFO, length=80)
+    signed = signal_message_body(ratchet_key, pn, n,
+                                 aes256_cbc_encrypt(keys[:32], keys[64:], plaintext))
+    return signed + hmac_sha256(keys[32:64], identities + signed)[:MAC_SIZE]
+
+
+def signal_message_body(ratchet_key: bytes, pn: int, n: int, ciphertext: bytes) -> bytes:
+    """Version byte and protobuf of a SignalMessage (what the MAC covers after
+    the identities); ``pn`` is the spec's count."""
+    return bytes((VERSION,)) + (_bytes_field(1, b"\x05" + ratchet_key) + _uint_field(2, n)
+                                + _uint_field(3, max(pn, 1) - 1) + _bytes_field(4, ciphertext))
+
+
+def _check_version(data: bytes, what: str) -> None:
+    if not data:
+        raise TruncatedInput(f"{what}: empty")
+    if data[0] not in _ACCEPTED_VERSIONS:
+        raise UnknownVersion(f"{what}: version byte 0x{data[0]:02x} is not protocol version 3")
+
+
+def _parse_signal(data: bytes, max_ciphertext: int) -> V3Frame:
+    _check_version(data, "SignalMessage")
+    if len(data) < 1 + MAC_SIZE:
+        raise TruncatedInput("SignalMessage: shorter than version and MAC")
+    body = data[1:-MAC_SIZE]
+    r = _ProtoReader(body, "SignalMessage")
+    key = _key33(r.bytes_(1, 33), "SignalMessage")
+    n, pn = r.uint32(2), r.uint32(3)
+    ciphertext = r.bytes_(4, max_ciphertext)
+    r.finish()
+    assert n is not None and pn is not None
+    if not ciphertext or len(ciphertext) % 16:
+        raise InvalidLength("SignalMessage: ciphertext is not a whole number of AES blocks")
+    return V3Frame(key, pn + 1, n, ciphertext, data[-MAC_SIZE:], data[:-MAC_SIZE])
+
+
+# --- PreKeySignalMessage -----------------------------------------------------------
+
+
+class V3PreKeyFrame:
+    """A parsed PreKeySignalMessage."""
+
+    __slots__ = ("header", "inner", "registration_id")
+
+    def __init__(self, header: InitialHeader, inner: V3Frame, registration_id: int) -> None:
+        self.header = header
+        self.inner = inner
+        self.registration_id = registration_id
+
+
+def prekey_message_v3(header: InitialHeader, registration_id: int, message: bytes) -> bytes:
+    body = b""
+    if header.one_time_prekey_id is not None:
+        body += _uint_field(1, header.one_time_prekey_id)
+    body += _bytes_field(2, b"\x05" + header.base_key.raw)
+    body += _bytes_field(3, b"\x05" + header.identity_key.public_bytes())
+    body += _bytes_field(4, message)
+    body += _uint_field(5, registration_id) + _uint_field(6, header.signed_prekey_id)
+    return bytes((VERSION,)) + body
+
+
+def message_type_v3(data: bytes) -> int:
+    """2 for a SignalMessage, 3 for a PreKeySignalMessage (libsignal's
+    CiphertextMessageType), read from the first protobuf key."""
+    _check_version(data, "message")
+    if len(data) < 2:
+        raise TruncatedInput("message: no protobuf after the version byte")
+    if data[1] == 0x0A:
+        return SIGNAL_MESSAGE
+    if data[1] in (0x08, 0x12):
+        return PREKEY_SIGNAL_MESSAGE
+    raise InvalidEncoding(f"message: unexpected first field key 0x{data[1]:02x}")
+
+
+def parse_v3(data: bytes, max_plaintext: int) -> V3Frame | V3PreKeyFrame:
+    """Parse either message type, strictly."""
+    max_ciphertext = max_plaintext + 16
+    if message_type_v3(data) == SIGNAL_MESSAGE:
+        return _parse_signal(data, max_ciphertext)
+    r = _ProtoReader(data[1:], "PreKeySignalMessage")
+    one_time = r.uint32(1, optional=True)
+    base_key = PublicKey.from_bytes(_key33(r.bytes_(2, 33), "PreKeySignalMessage"))
+    identity = IdentityKey(PublicKey.from_bytes(_key33(r.bytes_(3, 33), "PreKeySignalMessage")))
+    inner = _parse_signal(r.bytes_(4, max_ciphertext + 64), max_ciphertext)
+    registration_id, signed = r.uint32(5), r.uint32(6)
+    r.finish()
+    assert registration_id is not None and signed is not None
+    header = InitialHeader(identity, base_key, signed, one_time)
+    return V3PreKeyFrame(header, inner, registration_id)
