@@ -51,6 +51,7 @@ from ._errors import (
     UnsupportedByProfile,
     UntrustedIdentity,
 )
+from ._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing
 from ._primitives import (
@@ -79,6 +80,8 @@ __all__ = [
     # keys
     "PrivateKey", "PublicKey", "KemPrivateKey", "KemPublicKey",
     "IdentityKey", "IdentityKeyPair",
+    # safety numbers
+    "SafetyNumber", "FingerprintMatch", "compare_scannable",
     # prekeys and bundles
     "SignedPreKey", "SignedPreKeyPublic", "OneTimePreKey", "OneTimePreKeyPublic",
     "KemPreKey", "KemPreKeyPublic", "PreKeyBundle", "PreKeyRing",

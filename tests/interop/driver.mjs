@@ -100,6 +100,19 @@ const commands = {
     return { valid: S.PublicKey.deserialize(unhex(key)).verify(unhex(message), unhex(signature)) };
   },
   sign({ message }) { return { signature: hex(me.pair.privateKey.sign(unhex(message))) }; },
+  fingerprint({ iterations, version, local_id, local_key, remote_id, remote_key }) {
+    const fp = S.Fingerprint.new(iterations, version, unhex(local_id),
+      S.PublicKey.deserialize(unhex(local_key)), unhex(remote_id),
+      S.PublicKey.deserialize(unhex(remote_key)));
+    return { displayable: fp.displayableFingerprint().toString(),
+             scannable: hex(fp.scannableFingerprint().toBuffer()) };
+  },
+  compare_scannable({ ours, theirs }) {
+    try {
+      return { match: S.ScannableFingerprint._fromBuffer(unhex(ours))
+        .compare(S.ScannableFingerprint._fromBuffer(unhex(theirs))) };
+    } catch (error) { return { match: null, error: String(error.message || error) }; }
+  },
 };
 
 const lines = readline.createInterface({ input: process.stdin });

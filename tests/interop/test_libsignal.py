@@ -21,6 +21,9 @@ from signalish._wire_v3 import (
 )
 from signalish import (
     LIBSIGNAL_V3,
+    FingerprintMatch,
+    SafetyNumber,
+    compare_scannable,
     AuthenticationError,
     DeterministicRandom,
     IdentityKey,
@@ -262,3 +265,29 @@ def test_tampered_messages_refused_by_both(libsignal: LibsignalPeer) -> None:
         with pytest.raises(AuthenticationError):
             bob.decrypt("alice", flip(theirs, index), now=2)
     assert bob.decrypt("alice", theirs, now=2) == b"also untouched"
+
+
+# --- safety numbers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("iterations,version", [(5_200, 2), (5_200, 1), (1_024, 2)])
+def test_safety_numbers_equal_libsignal_fingerprints(libsignal: LibsignalPeer,
+                                                      iterations: int, version: int) -> None:
+    rng = DeterministicRandom(b"fingerprints%d%d" % (iterations, version))
+    for case in range(3):
+        alice, bob = IdentityKeyPair.generate(rng).public, IdentityKeyPair.generate(rng).public
+        alice_id, bob_id = rng.random_bytes(16), f"+1415555{case:04d}".encode()
+        ours = SafetyNumber.compute(alice, alice_id, bob, bob_id, iterations=iterations,
+                                    version=version)
+        theirs = libsignal.ok("fingerprint", iterations=iterations, version=version,
+                              local_id=alice_id.hex(), local_key=alice.encode(LIBSIGNAL_V3).hex(),
+                              remote_id=bob_id.hex(), remote_key=bob.encode(LIBSIGNAL_V3).hex())
+        assert ours.displayable == theirs["displayable"]
+        assert ours.scannable.hex() == theirs["scannable"]
+        # Bob's view, computed by libsignal, matches Alice's when scanned.
+        bobs = libsignal.ok("fingerprint", iterations=iterations, version=version,
+                            local_id=bob_id.hex(), local_key=bob.encode(LIBSIGNAL_V3).hex(),
+                            remote_id=alice_id.hex(), remote_key=alice.encode(LIBSIGNAL_V3).hex())
+        assert compare_scannable(ours, bytes.fromhex(bobs["scannable"])) is FingerprintMatch.MATCH
+        assert libsignal.ok("compare_scannable", ours=bobs["scannable"],
+                            theirs=ours.scannable.hex())["match"] is True
