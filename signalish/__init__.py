@@ -51,6 +51,14 @@ from ._errors import (
     UnsupportedByProfile,
     UntrustedIdentity,
 )
+from ._backup import (
+    BackupDamaged,
+    BackupError,
+    BackupParams,
+    WrongPassword,
+    create_backup,
+    restore_backup,
+)
 from ._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing
@@ -65,6 +73,7 @@ from ._primitives import (
 )
 from ._profile import LIBSIGNAL_V3, NATIVE, PreKeyKind, Profile
 from ._manager import SessionManager, TrustDecision, trust_on_first_use
+from ._sealed import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
 from ._session import Session, SessionOptions, SessionRecord
 from ._stores import IdentityStore, MemoryStore, PreKeyStore, SessionStore, SQLiteStore, Store
 from ._window import RatchetLimits
@@ -80,8 +89,11 @@ __all__ = [
     # keys
     "PrivateKey", "PublicKey", "KemPrivateKey", "KemPublicKey",
     "IdentityKey", "IdentityKeyPair",
-    # safety numbers
+    # safety numbers, sealed boxes, backups
     "SafetyNumber", "FingerprintMatch", "compare_scannable",
+    "SealedBoxSuite", "SealedBoxPrivateKey", "SealedBoxPublicKey",
+    "BackupParams", "create_backup", "restore_backup", "BackupError", "WrongPassword",
+    "BackupDamaged",
     # prekeys and bundles
     "SignedPreKey", "SignedPreKeyPublic", "OneTimePreKey", "OneTimePreKeyPublic",
     "KemPreKey", "KemPreKeyPublic", "PreKeyBundle", "PreKeyRing",

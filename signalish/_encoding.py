@@ -41,6 +41,11 @@ class Tag:
     PREKEY_RING: Final = 0x21
     INITIAL_HEADER: Final = 0x30
     SESSION_RECORD: Final = 0x50
+    SEALED_BOX_PRIVATE: Final = 0x60
+    SEALED_BOX_PUBLIC: Final = 0x61
+    SEALED_BOX: Final = 0x62
+    BACKUP: Final = 0x70
+    BACKUP_CONTENTS: Final = 0x71
 
 
 class Writer:

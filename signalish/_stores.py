@@ -30,6 +30,8 @@ class IdentityStore(Protocol):
 
     def save_identity(self, address: str, key: IdentityKey) -> None: ...
 
+    def identity_addresses(self) -> list[str]: ...
+
 
 @runtime_checkable
 class PreKeyStore(Protocol):
@@ -49,6 +51,8 @@ class SessionStore(Protocol):
     def save_session(self, address: str, data: bytes) -> None: ...
 
     def delete_session(self, address: str) -> None: ...
+
+    def session_addresses(self) -> list[str]: ...
 
 
 @runtime_checkable
@@ -81,6 +85,9 @@ class MemoryStore:
     def save_identity(self, address: str, key: IdentityKey) -> None:
         self._identities[address] = key
 
+    def identity_addresses(self) -> list[str]:
+        return sorted(self._identities)
+
     def load_prekeys(self) -> bytes | None:
         return self._prekeys
 
@@ -95,6 +102,9 @@ class MemoryStore:
 
     def delete_session(self, address: str) -> None:
         self._sessions.pop(address, None)
+
+    def session_addresses(self) -> list[str]:
+        return sorted(self._sessions)
 
 
 _SCHEMA = """
@@ -176,6 +186,13 @@ class SQLiteStore:
 
     def delete_session(self, address: str) -> None:
         self._write("DELETE FROM sessions WHERE address = ?", (address,))
+
+    def session_addresses(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT address FROM sessions ORDER BY address")]
+
+    def identity_addresses(self) -> list[str]:
+        return [row[0] for row in
+                self._db.execute("SELECT address FROM identities ORDER BY address")]
 
     def load_local(self, name: str) -> bytes | None:
         """Application data kept beside the protocol state (for example the

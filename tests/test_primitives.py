@@ -236,3 +236,12 @@ def test_mlkem_public_key_modulus_check() -> None:
         KemPublicKey.from_bytes(b"\xff" * 1568)
     with pytest.raises(InvalidKey):
         KemPublicKey.from_bytes(b"\x00" * 1567)
+
+
+def test_rfc9106_argon2id() -> None:
+    from signalish._primitives import argon2id
+    v = load_vectors("third_party/rfc9106_argon2id.json")
+    tag = argon2id(h(v["password"]), h(v["salt"]), length=v["length"], iterations=v["iterations"],
+                   lanes=v["lanes"], memory_kib=v["memory_kib"], secret=h(v["secret"]),
+                   ad=h(v["ad"]))
+    assert tag.hex() == v["tag"]
