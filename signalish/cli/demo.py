@@ -5,7 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from .._backup import BackupParams, WrongPassword, create_backup, restore_backup
 from .._bundle import PreKeyBundle
+from .._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from .._errors import AuthenticationError, DuplicateMessage
 from .._keys import IdentityKeyPair
 from .._manager import SessionManager
@@ -13,6 +15,7 @@ from .._message import PreKeyFrame, parse
 from .._prekeys import PreKeyRing
 from .._primitives import SystemRandom
 from .._profile import Profile
+from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
 from .._session import SessionOptions
 from .._stores import MemoryStore, SQLiteStore
 
@@ -52,8 +55,8 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     print(f"bundle on the server: {len(wire_bundle)} bytes, public keys and signatures only")
 
     _section("2. Alice writes first, while Bob is offline")
-    alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), profile, rng=rng,
-                           options=options)
+    alice_identity = IdentityKeyPair.generate(rng)
+    alice = SessionManager(alice_identity, MemoryStore(), profile, rng=rng, options=options)
     alice.initiate("bob", PreKeyBundle.from_bytes(wire_bundle))
     first = alice.encrypt("bob", b"Hi Bob, are you there?")
     frame = parse(first, options.limits.max_message_size)
@@ -107,6 +110,39 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     print("Bob reads:  ", bob_manager.decrypt("alice", later, now=now + 90).decode())
     print("Alice reads:", alice.decrypt("bob", bob_manager.encrypt("alice", b"Still here."),
                                         now=now + 91).decode())
+
+    _section("7. Alice and Bob compare safety numbers")
+    alice_view = SafetyNumber.compute(alice.identity.public, "alice", identity.public, "bob")
+    bob_view = SafetyNumber.compute(identity.public, "bob", alice.identity.public, "alice")
+    print("Alice's screen:", alice_view.formatted())
+    print("Bob's screen:  ", bob_view.formatted())
+    verdict = compare_scannable(alice_view, bob_view.scannable)
+    print("Alice scans Bob's code:", verdict.value)
+    ok &= verdict is FingerprintMatch.MATCH
+
+    _section("8. A sealed box: anonymous, no session (HPKE, ML-KEM-768 + X25519)")
+    drop_box = SealedBoxPrivateKey.generate(SealedBoxSuite.MLKEM768_X25519, rng)
+    box = drop_box.public_key.seal(b"an anonymous tip")
+    print(f"sealed box: {len(box)} bytes; opened: {drop_box.open(box).decode()}")
+
+    _section("9. Bob backs up his device under a password and restores it")
+    params = BackupParams(iterations=1, lanes=1, memory_kib=8 * 1024)  # demo speed
+    blob = create_backup(identity, reopened, "correct horse battery staple", rng=rng,
+                         params=params)
+    print(f"backup: {len(blob)} bytes (Argon2id t={params.iterations}, "
+          f"m={params.memory_kib} KiB; the default is RFC 9106's t=3, m=64 MiB)")
+    try:
+        restore_backup(blob, "wrong password", MemoryStore())
+        ok = False
+    except WrongPassword:
+        print("a wrong password is refused: WrongPassword")
+    new_phone = MemoryStore()
+    restored = restore_backup(blob, "correct horse battery staple", new_phone)
+    phone = SessionManager(restored, new_phone, profile, rng=rng)
+    print("restored Bob reads:", phone.decrypt("alice", alice.encrypt("bob", b"New phone?"),
+                                               now=now + 100).decode())
+    print("Alice reads:", alice.decrypt("bob", phone.encrypt("alice", b"Same Bob."),
+                                        now=now + 101).decode())
     reopened.close()
     for leftover in workdir.iterdir():
         leftover.unlink()
