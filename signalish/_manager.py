@@ -96,18 +96,20 @@ class SessionManager:
         with self.store.transaction():
             self.store.save_identity(address, key)
 
-    def initiate(self, address: str, bundle: PreKeyBundle) -> None:
+    def initiate(self, address: str, bundle: PreKeyBundle, *,
+                 kem_encapsulation: tuple[bytes, bytes] | None = None) -> None:
         """Start a session from ``bundle`` (X3DH/PQXDH as initiator).  The new
         session becomes current; messages to ``address`` carry the initial
         header until the peer answers.
 
         Raises what :func:`~signalish.initiate` raises, and
-        :class:`~signalish.UntrustedIdentity`.
+        :class:`~signalish.UntrustedIdentity`.  ``kem_encapsulation`` is for
+        reproducible test vectors only (see :func:`~signalish.initiate`).
         """
         with self.store.transaction():
             self._check_trust(address, bundle.identity_key)
             agreement = initiate(self.identity, bundle, self.profile, policy=self.policy,
-                                 rng=self.rng)
+                                 rng=self.rng, kem_encapsulation=kem_encapsulation)
             he = self.options.header_encryption
             state = RatchetState.init_alice(self.profile, agreement.shared_secret,
                                             bundle.signed_prekey.public_key, self.rng, he)

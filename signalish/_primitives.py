@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
 from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
 from cryptography.hazmat.primitives.ciphers import modes as _modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM as _AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as _ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as _Argon2id
 
 from ._errors import AuthenticationError, InvalidArgument, InvalidKey
@@ -406,6 +407,23 @@ def aes256_gcm_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) 
         raise InvalidArgument(_GCM_ARGUMENTS)
     try:
         return _AESGCM(key).decrypt(nonce, ciphertext, aad)
+    except (_PycaInvalidTag, ValueError):
+        raise AuthenticationError("decryption failed") from None
+
+
+def chacha20_poly1305_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """ChaCha20-Poly1305 (RFC 8439); returns ciphertext || 16-byte tag."""
+    if len(key) != 32 or len(nonce) != 12:
+        raise InvalidArgument("ChaCha20-Poly1305 takes a 32-byte key and a 12-byte nonce")
+    return _ChaCha20Poly1305(key).encrypt(nonce, plaintext, aad)
+
+
+def chacha20_poly1305_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """ChaCha20-Poly1305 decryption.  Raises :class:`AuthenticationError`."""
+    if len(key) != 32 or len(nonce) != 12:
+        raise InvalidArgument("ChaCha20-Poly1305 takes a 32-byte key and a 12-byte nonce")
+    try:
+        return _ChaCha20Poly1305(key).decrypt(nonce, ciphertext, aad)
     except (_PycaInvalidTag, ValueError):
         raise AuthenticationError("decryption failed") from None
 

@@ -28,6 +28,8 @@ from signalish._primitives import (
     aes256_cbc_encrypt,
     aes256_gcm_decrypt,
     aes256_gcm_encrypt,
+    chacha20_poly1305_decrypt,
+    chacha20_poly1305_encrypt,
     ct_equal,
     ed25519_verify,
     hkdf,
@@ -189,6 +191,23 @@ def test_wycheproof_aes256_gcm(case: tuple[dict[str, Any], dict[str, Any]]) -> N
     else:
         with pytest.raises(AuthenticationError):
             aes256_gcm_decrypt(key, iv, sealed, aad)
+
+
+@pytest.mark.parametrize("case", wycheproof_cases("chacha20_poly1305_test.json"), ids=case_id)
+def test_wycheproof_chacha20_poly1305(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    group, t = case
+    key, iv, aad, msg = h(t["key"]), h(t["iv"]), h(t["aad"]), h(t["msg"])
+    sealed = h(t["ct"]) + h(t["tag"])
+    if group["ivSize"] != 96 or group["keySize"] != 256:
+        with pytest.raises(InvalidArgument):  # only RFC 8439's 96-bit nonce is offered
+            chacha20_poly1305_decrypt(key, iv, sealed, aad)
+        return
+    if t["result"] == "valid":
+        assert chacha20_poly1305_encrypt(key, iv, msg, aad) == sealed
+        assert chacha20_poly1305_decrypt(key, iv, sealed, aad) == msg
+    else:
+        with pytest.raises(AuthenticationError):
+            chacha20_poly1305_decrypt(key, iv, sealed, aad)
 
 
 @pytest.mark.parametrize(

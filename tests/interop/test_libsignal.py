@@ -291,3 +291,17 @@ def test_safety_numbers_equal_libsignal_fingerprints(libsignal: LibsignalPeer,
         assert compare_scannable(ours, bytes.fromhex(bobs["scannable"])) is FingerprintMatch.MATCH
         assert libsignal.ok("compare_scannable", ours=bobs["scannable"],
                             theirs=ours.scannable.hex())["match"] is True
+
+
+def test_safety_number_vectors_match_libsignal(libsignal: LibsignalPeer) -> None:
+    """vectors/safety_numbers.json, recomputed by libsignal-client."""
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "vectors" / "safety_numbers.json"
+    for case in json.loads(path.read_text())["cases"]:
+        theirs = libsignal.ok("fingerprint", iterations=case["iterations"],
+                              version=case["version"], local_id=case["local_id"],
+                              local_key=case["local_key"], remote_id=case["remote_id"],
+                              remote_key=case["remote_key"])
+        assert theirs["displayable"] == case["displayable"]
+        assert theirs["scannable"] == case["scannable"]

@@ -1,0 +1,212 @@
+"""Checks signalish against vector files: every case recomputed from its inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .._backup import WrongPassword, restore_backup
+from .._bundle import PreKeyBundle
+from .._errors import SignalishError
+from .._fingerprint import SafetyNumber
+from .._keys import IdentityKey, IdentityKeyPair
+from .._manager import SessionManager
+from .._primitives import KemPrivateKey, PrivateKey, hkdf, hmac_sha256
+from .._profile import PROFILES
+from .._ratchet import kdf_ck, kdf_rk
+from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
+from .._session import SessionOptions
+from .._stores import MemoryStore
+from .._window import RatchetLimits
+from .._x3dh import _respond_with_keys, initiate
+from .mlkem_encaps import encaps_internal
+
+Json = dict[str, Any]
+h = bytes.fromhex
+
+
+class Mismatch(AssertionError):
+    """A recomputed value differs from the vector."""
+
+
+def expect(what: str, got: object, wanted: object) -> None:
+    if got != wanted:
+        raise Mismatch(f"{what}: got {got!r:.80}, vector says {wanted!r:.80}")
+
+
+class ListRandom:
+    """Replays the random draws a vector lists, in order."""
+
+    def __init__(self, draws: list[str]) -> None:
+        self._draws = [h(d) for d in draws]
+
+    def random_bytes(self, n: int, /) -> bytes:
+        if not self._draws:
+            raise Mismatch("the implementation drew more randomness than the vector lists")
+        value = self._draws.pop(0)
+        expect("size of a random draw", n, len(value))
+        return value
+
+    def exhausted(self) -> bool:
+        return not self._draws
+
+
+def check_kdf(case: Json) -> None:
+    if case["function"] == "KDF_RK":
+        out = kdf_rk(PROFILES[case["profile"]], h(case["rk"]), h(case["dh_out"]),
+                     case["header_encryption"])
+        expect("KDF_RK", [x.hex() or None for x in out],
+               [case["root_key"], case["chain_key"], case["next_header_key"]])
+        return
+    mk_key = h(case["ck"])
+    next_ck, mk = kdf_ck(mk_key)
+    expect("KDF_CK", (next_ck.hex(), mk.hex()), (case["next_ck"], case["mk"]))
+    expect("native AEAD key", hmac_sha256(mk, b"signalish_MessageKey\x01").hex(),
+           case["native_aead_key"])
+    expect("native header nonce", hmac_sha256(mk, b"signalish_HeaderNonce")[:12].hex(),
+           case["native_header_nonce"])
+    expect("libsignal message keys",
+           hkdf(mk, salt=None, info=b"WhisperMessageKeys", length=80).hex(),
+           case["libsignal_message_keys"])
+
+
+def check_x3dh(case: Json) -> None:
+    profile = PROFILES[case["profile"]]
+    alice = IdentityKeyPair.from_seed(h(case["alice_identity_seed"]))
+    bob = IdentityKeyPair.from_seed(h(case["bob_identity_seed"]))
+    bundle = PreKeyBundle.from_bytes(h(case["bundle"]))
+    expect("bundle identity", bundle.identity_key, bob.public)
+    spk = PrivateKey.from_bytes(h(case["signed_prekey"]["private"]))
+    expect("signed prekey", bundle.signed_prekey.public_key, spk.public)
+    otk = case["one_time_prekey"] and PrivateKey.from_bytes(h(case["one_time_prekey"]["private"]))
+    kem = case["kem_prekey"] and KemPrivateKey(h(case["kem_prekey"]["seed"]))
+    encapsulation = None
+    if case["kem_encaps_m"]:
+        assert bundle.kem_prekey is not None
+        encapsulation = encaps_internal(bundle.kem_prekey.public_key.raw, h(case["kem_encaps_m"]),
+                                        "ML-KEM-1024")
+        expect("KEM encapsulation", [x.hex() for x in encapsulation],
+               [case["kem_ciphertext"], case["kem_shared_secret"]])
+    sent = initiate(alice, bundle, profile, ephemeral_key=PrivateKey.from_bytes(
+        h(case["alice_ephemeral_private"])), kem_encapsulation=encapsulation)
+    expect("initiator SK", sent.shared_secret.hex(), case["shared_secret"])
+    expect("AD", sent.associated_data.hex(), case["associated_data"])
+    expect("initial header", sent.header.to_bytes().hex(), case["initial_header"])
+    received = _respond_with_keys(profile, bob.dh_private, bob.public, spk, otk or None,
+                                  kem or None, sent.header)
+    expect("responder SK", received.shared_secret.hex(), case["shared_secret"])
+
+
+def check_conversation(case: Json) -> None:
+    profile = PROFILES[case["profile"]]
+    limits = RatchetLimits(**case["limits"])
+    parties: dict[str, tuple[SessionManager, MemoryStore, ListRandom]] = {}
+    for who, keys in case["parties"].items():
+        identity = IdentityKeyPair.from_seed(h(keys["identity_seed"]))
+        store = MemoryStore()
+        with store.transaction():
+            store.save_prekeys(h(keys["prekey_ring"]))
+        rng = ListRandom(case["random"][who])
+        options = SessionOptions(header_encryption=case["header_encryption"], limits=limits,
+                                 max_archived=case["max_archived"],
+                                 registration_id=keys["registration_id"])
+        parties[who] = (SessionManager(identity, store, profile, rng=rng, options=options),
+                        store, rng)
+    other = {"alice": "bob", "bob": "alice"}
+    messages: list[bytes] = []
+    for number, event in enumerate(case["events"]):
+        where = f"event {number} ({event['op']})"
+        if event["op"] == "initiate":
+            bundle = PreKeyBundle.from_bytes(h(event["bundle"]))
+            encapsulation = None
+            if event["kem_encaps_m"]:
+                assert bundle.kem_prekey is not None
+                encapsulation = encaps_internal(bundle.kem_prekey.public_key.raw,
+                                                h(event["kem_encaps_m"]), "ML-KEM-1024")
+            parties[event["from"]][0].initiate(other[event["from"]], bundle,
+                                               kem_encapsulation=encapsulation)
+        elif event["op"] == "send":
+            manager = parties[event["from"]][0]
+            message = manager.encrypt(other[event["from"]], h(event["plaintext"]))
+            expect(f"{where} message bytes", message.hex(), event["message"])
+            expect(f"{where} message type", manager.message_type(message), event["type"])
+            messages.append(message)
+        else:
+            data = h(event["bytes"]) if "bytes" in event else messages[event["message"]]
+            try:
+                outcome = parties[event["to"]][0].decrypt(other[event["to"]], data,
+                                                          now=event["now"]).hex()
+            except SignalishError as error:
+                outcome = type(error).__name__
+            expect(f"{where} outcome", outcome, event.get("plaintext", event.get("error")))
+    for who, (_, store, rng) in parties.items():
+        expect(f"{who}'s final state", (store.load_session(other[who]) or b"").hex(),
+               case["final_state"][who])
+        expect(f"{who}'s randomness fully used", rng.exhausted(), True)
+
+
+def check_safety_number(case: Json) -> None:
+    number = SafetyNumber.compute(
+        IdentityKey.from_public_bytes(h(case["local_key"])), h(case["local_id"]),
+        IdentityKey.from_public_bytes(h(case["remote_key"])), h(case["remote_id"]),
+        iterations=case["iterations"], version=case["version"])
+    expect("displayable", number.displayable, case["displayable"])
+    expect("scannable", number.scannable.hex(), case["scannable"])
+
+
+def check_sealed_box(case: Json) -> None:
+    key = SealedBoxPrivateKey(SealedBoxSuite[case["suite"]], h(case["recipient_seed"]))
+    expect("recipient public key", key.public_key.public_bytes().hex(), case["recipient_public"])
+    expect("opened", key.open(h(case["box"])).hex(), case["plaintext"])
+
+
+def check_backup(case: Json) -> None:
+    store = MemoryStore()
+    identity = restore_backup(h(case["backup"]), case["password"], store)
+    expect("identity", identity.public.public_bytes().hex(), case["identity_public"])
+    expect("prekey ring", (store.load_prekeys() or b"").hex(), case["prekey_ring"])
+    expect("sessions", {a: (store.load_session(a) or b"").hex()
+                        for a in store.session_addresses()}, case["sessions"])
+    expect("identities", {a: k.public_bytes().hex() for a in store.identity_addresses()
+                          if (k := store.get_identity(a))}, case["identities"])
+    try:
+        restore_backup(h(case["backup"]), case["password"] + "!", MemoryStore())
+    except WrongPassword:
+        return
+    raise Mismatch("a wrong password opened the backup")
+
+
+CHECKS: dict[str, Callable[[Json], None]] = {
+    "kdf": check_kdf, "x3dh": check_x3dh, "conversation": check_conversation,
+    "safety_number": check_safety_number, "sealed_box": check_sealed_box, "backup": check_backup,
+}
+
+
+def case_label(kind: str, index: int, case: Json) -> str:
+    for key in ("name", "function", "suite"):
+        if key in case:
+            return f"{index}: {case[key]}" + (f" {case['profile']}" if key == "function"
+                                              and "profile" in case else "")
+    if kind == "x3dh":
+        return f"{index}: {case['profile']} {case['protocol']}" + (
+            " +OPK" if case["one_time_prekey"] else "")
+    return str(index)
+
+
+def check_file(data: Json) -> Iterator[tuple[str, str | None]]:
+    """(case label, None when it passed or the reason it failed)."""
+    if data.get("format") != "signalish-vectors" or data.get("version") != 1:
+        yield ("file", "not a version 1 signalish vector file")
+        return
+    check = CHECKS.get(data["kind"])
+    if check is None:
+        yield ("file", f"unknown kind {data['kind']!r}")
+        return
+    for index, case in enumerate(data["cases"]):
+        label = case_label(data["kind"], index, case)
+        try:
+            check(case)
+        except (Mismatch, SignalishError, KeyError, ValueError) as error:
+            yield (label, f"{type(error).__name__}: {error}")
+        else:
+            yield (label, None)

@@ -1,0 +1,452 @@
+"""Builds every file in vectors/ from fixed seeds, byte for byte reproducibly.
+
+Format and meaning of each file: vectors/README.md and vectors/schema/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from .._backup import BackupParams, create_backup
+from .._bundle import PreKeyBundle
+from .._fingerprint import SafetyNumber
+from .._keys import IdentityKeyPair
+from .._manager import SessionManager
+from .._prekeys import PreKeyRing
+from .._primitives import (
+    DeterministicRandom,
+    HpkePrivate,
+    PrivateKey,
+    PublicKey,
+    aes256_gcm_encrypt,
+    chacha20_poly1305_encrypt,
+    hkdf,
+    hmac_sha256,
+)
+from .._profile import LIBSIGNAL_V3, NATIVE, Profile
+from .._ratchet import kdf_ck, kdf_rk
+from .._sealed import SealedBoxSuite, _info
+from .._session import SessionOptions, SessionRecord
+from .._stores import MemoryStore
+from .._window import RatchetLimits
+from .._x3dh import _respond_with_keys, initiate
+from .mlkem_encaps import encaps_internal
+
+Json = dict[str, Any]
+
+
+class RecordingRandom:
+    """A DeterministicRandom that remembers every draw, for the vectors."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._inner = DeterministicRandom(seed)
+        self.draws: list[bytes] = []
+
+    def random_bytes(self, n: int, /) -> bytes:
+        value = self._inner.random_bytes(n)
+        self.draws.append(value)
+        return value
+
+
+def envelope(kind: str, description: str, cases: list[Json]) -> Json:
+    return {"format": "signalish-vectors", "version": 1, "kind": kind,
+            "description": description, "cases": cases}
+
+
+def kem_encapsulation(bundle: PreKeyBundle, m: bytes) -> tuple[bytes, bytes] | None:
+    if bundle.kem_prekey is None:
+        return None
+    return encaps_internal(bundle.kem_prekey.public_key.raw, m, "ML-KEM-1024")
+
+
+# --- kdf.json -------------------------------------------------------------------
+
+
+def gen_kdf() -> Json:
+    rng = DeterministicRandom(b"vectors/kdf")
+    cases: list[Json] = []
+    for profile in (NATIVE, LIBSIGNAL_V3):
+        for header_keys in ((False, True) if profile is NATIVE else (False,)):
+            rk, dh = rng.random_bytes(32), rng.random_bytes(32)
+            root, chain, nhk = kdf_rk(profile, rk, dh, header_keys)
+            cases.append({"function": "KDF_RK", "profile": profile.name,
+                          "header_encryption": header_keys, "rk": rk.hex(), "dh_out": dh.hex(),
+                          "root_key": root.hex(), "chain_key": chain.hex(),
+                          "next_header_key": nhk.hex() or None})
+    for _ in range(2):
+        ck = rng.random_bytes(32)
+        next_ck, mk = kdf_ck(ck)
+        cases.append({"function": "KDF_CK", "ck": ck.hex(), "next_ck": next_ck.hex(),
+                      "mk": mk.hex(),
+                      "native_aead_key": hmac_sha256(mk, NATIVE.message_key_info + b"\x01").hex(),
+                      "native_header_nonce": hmac_sha256(mk, NATIVE.header_nonce_info)[:12].hex(),
+                      "libsignal_message_keys": hkdf(mk, salt=None, info=b"WhisperMessageKeys",
+                                                     length=80).hex()})
+    return envelope("kdf", "KDF_RK, KDF_CK and message keys of both profiles", cases)
+
+
+# --- x3dh.json ------------------------------------------------------------------
+
+
+def _x3dh_case(profile: Profile, one_time: bool, kem: bool, seed: bytes) -> Json:
+    rng = DeterministicRandom(seed)
+    alice, bob = IdentityKeyPair.generate(rng), IdentityKeyPair.generate(rng)
+    ring = PreKeyRing.create(bob, profile, rng, now=0, registration_id=7, device_id=3)
+    if one_time:
+        ring.generate_one_time_prekeys(1, rng)
+    if kem:
+        ring.generate_kem_prekeys(1, rng, now=0)
+    bundle = ring.issue_bundle()
+    if not kem and bundle.kem_prekey is not None:
+        bundle = PreKeyBundle(bundle.identity_key, bundle.signed_prekey, bundle.one_time_prekey,
+                              None, bundle.registration_id, bundle.device_id)
+    ek = PrivateKey.generate(rng)
+    m = rng.random_bytes(32) if kem else None
+    encapsulation = kem_encapsulation(bundle, m) if m else None
+    sent = initiate(alice, bundle, profile, ephemeral_key=ek, kem_encapsulation=encapsulation)
+    spk = ring.current_signed_prekey
+    otk = ring.one_time_prekey(bundle.one_time_prekey.key_id) if bundle.one_time_prekey else None
+    kpk = ring.kem_prekey(bundle.kem_prekey.key_id, now=0) if bundle.kem_prekey else None
+    received = _respond_with_keys(profile, bob.dh_private, bob.public, spk.private_key,
+                                  otk.private_key if otk else None,
+                                  kpk.private_key if kpk else None, sent.header)
+    assert received.shared_secret == sent.shared_secret
+    return {
+        "profile": profile.name, "protocol": sent.protocol,
+        "alice_identity_seed": alice.seed().hex(), "bob_identity_seed": bob.seed().hex(),
+        "signed_prekey": {"id": spk.key_id, "private": spk.private_key.private_bytes().hex()},
+        "one_time_prekey": None if otk is None else {
+            "id": otk.key_id, "private": otk.private_key.private_bytes().hex()},
+        "kem_prekey": None if kpk is None else {
+            "id": kpk.key_id, "seed": kpk.private_key.seed().hex(), "last_resort": kpk.last_resort},
+        "alice_ephemeral_private": ek.private_bytes().hex(),
+        "kem_encaps_m": None if m is None else m.hex(),
+        "bundle": bundle.to_bytes().hex(),
+        "kem_ciphertext": None if encapsulation is None else encapsulation[0].hex(),
+        "kem_shared_secret": None if encapsulation is None else encapsulation[1].hex(),
+        "shared_secret": sent.shared_secret.hex(),
+        "associated_data": sent.associated_data.hex(),
+        "initial_header": sent.header.to_bytes().hex(),
+    }
+
+
+def gen_x3dh() -> Json:
+    cases = []
+    for profile in (NATIVE, LIBSIGNAL_V3):
+        for one_time in (True, False):
+            for kem in ((False, True) if profile is NATIVE else (False,)):
+                seed = f"vectors/x3dh/{profile.name}/{one_time}/{kem}".encode()
+                cases.append(_x3dh_case(profile, one_time, kem, seed))
+    return envelope("x3dh", "X3DH and PQXDH for every combination of prekeys", cases)
+
+
+# --- conversations.json ---------------------------------------------------------
+
+
+class Party:
+    def __init__(self, name: str, profile: Profile, seed: bytes, options: SessionOptions) -> None:
+        rng = DeterministicRandom(seed + b"/" + name.encode() + b"/keys")
+        self.name, self.profile = name, profile
+        self.identity = IdentityKeyPair.generate(rng)
+        ring = PreKeyRing.create(self.identity, profile, rng, now=0,
+                                 registration_id=options.registration_id)
+        ring.generate_one_time_prekeys(3, rng)
+        if profile.kem_key_prefix is not None:
+            ring.generate_kem_prekeys(2, rng, now=0)
+        self.store = MemoryStore()
+        with self.store.transaction():
+            self.store.save_prekeys(ring.to_bytes())
+        self.keys: Json = {"identity_seed": self.identity.seed().hex(),
+                           "registration_id": options.registration_id,
+                           "prekey_ring": ring.to_bytes().hex(), "prekeys": _list_prekeys(ring)}
+        self.rng = RecordingRandom(seed + b"/" + name.encode() + b"/session")
+        self.manager = SessionManager(self.identity, self.store, profile, rng=self.rng,
+                                      options=options)
+
+    def bundle(self) -> PreKeyBundle:
+        ring = PreKeyRing.from_bytes(self.store.load_prekeys() or b"", self.identity)
+        bundle = ring.issue_bundle()
+        with self.store.transaction():
+            self.store.save_prekeys(ring.to_bytes())
+        return bundle
+
+
+def _list_prekeys(ring: PreKeyRing) -> Json:
+    signed = ring.current_signed_prekey
+    return {"signed": {"id": signed.key_id, "private": signed.private_key.private_bytes().hex()},
+            "one_time": [{"id": k.key_id, "private": k.private_key.private_bytes().hex()}
+                         for k in ring._one_time.values()],
+            "kem": [{"id": k.key_id, "seed": k.private_key.seed().hex(), "last_resort": False}
+                    for k in ring._kem_one_time.values()]
+            + ([] if ring.current_last_resort_kem_prekey is None else [{
+                "id": ring.current_last_resort_kem_prekey.key_id,
+                "seed": ring.current_last_resort_kem_prekey.private_key.seed().hex(),
+                "last_resort": True}])}
+
+
+class Conversation:
+    def __init__(self, name: str, description: str, profile: Profile, *,
+                 header_encryption: bool = False, limits: RatchetLimits | None = None) -> None:
+        seed = b"vectors/conversations/" + name.encode()
+        base = SessionOptions.libsignal(0) if profile is LIBSIGNAL_V3 else SessionOptions()
+        self.options: dict[str, SessionOptions] = {}
+        self.parties: dict[str, Party] = {}
+        for who, reg in (("alice", 1111), ("bob", 2222)):
+            options = SessionOptions(header_encryption=header_encryption,
+                                     limits=limits or base.limits,
+                                     max_archived=base.max_archived, registration_id=reg)
+            self.parties[who] = Party(who, profile, seed, options)
+        self.case: Json = {"name": name, "description": description, "profile": profile.name,
+                           "header_encryption": header_encryption,
+                           "limits": _limits(limits or base.limits),
+                           "max_archived": base.max_archived,
+                           "parties": {w: p.keys for w, p in self.parties.items()}, "events": []}
+        self.messages: list[bytes] = []
+        self.now = 1_000
+
+    def other(self, who: str) -> str:
+        return "bob" if who == "alice" else "alice"
+
+    def initiate(self, who: str) -> None:
+        bundle = self.parties[self.other(who)].bundle()
+        m = hashlib.sha256(b"kem-m" + bundle.to_bytes()).digest() if bundle.kem_prekey else None
+        encapsulation = kem_encapsulation(bundle, m) if m else None
+        self.parties[who].manager.initiate(self.other(who), bundle,
+                                           kem_encapsulation=encapsulation)
+        self.case["events"].append({
+            "op": "initiate", "from": who, "bundle": bundle.to_bytes().hex(),
+            "kem_encaps_m": None if m is None else m.hex(),
+            "kem_ciphertext": None if encapsulation is None else encapsulation[0].hex(),
+            "kem_shared_secret": None if encapsulation is None else encapsulation[1].hex()})
+
+    def send(self, who: str, text: str) -> int:
+        party = self.parties[who]
+        record = SessionRecord.from_bytes(party.store.load_session(self.other(who)) or b"")
+        assert record.current is not None
+        message = party.manager.encrypt(self.other(who), text.encode())
+        self.messages.append(message)
+        self.case["events"].append({"op": "send", "from": who, "plaintext": text.encode().hex(),
+                                    "session": record.current.base_key.hex(),
+                                    "message": message.hex(),
+                                    "type": party.manager.message_type(message)})
+        return len(self.messages) - 1
+
+    def receive(self, who: str, index: int, *, flip: int | None = None) -> None:
+        data = self.messages[index]
+        if flip is not None:
+            data = data[:flip] + bytes((data[flip] ^ 0x01,)) + data[flip + 1:]
+        event: Json = {"op": "receive", "to": who, "message": index, "now": self.now}
+        if flip is not None:
+            event["bytes"] = data.hex()
+        try:
+            event["plaintext"] = self.parties[who].manager.decrypt(
+                self.other(who), data, now=self.now).hex()
+        except Exception as error:  # noqa: BLE001 - recorded as the expected outcome
+            event["error"] = type(error).__name__
+        self.case["events"].append(event)
+        self.now += 1
+
+    def finish(self) -> Json:
+        self.case["random"] = {w: [d.hex() for d in p.rng.draws]
+                               for w, p in self.parties.items()}
+        self.case["final_state"] = {w: (p.store.load_session(self.other(w)) or b"").hex()
+                                    for w, p in self.parties.items()}
+        return self.case
+
+
+def _limits(limits: RatchetLimits) -> Json:
+    return {name: getattr(limits, name) for name in (
+        "max_skip", "max_stored_keys", "max_receiving_chains", "expire_after_steps",
+        "expire_after_seconds", "max_message_size")}
+
+
+def _script_in_order(c: Conversation) -> None:
+    c.initiate("alice")
+    for i in range(2):
+        c.receive("bob", c.send("alice", f"hello {i}"))
+    for round_ in range(3):
+        c.receive("alice", c.send("bob", f"reply {round_}"))
+        c.receive("bob", c.send("alice", f"answer {round_}"))
+
+
+def _script_out_of_order(c: Conversation) -> None:
+    c.initiate("alice")
+    a1 = [c.send("alice", f"a1-{i}") for i in range(4)]
+    c.receive("bob", a1[2])
+    b1 = [c.send("bob", f"b1-{i}") for i in range(3)]
+    c.receive("alice", b1[2])
+    a2 = [c.send("alice", f"a2-{i}") for i in range(3)]
+    c.receive("bob", a2[1])
+    b2 = [c.send("bob", f"b2-{i}") for i in range(2)]
+    for who, index in (("alice", b2[1]), ("bob", a1[0]), ("alice", b1[0]), ("bob", a2[2]),
+                       ("bob", a1[3]), ("alice", b1[1]), ("bob", a2[0]), ("alice", b2[0]),
+                       ("bob", a1[1])):
+        c.receive(who, index)
+
+
+def _script_simultaneous(c: Conversation) -> None:
+    c.initiate("alice")
+    c.initiate("bob")
+    from_alice, from_bob = c.send("alice", "hi bob"), c.send("bob", "hi alice")
+    c.receive("bob", from_alice)
+    c.receive("alice", from_bob)
+    for i in range(2):
+        c.receive("bob", c.send("alice", f"a{i}"))
+        c.receive("alice", c.send("bob", f"b{i}"))
+
+
+def _script_negative(c: Conversation) -> None:
+    """With max_skip 3 and max_stored_keys 2."""
+    c.initiate("alice")
+    first = c.send("alice", "first")
+    c.receive("bob", first)
+    c.receive("bob", first)                      # replayed: DuplicateMessage
+    c.receive("alice", c.send("bob", "reply"))   # Alice steps to a new chain
+    sent = [c.send("alice", f"m{i}") for i in range(4)]
+    c.receive("bob", sent[3], flip=len(c.messages[sent[3]]) - 3)   # tampered
+    c.receive("bob", sent[3])                    # skips m0..m2; the cap keeps m1, m2
+    c.receive("bob", sent[0])                    # MessageKeyEvicted
+    c.receive("bob", sent[2])
+    far = [c.send("alice", f"far{i}") for i in range(5)]
+    c.receive("bob", far[4])                     # would skip 4 > 3: TooFarAhead
+    c.receive("bob", far[3])                     # skips 3: fine
+    c.receive("bob", sent[2])                    # DuplicateMessage
+    c.receive("bob", first)                      # the old PreKeyMessage again
+
+
+def gen_conversations() -> Json:
+    scenarios: list[tuple[str, str, Profile, bool, RatchetLimits | None,
+                          Callable[[Conversation], None]]] = [
+        ("native-pqxdh-in-order", "PQXDH, messages delivered in order", NATIVE, False, None,
+         _script_in_order),
+        ("native-pqxdh-out-of-order", "skipped keys kept across DH steps, both directions",
+         NATIVE, False, None, _script_out_of_order),
+        ("native-header-encryption", "out of order with encrypted headers", NATIVE, True, None,
+         _script_out_of_order),
+        ("native-simultaneous-initiation", "both initiate at once and converge", NATIVE,
+         False, None, _script_simultaneous),
+        ("native-negative", "replayed, tampered, evicted and too-far-ahead messages",
+         NATIVE, False, RatchetLimits(max_skip=3, max_stored_keys=2), _script_negative),
+        ("libsignal_v3-in-order", "libsignal protocol v3, in order", LIBSIGNAL_V3, False, None,
+         _script_in_order),
+        ("libsignal_v3-out-of-order", "libsignal protocol v3, out of order", LIBSIGNAL_V3,
+         False, None, _script_out_of_order),
+    ]
+    cases = []
+    for name, description, profile, he, limits, script in scenarios:
+        conversation = Conversation(name, description, profile, header_encryption=he,
+                                    limits=limits)
+        script(conversation)
+        cases.append(conversation.finish())
+    return envelope("conversation", "whole conversations, every message's bytes", cases)
+
+
+# --- safety_numbers.json, sealed_boxes.json, backups.json ----------------------------
+
+
+def gen_safety_numbers() -> Json:
+    rng = DeterministicRandom(b"vectors/safety")
+    cases = []
+    for iterations, version in ((5_200, 2), (5_200, 1), (1_024, 2)):
+        a, b = IdentityKeyPair.generate(rng).public, IdentityKeyPair.generate(rng).public
+        a_id, b_id = rng.random_bytes(16), b"+14155550123"
+        number = SafetyNumber.compute(a, a_id, b, b_id, iterations=iterations, version=version)
+        cases.append({"iterations": iterations, "version": version,
+                      "local_key": a.encode(LIBSIGNAL_V3).hex(), "local_id": a_id.hex(),
+                      "remote_key": b.encode(LIBSIGNAL_V3).hex(), "remote_id": b_id.hex(),
+                      "displayable": number.displayable, "scannable": number.scannable.hex()})
+    return envelope("safety_number", "safety numbers as libsignal computes them", cases)
+
+
+def _extract(suite_id: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+    """LabeledExtract (RFC 9180 section 4) with HKDF-SHA256."""
+    return hmac_sha256(salt or bytes(32), b"HPKE-v1" + suite_id + label + ikm)
+
+
+def _expand(suite_id: bytes, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
+    """LabeledExpand (RFC 9180 section 4) with HKDF-SHA256."""
+    labeled = length.to_bytes(2, "big") + b"HPKE-v1" + suite_id + label + info
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac_sha256(prk, block + labeled + bytes((counter,)))
+        out, counter = out + block, counter + 1
+    return out[:length]
+
+
+def seal_deterministic(suite: SealedBoxSuite, public: bytes, plaintext: bytes,
+                       eseed: bytes) -> bytes:
+    """RFC 9180 SealBase with the encapsulation randomness given (``eseed``),
+    so that sealed-box vectors can be rebuilt byte for byte."""
+    if suite is SealedBoxSuite.X25519:
+        ephemeral = PrivateKey.from_bytes(eseed[:32])  # DHKEM's skE
+        enc = ephemeral.public.raw
+        dh = ephemeral.exchange(PublicKey.from_bytes(public))
+        kem_suite = b"KEM\x00\x20"
+        shared = _expand(kem_suite, _extract(kem_suite, b"", b"eae_prk", dh), b"shared_secret",
+                         enc + public, 32)
+        kem_id, aead_id = b"\x00\x20", b"\x00\x02"
+    else:  # X-Wing EncapsulateDerand: eseed = ML-KEM m (32) || X25519 ephemeral (32)
+        ct_m, ss_m = encaps_internal(public[:1184], eseed[:32], "ML-KEM-768")
+        ephemeral = PrivateKey.from_bytes(eseed[32:64])
+        ct_x, pk_x = ephemeral.public.raw, public[1184:]
+        ss_x = ephemeral.exchange(PublicKey.from_bytes(pk_x))
+        shared = hashlib.sha3_256(ss_m + ss_x + ct_x + pk_x + b"\\.//^\\").digest()
+        enc, kem_id, aead_id = ct_m + ct_x, b"\x64\x7a", b"\x00\x03"
+    suite_id = b"HPKE" + kem_id + b"\x00\x01" + aead_id
+    context = (b"\x00" + _extract(suite_id, b"", b"psk_id_hash", b"")
+               + _extract(suite_id, b"", b"info_hash", _info(suite, public)))
+    secret = _extract(suite_id, shared, b"secret", b"")
+    key = _expand(suite_id, secret, b"key", context, 32)
+    nonce = _expand(suite_id, secret, b"base_nonce", context, 12)
+    seal = aes256_gcm_encrypt if suite is SealedBoxSuite.X25519 else chacha20_poly1305_encrypt
+    ciphertext = seal(key, nonce, plaintext, b"")
+    return bytes((0x62, 1, suite)) + enc + len(ciphertext).to_bytes(4, "big") + ciphertext
+
+
+def gen_sealed_boxes() -> Json:
+    rng = DeterministicRandom(b"vectors/sealed")
+    cases = []
+    for suite in SealedBoxSuite:
+        for plaintext in (b"", b"anonymous tip", bytes(range(256)) * 3):
+            seed, eseed = rng.random_bytes(32), rng.random_bytes(64)
+            recipient = HpkePrivate(suite.hpke, seed)
+            cases.append({"suite": suite.name, "recipient_seed": seed.hex(),
+                          "recipient_public": recipient.public.raw.hex(),
+                          "encapsulation_randomness": eseed.hex(),
+                          "plaintext": plaintext.hex(),
+                          "box": seal_deterministic(suite, recipient.public.raw, plaintext,
+                                                    eseed).hex()})
+    return envelope("sealed_box", "sealed boxes to open (HPKE base mode, single shot)", cases)
+
+
+def gen_backups() -> Json:
+    conversation = Conversation("backup", "", NATIVE)
+    _script_in_order(conversation)
+    bob = conversation.parties["bob"]
+    cases = []
+    for params, include in ((BackupParams(iterations=1, lanes=1, memory_kib=64), True),
+                            (BackupParams(), False)):
+        blob = create_backup(bob.identity, bob.store, "correct horse battery staple",
+                             rng=DeterministicRandom(b"vectors/backup" + bytes([include])),
+                             include_sessions=include, params=params)
+        cases.append({"password": "correct horse battery staple", "backup": blob.hex(),
+                      "identity_public": bob.identity.public.public_bytes().hex(),
+                      "identities": {a: k.public_bytes().hex() for a, k in
+                                     ((a, bob.store.get_identity(a))
+                                      for a in bob.store.identity_addresses()) if k},
+                      "sessions": ({a: (bob.store.load_session(a) or b"").hex()
+                                    for a in bob.store.session_addresses()} if include else {}),
+                      "prekey_ring": (bob.store.load_prekeys() or b"").hex()})
+    return envelope("backup", "password-protected backups to restore", cases)
+
+
+GENERATORS: dict[str, Callable[[], Json]] = {
+    "kdf.json": gen_kdf,
+    "x3dh.json": gen_x3dh,
+    "conversations.json": gen_conversations,
+    "safety_numbers.json": gen_safety_numbers,
+    "sealed_boxes.json": gen_sealed_boxes,
+    "backups.json": gen_backups,
+}
