@@ -31,7 +31,9 @@ import platform
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,7 +57,8 @@ from signalish import (  # noqa: E402
     SQLiteStore,
     Store,
 )
-from signalish._message import parse  # noqa: E402
+from signalish import SignalishError  # noqa: E402
+from signalish._message import parse, plain_prefix  # noqa: E402
 from signalish._session import Session  # noqa: E402
 
 SYNDACE = {"one-way": 8_585, "alternating": 3_246}  # msg/s, DESIGN.md
@@ -107,6 +110,56 @@ def floor_dh_step(a: x25519.X25519PrivateKey, b_raw: bytes) -> None:
         t1 = hmac.digest(prk, b"i\x01", "sha256")
         hmac.digest(prk, t1 + b"i\x02", "sha256")
     x25519.X25519PrivateKey.generate()
+
+
+def hostile_figures(rounds: int) -> dict[str, Any]:
+    """The most work one forged message can cause at the default limits, and
+    the size of a session record filled to them."""
+    limits = RatchetLimits()
+    a_store, b_store = MemoryStore(), MemoryStore()
+    rng = DeterministicRandom(b"hostile")
+    bob_id = IdentityKeyPair.generate(rng)
+    ring = PreKeyRing.create(bob_id, NATIVE, rng, now=0)
+    ring.generate_one_time_prekeys(10, rng)
+    with b_store.transaction():
+        b_store.save_prekeys(ring.to_bytes())
+    options = SessionOptions(limits=limits)
+    bob = SessionManager(bob_id, b_store, rng=rng, options=options, trust=lambda *_: True)
+    # Fill Bob's record: the archive full of earlier sessions, the current one
+    # holding max_stored_keys skipped keys.
+    for _ in range(options.max_archived + 1):
+        alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), rng=rng,
+                               options=options)
+        alice.initiate("bob", ring.issue_bundle())
+        for _ in range(limits.max_skip):
+            alice.encrypt("bob", b"x")
+        bob.decrypt("alice", alice.encrypt("bob", b"last"), now=0)
+    for _ in range(limits.max_skip):
+        alice.encrypt("bob", b"x")
+    bob.decrypt("alice", alice.encrypt("bob", b"more"), now=0)
+    record_bytes = b_store.load_session("alice") or b""
+    record = SessionRecord.from_bytes(record_bytes)
+    stored = sum(s.state.window.stored for s in record.sessions)
+    tracemalloc.start()
+    loaded = SessionRecord.from_bytes(record_bytes)
+    memory = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del loaded
+    current = record.current
+    assert current is not None
+    samples = []
+    for i in range(rounds):
+        key = IdentityKeyPair.generate(DeterministicRandom(b"forged%d" % i)).public.public_bytes()
+        forged = plain_prefix(key, current.state.nr + limits.max_skip, limits.max_skip, 32) \
+            + bytes(32)
+        start = time.perf_counter()
+        try:
+            bob.decrypt("alice", forged, now=0)
+        except SignalishError as error:
+            refusal = type(error).__name__
+        samples.append((time.perf_counter() - start) * 1e6)
+    return {"worst_us": max(samples), "sessions": len(record.sessions), "stored": stored,
+            "record_bytes": len(record_bytes), "memory_bytes": memory, "refusal": refusal}
 
 
 def main() -> int:
@@ -199,6 +252,8 @@ def main() -> int:
     record.sessions.append(b)
     holding = len(record.to_bytes())
 
+    hostile = hostile_figures(rounds=3 if args.quick else 9)
+
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "cryptography": cryptography.__version__, "signalish": signalish.__version__,
             "rounds": rounds, "quick": args.quick}
@@ -217,10 +272,16 @@ def main() -> int:
                         "vs_syndace": rate / syndace if syndace else None})
     print(f"\nserialized session record: fresh {fresh} B; holding {gap:,} skipped keys {holding:,} B "
           f"({(holding - fresh) / gap:.0f} B per key)")
+    print(f"hostile message, worst case at default limits (a forged DH step asking for "
+          f"2 x max_skip keys, tried on {hostile['sessions']} sessions): "
+          f"{hostile['worst_us']:,.0f} us, refused ({hostile['refusal']})")
+    print(f"session record at its limits ({hostile['stored']:,} stored keys, "
+          f"{hostile['sessions']} sessions): {hostile['record_bytes']:,} B serialized, "
+          f"{hostile['memory_bytes']:,} B of Python memory once loaded")
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results,
-                                         "sizes": {"fresh": fresh, "skipped_1000": holding}},
-                                        indent=1) + "\n")
+                                         "sizes": {"fresh": fresh, "skipped_1000": holding},
+                                         "hostile": hostile}, indent=1) + "\n")
     return 0
 
 

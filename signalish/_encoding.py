@@ -13,9 +13,12 @@ trailing bytes.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import ClassVar, Final, Self
 
 from ._errors import (
+    CorruptState,
     InvalidEncoding,
     InvalidLength,
     TrailingBytes,
@@ -24,7 +27,25 @@ from ._errors import (
     UnknownVersion,
 )
 
-__all__ = ["Tag", "Writer", "Reader", "FORMAT_VERSION", "Codec"]
+__all__ = ["Tag", "Writer", "Reader", "FORMAT_VERSION", "Codec", "add_digest", "check_digest"]
+
+DIGEST_SIZE: Final = 16
+
+
+def add_digest(body: bytes) -> bytes:
+    """Append the first 16 bytes of SHA-256(body): stored state carries an
+    integrity check, so corruption is an error, never a silently different key."""
+    return body + hashlib.sha256(body).digest()[:DIGEST_SIZE]
+
+
+def check_digest(data: bytes, what: str) -> bytes:
+    """Inverse of :func:`add_digest`; raises :class:`CorruptState`."""
+    data = bytes(data)
+    body, digest = data[:-DIGEST_SIZE], data[-DIGEST_SIZE:]
+    if len(data) < 2 + DIGEST_SIZE or not hmac.compare_digest(
+            hashlib.sha256(body).digest()[:DIGEST_SIZE], digest):
+        raise CorruptState(f"{what}: integrity check failed (truncated or altered)")
+    return body
 
 FORMAT_VERSION: Final = 1
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._encoding import Reader, Tag, Writer
+from ._encoding import Reader, Tag, Writer, add_digest, check_digest
 from ._errors import InvalidArgument, InvalidEncoding, InvalidKey
 from ._primitives import (
     Ed25519Signer,
@@ -163,12 +163,14 @@ class IdentityKeyPair:
         return self._dh.exchange(peer)
 
     def to_bytes(self) -> bytes:
-        """Versioned serialization: tag 0x01, version 1, seed (32 bytes). Secret."""
-        return Writer(Tag.IDENTITY_KEY_PAIR).fixed(self.seed()).getvalue()
+        """Versioned serialization (secret): tag 0x01, version 1, seed (32),
+        then a 16-byte SHA-256 digest so that a damaged copy is an error
+        (:class:`~signalish.CorruptState`) rather than another identity."""
+        return add_digest(Writer(Tag.IDENTITY_KEY_PAIR).fixed(self.seed()).getvalue())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> IdentityKeyPair:
-        r = Reader(data, Tag.IDENTITY_KEY_PAIR, "IdentityKeyPair")
+        r = Reader(check_digest(data, "IdentityKeyPair"), Tag.IDENTITY_KEY_PAIR, "IdentityKeyPair")
         seed = r.fixed(32, "seed")
         r.finish()
         try:

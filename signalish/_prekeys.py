@@ -31,7 +31,7 @@ from ._bundle import (
     SignedPreKey,
     SignedPreKeyPublic,
 )
-from ._encoding import Reader, Tag, Writer
+from ._encoding import Reader, Tag, Writer, add_digest, check_digest
 from ._errors import (
     InvalidArgument,
     InvalidEncoding,
@@ -336,8 +336,9 @@ class PreKeyRing:
     # --- serialization -----------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Tag 0x21, version 1 (secret).  The identity is stored separately;
-        only its public key is recorded here, to catch a mismatched load."""
+        """Tag 0x21, version 1 (secret), then a 16-byte SHA-256 digest.  The
+        identity is stored separately; only its public key is recorded here,
+        to catch a mismatched load."""
         name = self._profile.name.encode()
         w = Writer(Tag.PREKEY_RING)
         w.var(name).fixed(self._identity.public.public_bytes())
@@ -367,7 +368,7 @@ class PreKeyRing:
             w.u32(key_id).u64(record.created_at).fixed(record.private_key.seed())
             w.fixed(record.signature)
             _write_retire(w, entry.retire_at)
-        return w.getvalue()
+        return add_digest(w.getvalue())
 
     @classmethod
     def from_bytes(cls, data: bytes, identity: IdentityKeyPair) -> PreKeyRing:
@@ -377,7 +378,7 @@ class PreKeyRing:
         and :class:`~signalish.InvalidArgument` if the ring belongs to a
         different identity.
         """
-        r = Reader(data, Tag.PREKEY_RING, "PreKeyRing")
+        r = Reader(check_digest(data, "PreKeyRing"), Tag.PREKEY_RING, "PreKeyRing")
         name = r.var("profile", 64)
         profile = PROFILES.get(name.decode("ascii", "replace"))
         if profile is None:

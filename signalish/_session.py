@@ -30,10 +30,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Final
 
-from ._encoding import Reader, Tag, Writer
+from ._encoding import Reader, Tag, Writer, add_digest, check_digest
 from ._errors import (
     AuthenticationError,
-    CorruptState,
     InvalidArgument,
     InvalidEncoding,
     MessageRejected,
@@ -52,7 +51,6 @@ from ._x3dh import InitialHeader
 
 __all__ = ["Session", "SessionRecord", "SessionOptions"]
 
-_DIGEST_SIZE: Final = 16
 MAX_ARCHIVED_LIMIT: Final = 64
 
 
@@ -272,19 +270,14 @@ class SessionRecord:
         w.var(self.profile.name.encode()).u8(self.max_archived).u32(len(self.sessions))
         for session in self.sessions:
             session._write(w)
-        body = w.getvalue()
-        return body + hashlib.sha256(body).digest()[:_DIGEST_SIZE]
+        return add_digest(w.getvalue())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SessionRecord:
         """Load a record; raises :class:`~signalish.CorruptState` if the
         integrity check fails, another :class:`~signalish.DecodeError` if the
         content is malformed."""
-        data = bytes(data)
-        body, digest = data[:-_DIGEST_SIZE], data[-_DIGEST_SIZE:]
-        if len(data) < 2 + _DIGEST_SIZE or hashlib.sha256(body).digest()[:_DIGEST_SIZE] != digest:
-            raise CorruptState("SessionRecord: integrity check failed (truncated or altered)")
-        r = Reader(body, Tag.SESSION_RECORD, "SessionRecord")
+        r = Reader(check_digest(data, "SessionRecord"), Tag.SESSION_RECORD, "SessionRecord")
         profile = PROFILES.get(r.var("profile", 64).decode("ascii", "replace"))
         if profile is None:
             raise InvalidEncoding("SessionRecord: unknown profile")

@@ -10,13 +10,15 @@ a crash in between loses no message and never reuses a message key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ._errors import InvalidArgument
+from ._errors import CorruptState, InvalidArgument
 from ._keys import IdentityKey
 
 __all__ = ["IdentityStore", "PreKeyStore", "SessionStore", "Store", "MemoryStore", "SQLiteStore"]
@@ -107,6 +109,14 @@ class MemoryStore:
         return sorted(self._sessions)
 
 
+_ROW_CHECK = 16
+
+
+def _row_check(table: str, key: str, value: bytes) -> bytes:
+    return hashlib.sha256(b"signalish row\x00" + table.encode() + b"\x00" + key.encode()
+                          + b"\x00" + value).digest()[:_ROW_CHECK]
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS identities (address TEXT PRIMARY KEY, key BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS prekeys (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
@@ -121,6 +131,9 @@ class SQLiteStore:
     Writes happen only inside :meth:`transaction` (``BEGIN IMMEDIATE`` ...
     ``COMMIT``), in WAL mode with ``synchronous=FULL``, so a committed
     transaction survives a crash and an uncommitted one leaves no trace.
+    Every row carries a 16-byte SHA-256 check over its table, key and value:
+    a damaged row, or a row moved to another address, reads as
+    :class:`~signalish.CorruptState`, never as different data.
     One connection per store; not for use from several threads at once.
     """
 
@@ -156,36 +169,45 @@ class SQLiteStore:
         finally:
             self._in_transaction = False
 
-    def _write(self, sql: str, args: tuple[object, ...]) -> None:
+    def _write(self, sql: str, key: str, value: bytes, table: str) -> None:
         if not self._in_transaction:
             raise InvalidArgument("SQLiteStore writes must happen inside transaction()")
-        self._db.execute(sql, args)
+        self._db.execute(sql, (key, value + _row_check(table, key, value)))
 
-    def _read(self, sql: str, args: tuple[object, ...]) -> bytes | None:
-        row = self._db.execute(sql, args).fetchone()
-        return None if row is None else bytes(row[0])
+    def _read(self, sql: str, key: str, table: str) -> bytes | None:
+        row = self._db.execute(sql, (key,)).fetchone()
+        if row is None:
+            return None
+        data = bytes(row[0])
+        value, check = data[:-_ROW_CHECK], data[-_ROW_CHECK:]
+        if len(data) < _ROW_CHECK or not hmac.compare_digest(check, _row_check(table, key, value)):
+            raise CorruptState(f"SQLiteStore: the {table} row for {key!r} failed its integrity check")
+        return value
 
     def get_identity(self, address: str) -> IdentityKey | None:
-        data = self._read("SELECT key FROM identities WHERE address = ?", (address,))
+        data = self._read("SELECT key FROM identities WHERE address = ?", address, "identities")
         return None if data is None else IdentityKey.from_bytes(data)
 
     def save_identity(self, address: str, key: IdentityKey) -> None:
-        self._write("INSERT OR REPLACE INTO identities VALUES (?, ?)", (address, key.to_bytes()))
+        self._write("INSERT OR REPLACE INTO identities VALUES (?, ?)", address, key.to_bytes(),
+                    "identities")
 
     def load_prekeys(self) -> bytes | None:
-        return self._read("SELECT data FROM prekeys WHERE id = 1", ())
+        return self._read("SELECT data FROM prekeys WHERE id = ?", "1", "prekeys")
 
     def save_prekeys(self, data: bytes) -> None:
-        self._write("INSERT OR REPLACE INTO prekeys VALUES (1, ?)", (data,))
+        self._write("INSERT OR REPLACE INTO prekeys VALUES (?, ?)", "1", data, "prekeys")
 
     def load_session(self, address: str) -> bytes | None:
-        return self._read("SELECT data FROM sessions WHERE address = ?", (address,))
+        return self._read("SELECT data FROM sessions WHERE address = ?", address, "sessions")
 
     def save_session(self, address: str, data: bytes) -> None:
-        self._write("INSERT OR REPLACE INTO sessions VALUES (?, ?)", (address, data))
+        self._write("INSERT OR REPLACE INTO sessions VALUES (?, ?)", address, data, "sessions")
 
     def delete_session(self, address: str) -> None:
-        self._write("DELETE FROM sessions WHERE address = ?", (address,))
+        if not self._in_transaction:
+            raise InvalidArgument("SQLiteStore writes must happen inside transaction()")
+        self._db.execute("DELETE FROM sessions WHERE address = ?", (address,))
 
     def session_addresses(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT address FROM sessions ORDER BY address")]
@@ -197,7 +219,7 @@ class SQLiteStore:
     def load_local(self, name: str) -> bytes | None:
         """Application data kept beside the protocol state (for example the
         serialized :class:`~signalish.IdentityKeyPair`)."""
-        return self._read("SELECT data FROM local WHERE name = ?", (name,))
+        return self._read("SELECT data FROM local WHERE name = ?", name, "local")
 
     def save_local(self, name: str, data: bytes) -> None:
-        self._write("INSERT OR REPLACE INTO local VALUES (?, ?)", (name, data))
+        self._write("INSERT OR REPLACE INTO local VALUES (?, ?)", name, data, "local")

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from helpers import load_vectors
 from signalish import (
     LIBSIGNAL_V3,
+    CorruptState,
     NATIVE,
     DeterministicRandom,
     IdentityKey,
@@ -100,9 +101,24 @@ def test_public_identity_import_forms() -> None:
 
 
 @given(st.binary(min_size=8, max_size=8))
+def test_identity_pair_blob_is_integrity_checked(seed: bytes) -> None:
+    pair = IdentityKeyPair.generate(DeterministicRandom(seed))
+    data = pair.to_bytes()
+    assert IdentityKeyPair.from_bytes(data).to_bytes() == data
+    for i in range(len(data)):
+        with pytest.raises(CorruptState):
+            IdentityKeyPair.from_bytes(data[:i])
+        for bit in (0, 5):
+            with pytest.raises(CorruptState):
+                IdentityKeyPair.from_bytes(data[:i] + bytes((data[i] ^ (1 << bit),)) + data[i + 1:])
+    with pytest.raises(CorruptState):
+        IdentityKeyPair.from_bytes(data + b"\x00")
+
+
+@given(st.binary(min_size=8, max_size=8))
 def test_identity_serialization_round_trip_and_strictness(seed: bytes) -> None:
     pair = IdentityKeyPair.generate(DeterministicRandom(seed))
-    for obj, cls in ((pair, IdentityKeyPair), (pair.public, IdentityKey)):
+    for obj, cls in ((pair.public, IdentityKey),):
         data = obj.to_bytes()
         restored = cls.from_bytes(data)  # type: ignore[attr-defined]
         assert restored.to_bytes() == data
@@ -123,5 +139,6 @@ def test_identity_pair_rejects_sign_bit_one_seed_on_load() -> None:
         seed = rng.random_bytes(32)
         if Ed25519Signer(seed).public_bytes[31] & 0x80:
             break
+    from signalish._encoding import add_digest
     with pytest.raises(InvalidEncoding):
-        IdentityKeyPair.from_bytes(b"\x01\x01" + seed)
+        IdentityKeyPair.from_bytes(add_digest(b"\x01\x01" + seed))

@@ -1,0 +1,304 @@
+"""Hostile input: every parser fuzzed, every limit hit, malleability, corrupted state.
+
+Invariants, for every parser and every mutation of a valid encoding:
+* only signalish's own typed exceptions escape;
+* anything accepted re-encodes to exactly the bytes given (canonical: no
+  second encoding of the same value is accepted);
+* each call stays within bounded time and memory.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessions import make_party
+from signalish import (
+    LIBSIGNAL_V3,
+    AuthenticationError,
+    BackupParams,
+    CorruptState,
+    DecodeError,
+    DeterministicRandom,
+    IdentityKey,
+    IdentityKeyPair,
+    InitialHeader,
+    InvalidLength,
+    KemPreKeyPublic,
+    OneTimePreKeyPublic,
+    PreKeyBundle,
+    PreKeyRing,
+    SealedBoxPrivateKey,
+    SealedBoxPublicKey,
+    SealedBoxSuite,
+    SessionRecord,
+    SignalishError,
+    SignedPreKeyPublic,
+    SQLiteStore,
+    TooFarAhead,
+    compare_scannable,
+    create_backup,
+    restore_backup,
+)
+from signalish._message import parse, plain_prefix
+from signalish._primitives import ed25519_verify, xeddsa_verify
+from signalish._wire_v3 import parse_v3
+from signalish.cli.vector_check import check_file
+
+L = 2**252 + 27742317777372353535851937790883648493
+
+
+def _world() -> dict[str, Any]:
+    alice = make_party("alice", b"hostile", one_time=2)
+    bob = make_party("bob", b"hostile", one_time=2)
+    alice.manager.initiate("bob", bob.bundle())
+    first = alice.manager.encrypt("bob", b"first message")
+    bob.manager.decrypt("alice", first, now=1)
+    reply = bob.manager.encrypt("alice", b"reply")
+    v3a = make_party("alice", b"hostile-v3", profile=LIBSIGNAL_V3)
+    v3b = make_party("bob", b"hostile-v3", profile=LIBSIGNAL_V3)
+    v3a.manager.initiate("bob", v3b.bundle())
+    v3_first = v3a.manager.encrypt("bob", b"v3")
+    v3b.manager.decrypt("alice", v3_first, now=1)
+    box_key = SealedBoxPrivateKey(SealedBoxSuite.X25519, bytes(range(32)))
+    ring = PreKeyRing.from_bytes(bob.store.load_prekeys() or b"", bob.identity)
+    bundle = ring.issue_bundle()
+    backup = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"h"),
+                           params=BackupParams(iterations=1, lanes=1, memory_kib=8))
+    return {"alice": alice, "bob": bob, "first": first, "reply": reply, "v3": v3_first,
+            "v3_reply": v3b.manager.encrypt("alice", b"v3 reply"), "box_key": box_key,
+            "box": box_key.public_key.seal(b"boxed"), "bundle": bundle, "ring": ring,
+            "backup": backup}
+
+
+W = _world()
+LIMIT = 1 << 20
+
+#: name -> (valid bytes, parse, re-encode or None when the parse result is not a value)
+PARSERS: dict[str, tuple[bytes, Callable[[bytes], Any], Callable[[Any], bytes] | None]] = {
+    "IdentityKey": (W["bob"].identity.public.to_bytes(), IdentityKey.from_bytes,
+                    lambda v: v.to_bytes()),
+    "IdentityKey.from_public_bytes": (b"\x05" + W["bob"].identity.public.public_bytes(),
+                                      IdentityKey.from_public_bytes,
+                                      lambda v: b"\x05" + v.public_bytes()),
+    "IdentityKeyPair": (W["bob"].identity.to_bytes(), IdentityKeyPair.from_bytes,
+                        lambda v: v.to_bytes()),
+    "SignedPreKeyPublic": (W["bundle"].signed_prekey.to_bytes(), SignedPreKeyPublic.from_bytes,
+                           lambda v: v.to_bytes()),
+    "OneTimePreKeyPublic": (W["bundle"].one_time_prekey.to_bytes(),
+                            OneTimePreKeyPublic.from_bytes, lambda v: v.to_bytes()),
+    "KemPreKeyPublic": (W["bundle"].kem_prekey.to_bytes(), KemPreKeyPublic.from_bytes,
+                        lambda v: v.to_bytes()),
+    "PreKeyBundle": (W["bundle"].to_bytes(), PreKeyBundle.from_bytes, lambda v: v.to_bytes()),
+    "InitialHeader": (parse(W["first"], LIMIT).header.to_bytes(), InitialHeader.from_bytes,
+                      lambda v: v.to_bytes()),
+    "PreKeyRing": (W["ring"].to_bytes(),
+                   lambda d: PreKeyRing.from_bytes(d, W["bob"].identity), lambda v: v.to_bytes()),
+    "SessionRecord": (W["bob"].store.load_session("alice"), SessionRecord.from_bytes,
+                      lambda v: v.to_bytes()),
+    "native PreKeyMessage": (W["first"], lambda d: parse(d, LIMIT), None),
+    "native Message": (W["reply"], lambda d: parse(d, LIMIT), None),
+    "v3 PreKeySignalMessage": (W["v3"], lambda d: parse_v3(d, LIMIT), None),
+    "v3 SignalMessage": (W["v3_reply"], lambda d: parse_v3(d, LIMIT), None),
+    "SealedBox": (W["box"], W["box_key"].open, None),
+    "SealedBoxPublicKey": (W["box_key"].public_key.to_bytes(), SealedBoxPublicKey.from_bytes,
+                           lambda v: v.to_bytes()),
+    "SealedBoxPrivateKey": (W["box_key"].to_bytes(), SealedBoxPrivateKey.from_bytes,
+                            lambda v: v.to_bytes()),
+    "scannable fingerprint": (bytes.fromhex("0802122200") + bytes(32) + b"\x1a\x22\x0a\x20"
+                              + bytes(32), lambda d: compare_scannable(d, d), None),
+}
+PARSERS["scannable fingerprint"] = (
+    b"\x08\x02\x12\x22\x0a\x20" + bytes(32) + b"\x1a\x22\x0a\x20" + bytes(32),
+    lambda d: compare_scannable(d, d), None)
+
+
+@st.composite
+def mutations(draw: st.DrawFn, data: bytes) -> bytes:
+    kind = draw(st.sampled_from(["truncate", "extend", "flip", "replace", "lie", "random"]))
+    if kind == "truncate":
+        return data[:draw(st.integers(0, len(data) - 1))]
+    if kind == "extend":
+        return data + draw(st.binary(min_size=1, max_size=8))
+    if kind == "flip":
+        out = bytearray(data)
+        for _ in range(draw(st.integers(1, 3))):
+            i = draw(st.integers(0, len(out) - 1))
+            out[i] ^= 1 << draw(st.integers(0, 7))
+        return bytes(out)
+    if kind == "replace":
+        i = draw(st.integers(0, len(data) - 1))
+        return data[:i] + bytes((draw(st.integers(0, 255)),)) + data[i + 1:]
+    if kind == "lie":  # a length or counter field claiming something huge
+        i = draw(st.integers(0, max(0, len(data) - 4)))
+        value = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff", b"\x00\x10\x00\x00"]))
+        return data[:i] + value + data[i + 4:]
+    return draw(st.binary(max_size=2 * len(data)))
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_parser_fuzz(name: str, data: st.DataObject) -> None:
+    valid, parse_fn, encode = PARSERS[name]
+    parse_fn(valid)  # the starting point is valid
+    mutated = data.draw(mutations(valid))
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        value = parse_fn(mutated)
+    except SignalishError:
+        value = None
+    finally:
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert elapsed < 1.0, f"{name}: {elapsed:.3f} s"
+    assert peak < 16 * 1024 * 1024, f"{name}: {peak} bytes"
+    if value is not None and encode is not None:
+        assert encode(value) == mutated, f"{name}: a second encoding was accepted"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_backup_fuzz(data: st.DataObject) -> None:
+    from signalish import BackupError, MemoryStore
+    mutated = data.draw(mutations(W["backup"]))
+    store = MemoryStore()
+    try:
+        restore_backup(mutated, "pw", store)
+    except BackupError:
+        assert store.session_addresses() == [] and store.load_prekeys() is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_vector_file_fuzz(data: st.DataObject) -> None:
+    """A vector file with any value replaced is reported, never a crash."""
+    import json
+    from helpers import VECTORS
+    file = json.loads((VECTORS / data.draw(st.sampled_from(
+        ["kdf.json", "x3dh.json", "safety_numbers.json"]))).read_text())
+    case = data.draw(st.sampled_from(file["cases"]))
+    key = data.draw(st.sampled_from(sorted(case)))
+    case[key] = data.draw(st.one_of(st.none(), st.integers(), st.text(max_size=8),
+                                    st.binary(max_size=8).map(bytes.hex), st.lists(st.integers())))
+    results = list(check_file(file))
+    assert results
+
+
+# --- resource limits ---------------------------------------------------------------
+
+
+def forged(key: bytes, pn: int, n: int) -> bytes:
+    return plain_prefix(key, pn, n, 32) + bytes(32)
+
+
+def refuse_quickly(party: Any, message: bytes, error: type[Exception]) -> float:
+    before = party.snapshot()
+    start = time.perf_counter()
+    with pytest.raises(error):
+        party.manager.decrypt("bob", message, now=5)
+    assert party.snapshot() == before
+    return time.perf_counter() - start
+
+
+def fresh_pair(seed: bytes) -> tuple[Any, bytes]:
+    """Alice has received Bob's reply: her current receiving chain is Bob's key."""
+    alice, bob = make_party("alice", seed, one_time=1), make_party("bob", seed, one_time=1)
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"hi"), now=1)
+    reply = bob.manager.encrypt("alice", b"reply")
+    alice.manager.decrypt("bob", reply, now=2)
+    return alice, parse(reply, LIMIT).ratchet_key
+
+
+def test_huge_counters_are_refused_before_any_derivation() -> None:
+    alice, current = fresh_pair(b"counters")
+    new_key = IdentityKeyPair.generate(DeterministicRandom(b"new")).public.public_bytes()
+    # N huge on the current chain; N or PN huge on a DH step (PN counts only there).
+    for key, pn, n in ((current, 0, 2**32 - 1), (current, 2**32 - 1, 2**31),
+                       (new_key, 0, 2**32 - 1), (new_key, 2**32 - 1, 0), (new_key, 2**31, 5)):
+        assert refuse_quickly(alice, forged(key, pn, n), TooFarAhead) < 0.05
+
+
+def test_many_new_ratchet_keys_in_a_row() -> None:
+    """Each forged ratchet key costs at most one X25519 per session tried."""
+    rng = DeterministicRandom(b"ratchet flood")
+    flood_target, _ = fresh_pair(b"flood")
+    start = time.perf_counter()
+    for _ in range(50):
+        key = IdentityKeyPair.generate(rng).public.public_bytes()
+        refuse_quickly(flood_target, forged(key, 0, 0), AuthenticationError)
+    assert (time.perf_counter() - start) / 50 < 0.02
+
+
+def test_giant_ciphertexts_are_refused_before_decryption() -> None:
+    frame = parse(W["reply"], LIMIT)
+    lying = plain_prefix(frame.ratchet_key, 0, 1, 0xFFFFFFFF) + bytes(64)
+    with pytest.raises(InvalidLength):
+        parse(lying, 4 * 1024 * 1024)
+    real = plain_prefix(frame.ratchet_key, 0, 1, 5 * 1024 * 1024) + bytes(5 * 1024 * 1024)
+    start = time.perf_counter()
+    alice, _ = fresh_pair(b"giant")
+    with pytest.raises(InvalidLength):
+        alice.manager.decrypt("bob", real, now=5)
+    assert time.perf_counter() - start < 0.1
+    with pytest.raises(DecodeError):
+        parse_v3(b"\x34\x0a\x21\x05" + bytes(32) + b"\x10\xff\xff\xff\xff\x0f" + bytes(12), LIMIT)
+
+
+# --- malleability -------------------------------------------------------------------
+
+
+def test_signatures_with_s_at_least_l_are_rejected() -> None:
+    identity = IdentityKeyPair.generate(DeterministicRandom(b"malleable"))
+    message = b"signed"
+    signature = identity.sign(message)
+    s = int.from_bytes(signature[32:], "little")
+    for bigger in (s + L, s + 2 * L):
+        if bigger >= 2**256:
+            continue
+        forged_sig = signature[:32] + bigger.to_bytes(32, "little")
+        for form in ("spec", "libsignal"):
+            assert not xeddsa_verify(identity.public.public_bytes(), message, forged_sig, form)  # type: ignore[arg-type]
+    assert xeddsa_verify(identity.public.public_bytes(), message, signature, "spec")
+    ed_public = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    ed_sig = bytes.fromhex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb"
+                           "8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b")
+    assert ed25519_verify(ed_public, b"", ed_sig)
+    s = int.from_bytes(ed_sig[32:], "little") + L
+    assert not ed25519_verify(ed_public, b"", ed_sig[:32] + s.to_bytes(32, "little"))
+
+
+# --- corrupted state on disk ----------------------------------------------------------
+
+
+def test_corrupted_or_moved_sqlite_rows(tmp_path: Any) -> None:
+    path = tmp_path / "state.db"
+    record = W["bob"].store.load_session("alice")
+    with SQLiteStore(path) as store, store.transaction():
+        store.save_session("alice", record)
+        store.save_session("carol", record)
+        store.save_prekeys(W["ring"].to_bytes())
+    with SQLiteStore(path) as store:
+        db = store._db
+        raw = bytearray(db.execute("SELECT data FROM sessions WHERE address='alice'").fetchone()[0])
+        raw[40] ^= 0x01
+        db.execute("UPDATE sessions SET data=? WHERE address='alice'", (bytes(raw),))
+        with pytest.raises(CorruptState):
+            store.load_session("alice")
+        carol = db.execute("SELECT data FROM sessions WHERE address='carol'").fetchone()[0]
+        db.execute("INSERT INTO sessions VALUES ('dave', ?)", (carol,))  # a row moved
+        with pytest.raises(CorruptState):
+            store.load_session("dave")
+        assert store.load_session("carol") == record
+        db.execute("UPDATE prekeys SET data=substr(data, 1, length(data) - 1)")
+        with pytest.raises(CorruptState):
+            store.load_prekeys()
