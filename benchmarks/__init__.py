@@ -1,0 +1,1 @@
+"""signalish's benchmark suite; run ``python -m benchmarks`` (see suite.py)."""

@@ -1,0 +1,66 @@
+"""How-to: out-of-order delivery, identity changes, and every decryption error."""
+
+from signalish import (
+    NATIVE,
+    AuthenticationError,
+    DecodeError,
+    DuplicateMessage,
+    IdentityKeyPair,
+    MemoryStore,
+    MessageKeyEvicted,
+    MessageKeyExpired,
+    NoSession,
+    PreKeyError,
+    PreKeyRing,
+    RatchetLimits,
+    SessionManager,
+    SessionOptions,
+    SystemRandom,
+    TooFarAhead,
+    UntrustedIdentity,
+)
+
+rng = SystemRandom()
+now = 1_700_000_000
+bob_id = IdentityKeyPair.generate(rng)
+ring = PreKeyRing.create(bob_id, NATIVE, rng, now=now)
+ring.generate_one_time_prekeys(5, rng)
+bob_store = MemoryStore()
+with bob_store.transaction():
+    bob_store.save_prekeys(ring.to_bytes())
+options = SessionOptions(limits=RatchetLimits(max_skip=100, max_stored_keys=500))
+bob = SessionManager(bob_id, bob_store, options=options)
+alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), options=options)
+alice.initiate("bob", ring.issue_bundle())
+
+# Out of order: just decrypt what arrives. Skipped keys are kept within the limits.
+first, second, third = (alice.encrypt("bob", m) for m in (b"1", b"2", b"3"))
+assert bob.decrypt("alice", third, now=now) == b"3"
+assert bob.decrypt("alice", first, now=now) == b"1"
+assert bob.decrypt("alice", second, now=now) == b"2"
+
+
+def receive(manager: SessionManager, sender: str, data: bytes) -> bytes | None:
+    """What an application does with each outcome. Nothing changed on error."""
+    try:
+        return manager.decrypt(sender, data, now=now)
+    except DuplicateMessage:
+        return None  # already shown to the user: drop silently
+    except (MessageKeyEvicted, MessageKeyExpired):
+        return None  # too old for the window: tell the user a message was lost
+    except TooFarAhead:
+        return None  # the sender is far ahead (or forging): ask them to resend
+    except (AuthenticationError, DecodeError):
+        return None  # forged, corrupted or not for us: drop it
+    except PreKeyError:
+        return None  # an initial message for prekeys we no longer have
+    except UntrustedIdentity as changed:
+        # Show "safety number changed"; after the user verifies:
+        manager.trust_identity(changed.address, changed.received)  # type: ignore[arg-type]
+        return manager.decrypt(sender, data, now=now)
+    except NoSession:
+        return None  # nothing to decrypt with: ask the sender to start over
+
+
+assert receive(bob, "alice", first) is None  # a duplicate
+assert receive(bob, "alice", b"garbage") is None
