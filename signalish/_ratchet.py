@@ -26,6 +26,7 @@ is, and deterministic, so vectors need no extra randomness.
 
 from __future__ import annotations
 
+import hmac
 from typing import Final
 
 from ._errors import AuthenticationError, InvalidKey, NoSession, TooFarAhead
@@ -186,12 +187,14 @@ def ratchet_encrypt(state: RatchetState, plaintext: bytes, ad: bytes) -> bytes:
     return prefix + ciphertext
 
 
-def _skip(ck: bytes, start: int, until: int) -> tuple[bytes, list[tuple[int, bytes]]]:
-    """Derive the message keys start..until-1 and the chain key at ``until``."""
-    keys = []
+def _skip(ck: bytes, start: int, until: int, now: int) -> tuple[bytes, dict[int, tuple[bytes, int]]]:
+    """Derive the message keys start..until-1, as window entries stamped
+    ``now``, and the chain key at ``until`` (the hot loop of a long gap)."""
+    keys = {}
+    digest = hmac.digest
     for n in range(start, until):
-        keys.append((n, hmac_sha256(ck, _MESSAGE_KEY)))
-        ck = hmac_sha256(ck, _CHAIN_KEY)
+        keys[n] = (digest(ck, _MESSAGE_KEY, "sha256"), now)
+        ck = digest(ck, _CHAIN_KEY, "sha256")
     return ck, keys
 
 
@@ -280,9 +283,9 @@ def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: in
     if n - state.nr > limits.max_skip:
         raise TooFarAhead(f"message {n} would skip {n - state.nr} keys (max_skip {limits.max_skip})")
     assert state.ckr is not None
-    ck, skipped = _skip(state.ckr, state.nr, n)
+    ck, skipped = _skip(state.ckr, state.nr, n, now)
     plaintext = _open(state, hmac_sha256(ck, _MESSAGE_KEY), frame, ad)
-    window.add(chain, skipped, now)
+    window.add(chain, skipped)
     state.ckr = hmac_sha256(ck, _CHAIN_KEY)
     state.nr = n + 1
     if window.stored:  # only stored keys can have aged; chains change only at DH steps
@@ -303,23 +306,23 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     except InvalidKey:
         raise AuthenticationError("decryption failed") from None
     profile, he = state.profile, state.header_encryption
-    old_skipped: list[tuple[int, bytes]] = []
+    old_skipped: dict[int, tuple[bytes, int]] = {}
     if current is not None and state.ckr is not None:
-        _, old_skipped = _skip(state.ckr, state.nr, pn)
+        _, old_skipped = _skip(state.ckr, state.nr, pn, now)
     try:
         rk, ckr, nhkr = kdf_rk(profile, state.rk, state.dhs.exchange(their_key), he)
     except InvalidKey:
         raise AuthenticationError("decryption failed") from None
-    ck, new_skipped = _skip(ckr, 0, n)
+    ck, new_skipped = _skip(ckr, 0, n, now)
     plaintext = _open(state, hmac_sha256(ck, _MESSAGE_KEY), frame, ad)
     # Authenticated: commit.  First the receiving half of the step...
     window = state.window
     if current is not None:
-        window.add(current, old_skipped, now)
+        window.add(current, old_skipped)
         current.end = max(pn, state.nr)
     state.step += 1
     chain = window.open_chain(new_chain_id, state.step)
-    window.add(chain, new_skipped, now)
+    window.add(chain, new_skipped)
     state.pn, state.ns, state.nr = state.ns, 0, n + 1
     state.dhr, state.ckr = key, hmac_sha256(ck, _CHAIN_KEY)
     if he:

@@ -162,9 +162,10 @@ class Window:
 
     # --- mutation (only ever after a successful decryption) -------------------
 
-    def add(self, chain: Chain, keys: list[tuple[int, bytes]], now: int) -> None:
-        for n, key in keys:
-            chain.keys[n] = (key, now)
+    def add(self, chain: Chain, keys: dict[int, tuple[bytes, int]]) -> None:
+        """Store skipped keys (message number -> (key, time stored)), all
+        above every number the chain already holds."""
+        chain.keys.update(keys)
         self.stored += len(keys)
 
     def take(self, chain: Chain, n: int) -> None:
