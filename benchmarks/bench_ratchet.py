@@ -116,7 +116,7 @@ def hostile_figures(rounds: int) -> dict[str, Any]:
     """The most work one forged message can cause at the default limits, and
     the size of a session record filled to them."""
     limits = RatchetLimits()
-    a_store, b_store = MemoryStore(), MemoryStore()
+    b_store = MemoryStore()
     rng = DeterministicRandom(b"hostile")
     bob_id = IdentityKeyPair.generate(rng)
     ring = PreKeyRing.create(bob_id, NATIVE, rng, now=0)
