@@ -88,13 +88,11 @@ class EncryptedFrame:
 class PreKeyFrame:
     """A parsed PreKeyMessage: the X3DH/PQXDH header and the first message."""
 
-    __slots__ = ("header", "inner", "inner_bytes")
+    __slots__ = ("header", "inner")
 
-    def __init__(self, header: InitialHeader, inner: PlainFrame | EncryptedFrame,
-                 inner_bytes: bytes) -> None:
+    def __init__(self, header: InitialHeader, inner: PlainFrame | EncryptedFrame) -> None:
         self.header = header
         self.inner = inner
-        self.inner_bytes = inner_bytes
 
 
 def message_type(data: bytes) -> int:
@@ -147,7 +145,7 @@ def parse(data: bytes, max_plaintext: int) -> PlainFrame | EncryptedFrame | PreK
     inner = parse(inner_bytes, max_plaintext)
     if isinstance(inner, PreKeyFrame):
         raise UnexpectedType("PreKeyMessage: nested PreKeyMessage")
-    return PreKeyFrame(header, inner, inner_bytes)
+    return PreKeyFrame(header, inner)
 
 
 def prekey_message(header: InitialHeader, inner: bytes) -> bytes:

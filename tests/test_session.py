@@ -170,3 +170,21 @@ def test_unknown_session_message_is_refused() -> None:
     other.manager.initiate("bob", make_party("bob", b"9-b").bundle())
     with pytest.raises(AuthenticationError):
         other.manager.decrypt("bob", reply, now=1)
+
+
+def test_late_message_decrypts_in_an_archived_session_and_promotes_it() -> None:
+    alice = make_party("alice", b"archive")
+    bob = make_party("bob", b"archive")
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"s1"), now=1)
+    alice.manager.decrypt("bob", bob.manager.encrypt("alice", b"ok"), now=2)
+    late = alice.manager.encrypt("bob", b"late, on the first session")
+    first_base = SessionRecord.from_bytes(bob.store.load_session("alice")).current.base_key
+    alice.manager.initiate("bob", bob.bundle())             # a second session
+    assert bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"s2"), now=3) == b"s2"
+    record = SessionRecord.from_bytes(bob.store.load_session("alice"))
+    assert record.current.base_key != first_base and len(record.sessions) == 2
+    # The current session cannot open it; the archived one can, and is promoted (rule 2).
+    assert bob.manager.decrypt("alice", late, now=4) == b"late, on the first session"
+    record = SessionRecord.from_bytes(bob.store.load_session("alice"))
+    assert record.current.base_key == first_base

@@ -1,0 +1,160 @@
+"""Edge cases found by mutation testing: encodings at their limits, multi-byte
+varints, and every invariant the state codec enforces beyond the digest."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions import make_party
+from signalish import (
+    LIBSIGNAL_V3,
+    DecodeError,
+    InvalidArgument,
+    InvalidEncoding,
+    InvalidLength,
+    RatchetLimits,
+    SessionOptions,
+    SessionRecord,
+    TruncatedInput,
+)
+from signalish._message import parse, plain_prefix
+from signalish._window import Reason
+from signalish._wire_v3 import V3Frame, V3PreKeyFrame, message_type_v3, parse_v3, signal_message_body
+
+KEY = bytes(range(1, 33))
+
+
+# --- libsignal v3 codec -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 127, 128, 16_383, 16_384, 2**32 - 1])
+@pytest.mark.parametrize("length", [16, 112, 128, 16_384])
+def test_v3_varints_round_trip(n: int, length: int) -> None:
+    body = signal_message_body(KEY, n, n, bytes(length))
+    frame = parse_v3(body + bytes(8), 1 << 20)
+    assert isinstance(frame, V3Frame)
+    assert (frame.ratchet_key, frame.n, frame.pn, len(frame.ciphertext)) == (KEY, n, max(n, 1), length)
+    assert frame.signed == body
+
+
+def test_v3_bad_varints_and_keys() -> None:
+    body = signal_message_body(KEY, 0, 1, bytes(16))
+    at = body.index(b"\x10\x01")
+    for bad_counter in (b"\x10\xff\xff\xff\xff\xff\x01",      # six bytes: too long
+                        b"\x10\x80\x80\x80\x80\x10",          # 2**32: out of range
+                        b"\x10\x81\x00"):                     # not minimal
+        with pytest.raises(InvalidEncoding):
+            parse_v3(body[:at] + bad_counter + body[at + 2:] + bytes(8), 1 << 20)
+    for key in (b"\x06" + KEY, KEY, b"\x05" + KEY + b"\x00"):
+        forged = b"\x34\x0a" + bytes((len(key),)) + key + body[36:]
+        with pytest.raises(DecodeError):
+            parse_v3(forged + bytes(8), 1 << 20)
+    for size in (0, 15, 17):
+        with pytest.raises(DecodeError):
+            parse_v3(signal_message_body(KEY, 0, 1, bytes(size)) + bytes(8), 1 << 20)
+
+
+def test_v3_message_types_and_lengths() -> None:
+    with pytest.raises(TruncatedInput):
+        message_type_v3(b"\x34")
+    assert message_type_v3(b"\x34\x12") == 3 and message_type_v3(b"\x34\x08") == 3
+    assert message_type_v3(b"\x34\x0a") == 2
+    body = signal_message_body(KEY, 0, 1, bytes(48))
+    assert isinstance(parse_v3(body + bytes(8), 32), V3Frame)  # 48 = 32 + 16: the limit
+    with pytest.raises(InvalidEncoding, match="out of range"):
+        parse_v3(body + bytes(8), 31)
+    with pytest.raises(TruncatedInput):
+        parse_v3(b"\x34\x0a" + bytes(7), 100)
+
+
+def test_v3_prekey_message_fields_without_one_time_prekey() -> None:
+    alice = make_party("alice", b"v3-no-otk", profile=LIBSIGNAL_V3,
+                       options=SessionOptions(registration_id=4321))
+    bob = make_party("bob", b"v3-no-otk", profile=LIBSIGNAL_V3, one_time=0)
+    alice.manager.initiate("bob", bob.bundle())
+    long_text = b"x" * 300  # a ciphertext length that needs a two-byte varint
+    first = alice.manager.encrypt("bob", long_text)
+    frame = parse_v3(first, 1 << 20)
+    assert isinstance(frame, V3PreKeyFrame)
+    assert frame.header.one_time_prekey_id is None and frame.registration_id == 4321
+    assert first[1] == 0x12  # no field 1: the base key comes first
+    assert bob.manager.decrypt("alice", first, now=1) == long_text
+    reply = bob.manager.encrypt("alice", b"r")
+    assert alice.manager.decrypt("bob", reply, now=2) == b"r"
+    # A chain longer than 128 messages, delivered out of order.
+    sent = [alice.manager.encrypt("bob", b"%d" % i) for i in range(140)]
+    assert bob.manager.decrypt("alice", sent[139], now=3) == b"139"
+    assert bob.manager.decrypt("alice", sent[128], now=3) == b"128"
+    assert bob.manager.decrypt("alice", sent[0], now=3) == b"0"
+
+
+# --- native codec limits -----------------------------------------------------------------
+
+
+def test_native_length_limits() -> None:
+    message = plain_prefix(KEY, 0, 0, 48) + bytes(48)
+    assert parse(message, 32).ciphertext == bytes(48)  # exactly max_plaintext + tag
+    with pytest.raises(InvalidLength):
+        parse(message, 31)
+    with pytest.raises(TruncatedInput):
+        parse(message[:45], 100)
+    with pytest.raises(InvalidLength):
+        parse(plain_prefix(KEY, 0, 0, 15) + bytes(15), 100)
+    with pytest.raises(TruncatedInput):
+        parse(b"\x40", 100)
+
+
+def test_plaintext_and_option_boundaries() -> None:
+    limits = RatchetLimits(max_message_size=64)
+    alice = make_party("alice", b"bounds", SessionOptions(limits=limits))
+    bob = make_party("bob", b"bounds", SessionOptions(limits=limits))
+    alice.manager.initiate("bob", bob.bundle())
+    assert bob.manager.decrypt("alice", alice.manager.encrypt("bob", bytes(64)), now=1) == bytes(64)
+    with pytest.raises(InvalidArgument):
+        alice.manager.encrypt("bob", bytes(65))
+    SessionOptions(max_archived=64, registration_id=2**32 - 1)
+    for bad in ({"max_archived": 65}, {"max_archived": -1}, {"registration_id": 2**32}):
+        with pytest.raises(InvalidArgument):
+            SessionOptions(**bad)  # type: ignore[arg-type]
+    options = SessionOptions.libsignal(99)
+    assert (options.registration_id, options.max_archived) == (99, 40)
+    assert (options.limits.max_skip, options.limits.max_receiving_chains) == (25_000, 5)
+
+
+# --- the state codec's invariants (beyond the digest) ------------------------------------
+
+
+def bob_record() -> SessionRecord:
+    alice, bob = make_party("alice", b"codec"), make_party("bob", b"codec")
+    alice.manager.initiate("bob", bob.bundle())
+    sent = [alice.manager.encrypt("bob", b"%d" % i) for i in range(4)]
+    bob.manager.decrypt("alice", sent[3], now=1)  # keys 0..2 stored
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"x"), now=1)
+    return SessionRecord.from_bytes(bob.store.load_session("alice") or b"")
+
+
+def refuses(record: SessionRecord) -> None:
+    with pytest.raises(DecodeError):
+        SessionRecord.from_bytes(record.to_bytes())
+
+
+def test_codec_refuses_states_the_ratchet_cannot_run() -> None:
+    assert SessionRecord.from_bytes(bob_record().to_bytes()).current is not None
+    def chain(record: SessionRecord):  # type: ignore[no-untyped-def]
+        return record.sessions[0].state.window.chains[-1]
+
+    r = bob_record(); chain(r).reason = Reason.EVICTED; refuses(r)           # reason, floor 0
+    r = bob_record(); chain(r).floor = 1; refuses(r)                          # floor, no reason
+    r = bob_record(); c = chain(r); c.keys = dict(reversed(c.keys.items())); refuses(r)
+    r = bob_record(); c = chain(r); c.floor, c.reason = 2, Reason.EXPIRED; refuses(r)  # key 0 < floor
+    r = bob_record(); s = r.sessions[0].state; s.window.chains[-1].end = 5; refuses(r)  # current ended
+    r = bob_record(); r.sessions[0].state.window.forgotten.append((KEY, Reason.NONE)); refuses(r)
+    r = bob_record(); r.sessions[0].state.hks = KEY; refuses(r)              # header key, no HE
+    r = bob_record(); r.sessions[0].state.dhr = KEY; refuses(r)              # chain id mismatch
+    r = bob_record(); r.sessions[0].state.ckr = None; refuses(r)             # chains, no CKr
+    r = bob_record(); r.sessions[0].limits = RatchetLimits(max_stored_keys=2); refuses(r)
+    r = bob_record(); r.sessions[0].limits = RatchetLimits(max_receiving_chains=1)
+    r.sessions[0].state.window.chains.insert(0, chain(r).__class__(KEY, 0)); refuses(r)
+    r = bob_record(); r.sessions.append(r.sessions[0]); refuses(r)           # one base key twice
+    r = bob_record(); r.sessions[0].state.step = 0
+    r.sessions[0].state.window.chains[-1].step = 5; refuses(r)               # chain from the future
