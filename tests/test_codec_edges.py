@@ -158,3 +158,66 @@ def test_codec_refuses_states_the_ratchet_cannot_run() -> None:
     r = bob_record(); r.sessions.append(r.sessions[0]); refuses(r)           # one base key twice
     r = bob_record(); r.sessions[0].state.step = 0
     r.sessions[0].state.window.chains[-1].step = 5; refuses(r)               # chain from the future
+
+
+# --- limit boundaries (mutation testing) ----------------------------------------------
+
+
+def test_window_limits_at_their_exact_boundaries() -> None:
+    from signalish._window import MAX_COUNTER
+    from strategies import ratchet_pair, receive, send
+    limits = RatchetLimits(max_skip=3, expire_after_seconds=100, max_receiving_chains=2,
+                           expire_after_steps=2)
+    alice, bob, rng = ratchet_pair(b"bounds")
+    m = [send(alice, b"%d" % i) for i in range(4)]
+    receive(bob, m[3], rng, now=1_000, limits=limits)        # skips exactly max_skip
+    assert bob.window.stored == 3
+    receive(bob, m[0], rng, now=1_099, limits=limits)        # age 99: kept, and used
+    assert bob.window.stored == 2
+    receive(bob, send(alice, b"4"), rng, now=1_100, limits=limits)  # age 100: purged
+    assert bob.window.stored == 0
+    # A DH step whose PN is exactly max_skip past Nr is accepted.
+    receive(alice, send(bob, b"r"), rng, now=1_100, limits=limits)
+    for _ in range(3):
+        send(alice, b"lost")
+    receive(bob, send(alice, b"new chain"), rng, now=1_100, limits=limits)
+    assert bob.window.stored == 3
+    # Chain count and chain age: exactly at the limits the chains are kept.
+    receive(alice, send(bob, b"r2"), rng, now=1_100, limits=limits)
+    receive(bob, send(alice, b"step"), rng, now=1_100, limits=limits)
+    assert len(bob.window.chains) == 2
+    # The last counter a chain can carry still encrypts; one more cannot.
+    alice.ns = MAX_COUNTER
+    send(alice, b"last")
+    from signalish import NoSession
+    with pytest.raises(NoSession):
+        send(alice, b"one too many")
+
+
+def test_prekey_ids_span_the_whole_u32_range() -> None:
+    from signalish import InitialHeader, InvalidArgument, PublicKey
+    from strategies import make_ring
+    identity, _, _ = make_ring(b"ids", one_time=0, kem=0)
+    base = PublicKey.from_bytes(bytes(range(2, 34)))
+    for key_id in (0, 2**32 - 1):
+        header = InitialHeader(identity.public, base, key_id, key_id)
+        assert InitialHeader.from_bytes(header.to_bytes()) == header
+    for bad in (-1, 2**32):
+        with pytest.raises(InvalidArgument):
+            InitialHeader(identity.public, base, bad)
+
+
+def test_codec_checks_the_pending_header() -> None:
+    alice, bob = make_party("alice", b"pending"), make_party("bob", b"pending")
+    alice.manager.initiate("bob", bob.bundle())
+    record = SessionRecord.from_bytes(alice.store.load_session("bob") or b"")
+    session = record.sessions[0]
+    assert session.pending is not None
+    session.base_key = bytes(32)                    # no longer the pending header's key
+    refuses(record)
+    record = SessionRecord.from_bytes(alice.store.load_session("bob") or b"")
+    record.sessions[0].initiated_by_us = False      # pending, yet not initiated by us
+    refuses(record)
+    record = SessionRecord.from_bytes(alice.store.load_session("bob") or b"")
+    record.sessions[0].initial_digest = bytes(32)   # the digest of another header
+    refuses(record)
