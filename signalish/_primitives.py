@@ -73,7 +73,6 @@ ED25519_SIGNATURE_SIZE: Final = 64
 MLKEM1024_PUBLIC_KEY_SIZE: Final = 1568
 MLKEM1024_CIPHERTEXT_SIZE: Final = 1568
 MLKEM1024_SEED_SIZE: Final = 64
-MLKEM_SHARED_SECRET_SIZE: Final = 32
 
 HashName = Literal["sha256", "sha512"]
 _HASH_SIZE: Final[dict[str, int]] = {"sha256": 32, "sha512": 64}
@@ -217,14 +216,19 @@ class PublicKey:
 
 
 class PrivateKey:
-    """An X25519 private key.  Its repr never shows the scalar."""
+    """An X25519 private key.  Its repr never shows the scalar.
 
-    __slots__ = ("_key", "_public")
+    Loading a key into OpenSSL costs a scalar multiplication (to derive its
+    public key), so the key is held as its 32 bytes and loaded on first use:
+    a prekey ring of a hundred keys loads without a hundred multiplications.
+    """
 
-    def __init__(self, key: _x25519.X25519PrivateKey) -> None:
-        self._key = key
-        public = key.public_key()
-        self._public = PublicKey(public.public_bytes_raw(), public)
+    __slots__ = ("_raw", "_key", "_public")
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._key: _x25519.X25519PrivateKey | None = None
+        self._public: PublicKey | None = None
 
     @classmethod
     def generate(cls, rng: RandomSource) -> PrivateKey:
@@ -232,23 +236,31 @@ class PrivateKey:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> PrivateKey:
-        """Load a 32-byte scalar; it is clamped as RFC 7748 section 5 says."""
+        """A 32-byte scalar; X25519 clamps it as RFC 7748 section 5 says."""
         if len(raw) != X25519_KEY_SIZE:
             raise InvalidArgument(f"an X25519 private key is 32 bytes, got {len(raw)}")
-        return cls(_x25519.X25519PrivateKey.from_private_bytes(bytes(raw)))
+        return cls(bytes(raw))
+
+    def _loaded(self) -> _x25519.X25519PrivateKey:
+        if self._key is None:
+            self._key = _x25519.X25519PrivateKey.from_private_bytes(self._raw)
+        return self._key
 
     def private_bytes(self) -> bytes:
         """The 32-byte scalar as stored (secret)."""
-        return self._key.private_bytes_raw()
+        return self._raw
 
     @property
     def public(self) -> PublicKey:
+        if self._public is None:
+            public = self._loaded().public_key()
+            self._public = PublicKey(public.public_bytes_raw(), public)
         return self._public
 
     def exchange(self, peer: PublicKey) -> bytes:
         """X25519(self, peer).  Raises :class:`InvalidKey` on an all-zero output."""
         try:
-            shared = self._key.exchange(peer._key)
+            shared = self._loaded().exchange(peer._key)
         except ValueError:
             # OpenSSL refuses all-zero outputs itself.
             raise InvalidKey("X25519 produced an all-zero shared secret") from None
@@ -257,7 +269,7 @@ class PrivateKey:
         return shared
 
     def __repr__(self) -> str:
-        return f"PrivateKey(public={self._public.raw.hex()})"
+        return f"PrivateKey(public={self.public.raw.hex()})"
 
 
 # --- Ed25519 and XEdDSA ---------------------------------------------------------
@@ -500,26 +512,35 @@ class KemPublicKey:
 
 
 class KemPrivateKey:
-    """An ML-KEM-1024 decapsulation key, held as its 64-byte seed d || z."""
+    """An ML-KEM-1024 decapsulation key, held as its 64-byte seed d || z and
+    expanded (a key generation) only when first used."""
 
-    __slots__ = ("_key", "_public")
+    __slots__ = ("_seed", "_key", "_public")
 
     def __init__(self, seed: bytes) -> None:
         if len(seed) != MLKEM1024_SEED_SIZE:
             raise InvalidArgument(f"an ML-KEM seed is 64 bytes, got {len(seed)}")
-        self._key = _mlkem.MLKEM1024PrivateKey.from_seed_bytes(bytes(seed))
-        pub = self._key.public_key()
-        self._public = KemPublicKey(pub.public_bytes_raw(), pub)
+        self._seed = bytes(seed)
+        self._key: _mlkem.MLKEM1024PrivateKey | None = None
+        self._public: KemPublicKey | None = None
 
     @classmethod
     def generate(cls, rng: RandomSource) -> KemPrivateKey:
         return cls(rng.random_bytes(MLKEM1024_SEED_SIZE))
 
+    def _loaded(self) -> _mlkem.MLKEM1024PrivateKey:
+        if self._key is None:
+            self._key = _mlkem.MLKEM1024PrivateKey.from_seed_bytes(self._seed)
+        return self._key
+
     def seed(self) -> bytes:
-        return self._key.private_bytes_raw()
+        return self._seed
 
     @property
     def public(self) -> KemPublicKey:
+        if self._public is None:
+            public = self._loaded().public_key()
+            self._public = KemPublicKey(public.public_bytes_raw(), public)
         return self._public
 
     def decapsulate(self, ciphertext: bytes) -> bytes:
@@ -529,10 +550,10 @@ class KemPrivateKey:
             raise InvalidKey(
                 f"an ML-KEM-1024 ciphertext is 1568 bytes, got {len(ciphertext)}"
             )
-        return self._key.decapsulate(ciphertext)
+        return self._loaded().decapsulate(ciphertext)
 
     def __repr__(self) -> str:
-        return f"KemPrivateKey(public={self._public.raw[:8].hex()}...)"
+        return f"KemPrivateKey(public={self.public.raw[:8].hex()}...)"
 
 
 # --- HPKE (RFC 9180) for sealed boxes ---------------------------------------------

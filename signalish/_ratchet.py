@@ -82,18 +82,17 @@ class RatchetState:
     """The Double Ratchet's variables for one session.  Mutable, as the spec's
     state is; only :func:`ratchet_encrypt` and :func:`ratchet_decrypt` change it."""
 
-    __slots__ = ("profile", "header_encryption", "_dhs", "dhs_private", "dhs_public", "dhr",
+    __slots__ = ("profile", "header_encryption", "dhs", "dhs_public", "dhr",
                  "rk", "cks", "ckr", "ns", "nr", "pn", "hks", "hkr", "nhks", "nhkr", "step",
                  "window")
 
-    def __init__(self, profile: Profile, header_encryption: bool, dhs: PrivateKey | bytes,
+    def __init__(self, profile: Profile, header_encryption: bool, dhs: PrivateKey,
                  dhs_public: bytes, rk: bytes) -> None:
         self.profile = profile
         self.header_encryption = header_encryption
-        # The private ratchet key is loaded into OpenSSL only when a DH step
-        # needs it: loading costs a scalar multiplication.
-        self._dhs: PrivateKey | None = dhs if isinstance(dhs, PrivateKey) else None
-        self.dhs_private: bytes = dhs.private_bytes() if isinstance(dhs, PrivateKey) else dhs
+        # Both halves are kept: the public one goes in every header, and
+        # deriving it from the private key would cost a scalar multiplication.
+        self.dhs = dhs
         self.dhs_public = dhs_public
         self.dhr: bytes | None = None
         self.rk = rk
@@ -106,17 +105,6 @@ class RatchetState:
         self.nhkr: bytes | None = None
         self.step = 0
         self.window = Window()
-
-    @property
-    def dhs(self) -> PrivateKey:
-        if self._dhs is None:
-            self._dhs = PrivateKey.from_bytes(self.dhs_private)
-        return self._dhs
-
-    def _set_dhs(self, key: PrivateKey) -> None:
-        self._dhs = key
-        self.dhs_private = key.private_bytes()
-        self.dhs_public = key.public.raw
 
     @classmethod
     def init_alice(cls, profile: Profile, sk: bytes, bob_ratchet_key: PublicKey,
@@ -330,7 +318,7 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     # ...then the sending half, with a fresh ratchet key.
     dhs = PrivateKey.generate(rng)
     state.rk, state.cks, state.nhks = kdf_rk(profile, rk, dhs.exchange(their_key), he)
-    state._set_dhs(dhs)
+    state.dhs, state.dhs_public = dhs, dhs.public.raw
     if not he:
         state.nhks = None
     window.enforce(now, state.step, limits)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ._encoding import Reader, Writer
 from ._errors import InvalidArgument, InvalidEncoding
-from ._primitives import PublicKey
+from ._primitives import PrivateKey, PublicKey
 from ._profile import Profile
 from ._ratchet import RatchetState
 from ._window import Chain, RatchetLimits, Reason, Window
@@ -49,7 +49,7 @@ def write_state(w: Writer, state: RatchetState) -> None:
     for bit, name in enumerate(_OPTIONAL, start=1):
         if getattr(state, name) is not None:
             flags |= 1 << bit
-    w.u8(flags).fixed(state.dhs_private).fixed(state.dhs_public).fixed(state.rk)
+    w.u8(flags).fixed(state.dhs.private_bytes()).fixed(state.dhs_public).fixed(state.rk)
     for name in _OPTIONAL:
         value = getattr(state, name)
         if value is not None:
@@ -81,7 +81,8 @@ def read_state(r: Reader, profile: Profile, limits: RatchetLimits) -> RatchetSta
     he = bool(flags & 1)
     dhs_private, dhs_public = r.fixed(32, "DHs private"), r.fixed(32, "DHs public")
     PublicKey.from_bytes(dhs_public)
-    state = RatchetState(profile, he, dhs_private, dhs_public, r.fixed(32, "RK"))
+    state = RatchetState(profile, he, PrivateKey.from_bytes(dhs_private), dhs_public,
+                         r.fixed(32, "RK"))
     for bit, name in enumerate(_OPTIONAL, start=1):
         if flags & (1 << bit):
             setattr(state, name, r.fixed(32, name))
