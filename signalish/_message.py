@@ -37,7 +37,7 @@ HEADER_NONCE_SIZE: Final = 12
 GCM_TAG: Final = 16
 
 _PLAIN_PREFIX: Final = struct.Struct(">BB32sIII")  # tag, version, key, PN, N, length
-_ENCRYPTED_PREFIX: Final = struct.Struct(">BB12s56sI")
+_ENCRYPTED_PREFIX: Final = struct.Struct(f">BB{HEADER_NONCE_SIZE}s{ENCRYPTED_HEADER_SIZE}sI")
 _HEADER: Final = struct.Struct(">32sII")
 
 

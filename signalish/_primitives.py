@@ -53,6 +53,7 @@ __all__ = [
     "xeddsa_verify",
     "montgomery_u_from_edwards",
     "hkdf",
+    "hkdf_expand",
     "hmac_sha256",
     "ct_equal",
     "aes256_gcm_encrypt",
@@ -169,6 +170,16 @@ def hkdf(
     if not 0 < length <= 255 * hash_len:
         raise InvalidArgument(f"HKDF length must be 1..{255 * hash_len}, got {length}")
     prk = hmac.digest(salt if salt else bytes(hash_len), ikm, hash_name)
+    return hkdf_expand(prk, info=info, length=length, hash_name=hash_name)
+
+
+def hkdf_expand(prk: bytes, *, info: bytes, length: int,
+                hash_name: HashName = "sha256") -> bytes:
+    """HKDF-Expand alone (RFC 5869 section 2.3), for a key that is already
+    pseudorandom (HPKE's LabeledExpand uses it this way)."""
+    hash_len = _HASH_SIZE[hash_name]
+    if not 0 < length <= 255 * hash_len:
+        raise InvalidArgument(f"HKDF length must be 1..{255 * hash_len}, got {length}")
     blocks = []
     previous = b""
     for counter in range(1, -(-length // hash_len) + 1):

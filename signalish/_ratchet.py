@@ -158,21 +158,20 @@ def ratchet_encrypt(state: RatchetState, plaintext: bytes, ad: bytes) -> bytes:
     length = len(plaintext) + 16
     if profile.wire == "libsignal_v3":
         message = seal(mk, state.dhs_public, state.pn, state.ns, plaintext, ad)
-        state.cks = hmac_sha256(ck, _CHAIN_KEY)
-        state.ns += 1
-        return message
-    if state.header_encryption:
-        assert state.hks is not None
-        nonce = _header_nonce(profile, mk)
-        header = aes256_gcm_encrypt(state.hks, nonce,
-                                    pack_header(state.dhs_public, state.pn, state.ns), b"")
-        prefix = encrypted_prefix(nonce, header, length)
     else:
-        prefix = plain_prefix(state.dhs_public, state.pn, state.ns, length)
-    ciphertext = aes256_gcm_encrypt(_aead_key(profile, mk), _ZERO_NONCE, plaintext, ad + prefix)
+        if state.header_encryption:
+            assert state.hks is not None
+            nonce = _header_nonce(profile, mk)
+            header = aes256_gcm_encrypt(state.hks, nonce,
+                                        pack_header(state.dhs_public, state.pn, state.ns), b"")
+            prefix = encrypted_prefix(nonce, header, length)
+        else:
+            prefix = plain_prefix(state.dhs_public, state.pn, state.ns, length)
+        message = prefix + aes256_gcm_encrypt(_aead_key(profile, mk), _ZERO_NONCE, plaintext,
+                                              ad + prefix)
     state.cks = hmac_sha256(ck, _CHAIN_KEY)
     state.ns += 1
-    return prefix + ciphertext
+    return message
 
 
 def _skip(ck: bytes, start: int, until: int, now: int) -> tuple[bytes, dict[int, tuple[bytes, int]]]:

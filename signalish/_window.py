@@ -111,11 +111,6 @@ class Chain:
         #: message number -> (message key, time stored)
         self.keys: dict[int, tuple[bytes, int]] = {}
 
-    def copy(self) -> Chain:
-        other = Chain(self.chain_id, self.step)
-        other.end, other.floor, other.reason = self.end, self.floor, self.reason
-        other.keys = dict(self.keys)
-        return other
 
 
 class Window:
@@ -206,10 +201,3 @@ class Window:
         self.stored -= len(chain.keys)
         self.forgotten.append((chain.chain_id, reason))
         del self.forgotten[: max(0, len(self.forgotten) - 2 * limits.max_receiving_chains)]
-
-    def copy(self) -> Window:
-        other = Window()
-        other.chains = [chain.copy() for chain in self.chains]
-        other.forgotten = list(self.forgotten)
-        other.stored = self.stored
-        return other

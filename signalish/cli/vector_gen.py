@@ -23,6 +23,7 @@ from .._primitives import (
     aes256_gcm_encrypt,
     chacha20_poly1305_encrypt,
     hkdf,
+    hkdf_expand,
     hmac_sha256,
 )
 from .._profile import LIBSIGNAL_V3, NATIVE, Profile
@@ -368,11 +369,7 @@ def _extract(suite_id: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
 def _expand(suite_id: bytes, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
     """LabeledExpand (RFC 9180 section 4) with HKDF-SHA256."""
     labeled = length.to_bytes(2, "big") + b"HPKE-v1" + suite_id + label + info
-    out, block, counter = b"", b"", 1
-    while len(out) < length:
-        block = hmac_sha256(prk, block + labeled + bytes((counter,)))
-        out, counter = out + block, counter + 1
-    return out[:length]
+    return hkdf_expand(prk, info=labeled, length=length)
 
 
 def seal_deterministic(suite: SealedBoxSuite, public: bytes, plaintext: bytes,
