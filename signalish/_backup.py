@@ -17,11 +17,22 @@ Blob (version 1)::
 
 verifier = HMAC-SHA256(verification key, "signalish backup verifier"); the
 AEAD's associated data is every byte before the ciphertext.  Opening checks,
-in order: the checksum (a damaged blob: :class:`BackupDamaged`), the verifier
-(:class:`WrongPassword`), then the AEAD (a blob altered by someone who also
-fixed the checksum: :class:`BackupDamaged`).  The verifier lets a password be
-tested offline, but no more than the AEAD alone would: guessing costs one
-Argon2id derivation either way.
+in order: the checksum (a damaged blob: :class:`BackupDamaged`), the Argon2id
+cost against the caller's ceiling (:class:`BackupCostExceeded`, before any
+derivation: the checksum is unkeyed, so whoever can change the blob can set
+the cost), the verifier (:class:`WrongPassword`), then the AEAD (a blob altered
+by someone who also fixed the checksum: :class:`BackupDamaged`).  The verifier
+lets a password be tested offline, but no more than the AEAD alone would:
+guessing costs one Argon2id derivation either way.
+
+Restoring is not resuming.  The device may have sent messages, and used
+prekeys, after the backup was made; state from the backup knows nothing of
+that.  So :func:`restore_backup` makes every restored session receive-only
+(see :meth:`SessionManager.mark_restored`) and does not bring back any prekey
+that might have been used: it keeps the ring's id counters (ids never repeat)
+but replaces its signed and last-resort prekeys with new ones and drops every
+one-time prekey.  The application then uploads new prekeys, as after a fresh
+install.
 """
 
 from __future__ import annotations
@@ -42,12 +53,12 @@ from ._errors import (
 )
 from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing
-from ._primitives import RandomSource, aes256_gcm_decrypt, aes256_gcm_encrypt, argon2id, hmac_sha256
+from ._primitives import SystemRandom, RandomSource, aes256_gcm_decrypt, aes256_gcm_encrypt, argon2id, hmac_sha256
 from ._session import SessionRecord
 from ._stores import Store
 
-__all__ = ["BackupParams", "BackupError", "WrongPassword", "BackupDamaged", "create_backup",
-           "restore_backup"]
+__all__ = ["BackupParams", "BackupError", "WrongPassword", "BackupDamaged",
+           "BackupCostExceeded", "DEFAULT_MAX_COST", "create_backup", "restore_backup"]
 
 _CHECK: Final = 16
 _VERIFIER_LABEL: Final = b"signalish backup verifier"
@@ -67,6 +78,13 @@ class BackupDamaged(BackupError):
     """The backup is truncated, altered or malformed."""
 
 
+class BackupCostExceeded(BackupError):
+    """The backup asks for a costlier Argon2id derivation than the caller's
+    ``max_cost`` allows.  Nothing was derived.  A genuine backup made with
+    higher parameters needs a higher ``max_cost``; a blob nobody chose may
+    be an attempt to exhaust memory or time."""
+
+
 @dataclass(frozen=True, slots=True)
 class BackupParams:
     """Argon2id cost.  The default is RFC 9106 section 4's second recommended
@@ -82,6 +100,12 @@ class BackupParams:
             raise InvalidArgument("Argon2id iterations must be 1..1000 and lanes 1..255")
         if not 8 * self.lanes <= self.memory_kib <= 4 * 1024 * 1024:
             raise InvalidArgument("Argon2id memory must be 8 * lanes KiB .. 4 GiB")
+
+
+#: The default ceiling for :func:`restore_backup`: 10 passes, 16 lanes,
+#: 256 MiB.  It admits the creation default (RFC 9106's second option) with
+#: room to spare, and bounds a hostile blob to about 10 passes over 256 MiB.
+DEFAULT_MAX_COST: Final = BackupParams(iterations=10, lanes=16, memory_kib=256 * 1024)
 
 
 def _derive(password: str | bytes, salt: bytes, params: BackupParams) -> tuple[bytes, bytes]:
@@ -127,13 +151,53 @@ def create_backup(identity: IdentityKeyPair, store: Store, password: str | bytes
     return body + hashlib.sha256(body).digest()[:_CHECK]
 
 
-def restore_backup(blob: bytes, password: str | bytes, store: Store) -> IdentityKeyPair:
-    """Write a backup's prekeys, trusted identities and sessions into ``store``
-    (one transaction) and return the identity key pair.
+def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int,
+                   rng: RandomSource | None = None,
+                   max_cost: BackupParams = DEFAULT_MAX_COST) -> IdentityKeyPair:
+    """Write a backup's trusted identities, sessions and prekey ring into
+    ``store`` (one transaction) and return the identity key pair.
 
-    Raises :class:`WrongPassword` or :class:`BackupDamaged`; nothing is
-    written then.
+    Every restored session is receive-only until the peer's next DH ratchet
+    step or a new session (:class:`~signalish.StaleSession` on encrypt): the
+    backed-up device may have sent on it since.  The prekey ring keeps its id
+    counters but gets a new signed prekey (and, where the profile has PQXDH,
+    a new last-resort KEM prekey) made at ``now`` from ``rng``, and no
+    one-time prekeys: upload new ones.  Initial messages addressed to the old
+    prekeys are refused, as after a reinstall.
+
+    Raises :class:`BackupCostExceeded` (before any key derivation) if the
+    blob's Argon2id parameters exceed ``max_cost`` in any of iterations,
+    lanes or memory, :class:`WrongPassword` or :class:`BackupDamaged`;
+    nothing is written then.
     """
+    identity, ring, identities, sessions = _open_backup(blob, password, max_cost)
+    rng = rng if rng is not None else SystemRandom()
+    new_ring = None
+    if ring is not None:
+        loaded = PreKeyRing.from_bytes(ring, identity)
+        loaded.restart(rng, now=now)
+        new_ring = loaded.to_bytes()
+    records = []
+    for address, data in sessions:
+        record = SessionRecord.from_bytes(data)
+        record.block_sending()
+        records.append((address, record.to_bytes()))
+    with store.transaction():
+        if new_ring is not None:
+            store.save_prekeys(new_ring)
+        for address, peer_key in identities:
+            store.save_identity(address, peer_key)
+        for address, record_bytes in records:
+            store.save_session(address, record_bytes)
+    return identity
+
+
+_Contents = tuple[IdentityKeyPair, bytes | None, list[tuple[str, IdentityKey]],
+                  list[tuple[str, bytes]]]
+
+
+def _open_backup(blob: bytes, password: str | bytes, max_cost: BackupParams) -> _Contents:
+    """Check, decrypt and parse a backup (what it holds, as it was written)."""
     blob = bytes(blob)
     body, check = blob[:-_CHECK], blob[-_CHECK:]
     if len(blob) <= _CHECK or not hmac.compare_digest(hashlib.sha256(body).digest()[:_CHECK], check):
@@ -146,6 +210,12 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store) -> Identity
         r.finish()
     except (DecodeError, InvalidArgument) as error:
         raise BackupDamaged(f"backup header: {error}") from None
+    if (params.iterations > max_cost.iterations or params.lanes > max_cost.lanes
+            or params.memory_kib > max_cost.memory_kib):
+        raise BackupCostExceeded(
+            f"the backup asks for Argon2id t={params.iterations}, p={params.lanes}, "
+            f"m={params.memory_kib} KiB, above max_cost (t={max_cost.iterations}, "
+            f"p={max_cost.lanes}, m={max_cost.memory_kib} KiB)")
     key, expected = _derive(password, salt, params)
     if not hmac.compare_digest(expected, verifier):
         raise WrongPassword("the password does not open this backup")
@@ -154,22 +224,12 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store) -> Identity
     except AuthenticationError:
         raise BackupDamaged("backup contents fail authentication: altered") from None
     try:
-        identity, ring, identities, sessions = _parse_contents(contents)
+        return _parse_contents(contents)
     except (SignalishError, UnicodeDecodeError) as error:
         raise BackupDamaged(f"backup contents: {error}") from None
-    with store.transaction():
-        if ring is not None:
-            store.save_prekeys(ring)
-        for address, peer_key in identities:
-            store.save_identity(address, peer_key)
-        for address, record in sessions:
-            store.save_session(address, record)
-    return identity
 
 
-def _parse_contents(contents: bytes) -> tuple[IdentityKeyPair, bytes | None,
-                                              list[tuple[str, IdentityKey]],
-                                              list[tuple[str, bytes]]]:
+def _parse_contents(contents: bytes) -> _Contents:
     """Parse and validate everything before anything is written."""
     r = Reader(contents, Tag.BACKUP_CONTENTS, "BackupContents")
     try:

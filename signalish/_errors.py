@@ -41,7 +41,13 @@ __all__ = [
     "TooFarAhead",
     "UntrustedIdentity",
     "NoSession",
+    "StaleSession",
+    "ChainExhausted",
     "CorruptState",
+    "PreKeyReplayed",
+    "StoreError",
+    "StoreBusy",
+    "StoreRolledBack",
 ]
 
 
@@ -63,6 +69,19 @@ class InvalidArgument(LocalError, ValueError):
 class NoSession(LocalError):
     """There is no session with that address, or the session cannot send yet
     (a responder's session sends only after its first message arrived)."""
+
+
+class StaleSession(NoSession):
+    """The session may have sent messages that this copy of its state does
+    not know about: it was restored from a backup, or the store was rolled
+    back.  Encrypting on it could reuse a message key, so it only receives
+    until the peer's next DH ratchet step gives it a fresh sending chain.
+    Start a new session from a fresh bundle to send now."""
+
+
+class ChainExhausted(NoSession):
+    """The sending chain has used all 2**32 - 1 message numbers; start a new
+    session."""
 
 
 class UnsupportedByProfile(LocalError):
@@ -143,6 +162,11 @@ class PreKeyAlreadyUsed(PreKeyError):
     """The one-time prekey with that id was already taken."""
 
 
+class PreKeyReplayed(PreKeyError):
+    """An initial message that used no one-time prekey repeats an earlier
+    one: the same base key was already accepted with that signed prekey."""
+
+
 class PreKeyExpired(PreKeyError):
     """The signed prekey with that id was retired and its grace period is over."""
 
@@ -179,3 +203,21 @@ class UntrustedIdentity(RemoteError):
         self.address = address
         self.stored = stored
         self.received = received
+
+
+# --- the storage -------------------------------------------------------------
+
+
+class StoreError(SignalishError):
+    """The store could not carry out a transaction.  Nothing was written."""
+
+
+class StoreBusy(StoreError):
+    """Another connection (often another process) held the store's write
+    lock for longer than the store's timeout.  Retry later."""
+
+
+class StoreRolledBack(StoreError):
+    """The store is older than one this process (or the application's own
+    record of its generation) has already seen: it was rolled back.  See
+    docs/security.md for what to do."""

@@ -6,17 +6,36 @@ read state, compute, write state, commit.  If anything raises, the store is
 as it was before the call (the transaction rolls back), so callers can
 simply retry or drop the input.
 
-Identity changes (like libsignal's IdentityKeyStore): before a session is
-built with a peer's identity key, ``trust(address, stored, received)`` is
-asked.  The default, :func:`trust_on_first_use`, accepts a first key and the
-same key again, and refuses a changed one with
-:class:`~signalish.UntrustedIdentity`; after the user has verified the new
-key, :meth:`SessionManager.trust_identity` records it.
+Trust (like libsignal's IdentityKeyStore.isTrustedIdentity): the decision
+``trust(address, stored, received, direction)`` is asked on every use of a
+peer's identity key, not only when a session is built: before a session is
+created from a bundle or an initial message, before every encryption
+(:attr:`Direction.SENDING`) and before a decryption's result is released
+(:attr:`Direction.RECEIVING`).  The default, :func:`trust_on_first_use`,
+accepts a first key and the same key again, and refuses a changed one with
+:class:`~signalish.UntrustedIdentity`; after the user has verified a new
+key, :meth:`SessionManager.trust_identity` records it.  A session whose
+identity is no longer the trusted one can then neither send nor receive
+until the application trusts that identity again or starts a new session.
+
+Restores and rollbacks: a session whose state may be older than what it
+already sent must not send again (its next message key could be one already
+used).  :func:`~signalish.restore_backup` and :meth:`SessionManager.mark_restored`
+make every session receive-only; encrypting then raises
+:class:`~signalish.StaleSession` until the peer's next DH ratchet step or a
+new session (:meth:`SessionManager.initiate`).
+
+Prekeys: the store owns them.  :meth:`SessionManager.prekeys` opens the ring
+inside a transaction and writes it back when the block ends; the ring object
+it yields refuses changes after that, so no stale copy can put used one-time
+prekeys back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from ._bundle import PreKeyBundle
 from ._errors import AuthenticationError, NoSession, PolicyViolation, UnsupportedByProfile, UntrustedIdentity
@@ -26,19 +45,32 @@ from ._message import message_type as native_message_type
 from ._prekeys import PreKeyRing
 from ._primitives import RandomSource, SystemRandom
 from ._profile import NATIVE, Profile
-from ._ratchet import Frame, RatchetState, ratchet_decrypt
+from ._ratchet import Frame, RatchetState
 from ._session import Session, SessionOptions, SessionRecord
 from ._stores import Store
 from ._wire_v3 import V3PreKeyFrame, message_type_v3, parse_v3
 from ._x3dh import BundlePolicy, initiate, respond
 
-__all__ = ["SessionManager", "TrustDecision", "trust_on_first_use"]
-
-TrustDecision = Callable[[str, IdentityKey | None, IdentityKey], bool]
+__all__ = ["SessionManager", "TrustDecision", "Direction", "trust_on_first_use"]
 
 
-def trust_on_first_use(address: str, stored: IdentityKey | None, received: IdentityKey) -> bool:
-    """Trust a peer's first identity key, and later only that same key."""
+class Direction(enum.Enum):
+    """Which way a message goes when trust is asked (libsignal's Direction)."""
+
+    SENDING = "sending"
+    RECEIVING = "receiving"
+
+
+#: ``trust(address, stored, received, direction) -> bool``: whether to use
+#: ``received`` as the identity of ``address``, given the key the store holds
+#: as trusted (``stored``, None if none yet).
+TrustDecision = Callable[[str, IdentityKey | None, IdentityKey, Direction], bool]
+
+
+def trust_on_first_use(address: str, stored: IdentityKey | None, received: IdentityKey,
+                       direction: Direction) -> bool:
+    """Trust a peer's first identity key, and later only that same key, in
+    both directions."""
     return stored is None or stored == received
 
 
@@ -66,11 +98,16 @@ class SessionManager:
         data = self.store.load_session(address)
         return None if data is None else SessionRecord.from_bytes(data)
 
-    def _check_trust(self, address: str, key: IdentityKey) -> None:
+    def _check_trust(self, address: str, key: IdentityKey, direction: Direction, *,
+                     record_new: bool) -> None:
+        """Ask the trust decision; raise :class:`UntrustedIdentity` if it
+        refuses.  ``record_new``: a session is being built with ``key``, which
+        then becomes the stored identity; otherwise only a first key is
+        recorded (an existing session never overwrites the trusted key)."""
         stored = self.store.get_identity(address)
-        if not self.trust(address, stored, key):
+        if not self.trust(address, stored, key, direction):
             raise UntrustedIdentity(address, stored, key)
-        if stored != key:
+        if stored is None or (record_new and stored != key):
             self.store.save_identity(address, key)
 
     # --- public API ----------------------------------------------------------------
@@ -92,9 +129,57 @@ class SessionManager:
         return self.store.load_session(address) is not None
 
     def trust_identity(self, address: str, key: IdentityKey) -> None:
-        """Record ``key`` as the trusted identity of ``address``."""
+        """Record ``key`` as the trusted identity of ``address``.  From then
+        on, sessions with any other identity key can neither send nor
+        receive (with the default trust decision)."""
         with self.store.transaction():
             self.store.save_identity(address, key)
+
+    def mark_restored(self) -> None:
+        """Make every stored session receive-only, in one transaction.
+
+        Call this after the store was restored from any older copy (a file
+        copied back, a file-system or VM snapshot, a
+        :class:`~signalish.StoreRolledBack` error): sending on such state
+        could reuse message keys already used.  Encrypting then raises
+        :class:`~signalish.StaleSession` until the peer's next DH ratchet
+        step, or until :meth:`initiate` starts a new session from a fresh
+        bundle.  :func:`~signalish.restore_backup` does this itself.
+        """
+        with self.store.transaction():
+            for address in self.store.session_addresses():
+                record = self._record(address)
+                if record is not None:
+                    record.block_sending()
+                    self.store.save_session(address, record.to_bytes())
+
+    @contextmanager
+    def prekeys(self, *, now: int) -> Iterator[PreKeyRing]:
+        """The store's :class:`~signalish.PreKeyRing`, open for changes for
+        the duration of a ``with`` block, inside one store transaction::
+
+            with manager.prekeys(now=now) as ring:
+                uploads = ring.generate_one_time_prekeys(100, rng)
+                bundle = ring.issue_bundle()
+
+        A ring is created (with this manager's profile and registration id)
+        if the store has none.  When the block ends the ring is written back
+        and closed: the object refuses further changes, so no stale copy can
+        ever be saved over one from which initial messages consumed
+        one-time prekeys.  If the block raises, nothing is written.
+        """
+        with self.store.transaction():
+            data = self.store.load_prekeys()
+            if data is None:
+                ring = PreKeyRing.create(self.identity, self.profile, self.rng, now=now,
+                                         registration_id=self.options.registration_id)
+            else:
+                ring = PreKeyRing.from_bytes(data, self.identity)
+            try:
+                yield ring
+            finally:
+                ring.close()
+            self.store.save_prekeys(ring.to_bytes())
 
     def initiate(self, address: str, bundle: PreKeyBundle, *,
                  kem_encapsulation: tuple[bytes, bytes] | None = None) -> None:
@@ -107,7 +192,7 @@ class SessionManager:
         reproducible test vectors only (see :func:`~signalish.initiate`).
         """
         with self.store.transaction():
-            self._check_trust(address, bundle.identity_key)
+            self._check_trust(address, bundle.identity_key, Direction.SENDING, record_new=True)
             agreement = initiate(self.identity, bundle, self.profile, policy=self.policy,
                                  rng=self.rng, kem_encapsulation=kem_encapsulation)
             he = self.options.header_encryption
@@ -123,11 +208,19 @@ class SessionManager:
             self.store.save_session(address, record.to_bytes())
 
     def encrypt(self, address: str, plaintext: bytes) -> bytes:
-        """Encrypt with the current session.  Raises :class:`~signalish.NoSession`."""
+        """Encrypt with the current session.
+
+        Raises :class:`~signalish.NoSession` (no session, or one that cannot
+        send yet), its subclass :class:`~signalish.StaleSession` (restored
+        state: start a new session), and
+        :class:`~signalish.UntrustedIdentity` if the session's identity is
+        not trusted for sending.  Nothing changes on error."""
         with self.store.transaction():
             record = self._record(address)
-            if record is None:
+            if record is None or record.current is None:
                 raise NoSession(f"no session with {address!r}")
+            self._check_trust(address, record.current.remote_identity, Direction.SENDING,
+                              record_new=False)
             message = record.encrypt(plaintext, self.options.registration_id)
             self.store.save_session(address, record.to_bytes())
         return message
@@ -149,26 +242,32 @@ class SessionManager:
         undecryptable, a :class:`~signalish.MessageRejected` subclass for
         duplicates and messages outside the window, a
         :class:`~signalish.PreKeyError` for a PreKeyMessage whose prekeys are
-        gone, :class:`~signalish.UntrustedIdentity`, or
-        :class:`~signalish.NoSession`.  Whatever it raises, no state changed.
+        gone or that replays an earlier one, :class:`~signalish.UntrustedIdentity`
+        if the session it decrypts in has an identity not trusted for
+        receiving (the plaintext is withheld), or :class:`~signalish.NoSession`.
+        Whatever it raises, no state changed.
         """
         frame = self._parse(message)
         with self.store.transaction():
             record = self._record(address)
             if isinstance(frame, (PreKeyFrame, V3PreKeyFrame)):
                 record = record or SessionRecord(self.profile, self.options.max_archived)
-                plaintext = self._decrypt_prekey(address, record, frame, now)
+                plaintext, session = self._decrypt_prekey(address, record, frame, now)
             else:
                 if record is None:
                     raise NoSession(f"no session with {address!r}")
-                plaintext = record.decrypt(frame, now=now, rng=self.rng)
+                plaintext, session = record.decrypt(frame, now=now, rng=self.rng)
+            # Raising here rolls the whole transaction back: the session's
+            # advance is discarded with the plaintext.
+            self._check_trust(address, session.remote_identity, Direction.RECEIVING,
+                              record_new=False)
             self.store.save_session(address, record.to_bytes())
             if deliver is not None:
                 deliver(plaintext)
         return plaintext
 
     def _decrypt_prekey(self, address: str, record: SessionRecord,
-                        frame: PreKeyFrame | V3PreKeyFrame, now: int) -> bytes:
+                        frame: PreKeyFrame | V3PreKeyFrame, now: int) -> tuple[bytes, Session]:
         header = frame.header
         session = record.find(header.base_key.raw)
         if session is not None:
@@ -176,11 +275,11 @@ class SessionManager:
                 raise AuthenticationError("decryption failed")
             plaintext = session.decrypt(frame.inner, now=now, rng=self.rng)
             record.install(session)
-            return plaintext
+            return plaintext, session
         he = isinstance(frame.inner, EncryptedFrame)
         if self.options.header_encryption and not he:
             raise PolicyViolation("session without header encryption refused by options")
-        self._check_trust(address, header.identity_key)
+        self._check_trust(address, header.identity_key, Direction.RECEIVING, record_new=True)
         ring_bytes = self.store.load_prekeys()
         if ring_bytes is None:
             raise NoSession("no prekeys in the store")
@@ -192,9 +291,8 @@ class SessionManager:
             remote_identity=header.identity_key, local_identity=self.identity.public,
             associated_data=agreement.associated_data, initial_header=header,
             initiated_by_us=False, pending=False, state=state, limits=self.options.limits)
-        plaintext = ratchet_decrypt(state, frame.inner, session._ad(False), now=now,
-                                    rng=self.rng, limits=session.limits)
+        plaintext = session.decrypt(frame.inner, now=now, rng=self.rng)
         ring.consume(header, now=now)
         self.store.save_prekeys(ring.to_bytes())
         record.install(session)
-        return plaintext
+        return plaintext, session

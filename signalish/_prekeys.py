@@ -14,11 +14,25 @@ Ids come from per-kind counters that only grow, so a missing id below the
 counter is known to have been used or retired (distinct errors) without
 keeping a list of used ids.  Time is always a parameter (``now``, seconds).
 Every method validates before it mutates: a call that raises changes nothing.
+
+Replays: an initial message that consumed a one-time prekey cannot be
+accepted twice (the key is gone).  One that used none (only the signed
+prekey, and at most a last-resort KEM prekey) could be, once the session it
+built has left the session record; so the ring remembers the base key of
+every such message beside the signed prekey it used, for as long as that
+signed prekey lives, and refuses a repeat with
+:class:`~signalish.PreKeyReplayed` (as libsignal does for last-resort Kyber
+prekeys).
+
+A ring obtained from :meth:`SessionManager.prekeys` is closed when its
+``with`` block ends: every changing method then raises
+:class:`~signalish.InvalidArgument`, so a stale copy cannot be kept and
+saved over the store's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NoReturn
 
 from ._bundle import (
@@ -35,8 +49,10 @@ from ._encoding import Reader, Tag, Writer, add_digest, check_digest
 from ._errors import (
     InvalidArgument,
     InvalidEncoding,
+    PolicyViolation,
     PreKeyAlreadyUsed,
     PreKeyExpired,
+    PreKeyReplayed,
     UnknownPreKey,
     UnsupportedByProfile,
 )
@@ -51,15 +67,22 @@ __all__ = ["PreKeyRing"]
 
 MAX_BATCH: Final = 10_000
 MAX_STORED: Final = 100_000
+#: Initial messages without a one-time prekey one signed prekey accepts
+#: (each remembered by its 32-byte base key); rotate the signed prekey sooner.
+MAX_REMEMBERED: Final = 10_000
+RING_VERSION: Final = 2
 _U64: Final = 2**64 - 1
 
 
 @dataclass(slots=True)
 class _Retirable:
-    """A rotating key and the time after which it is no longer accepted."""
+    """A rotating key and the time after which it is no longer accepted;
+    for a signed prekey, also the base keys of initial messages it accepted
+    without a one-time prekey."""
 
     record: SignedPreKey | KemPreKey
     retire_at: int | None
+    seen: set[bytes] = field(default_factory=set)
 
 
 class PreKeyRing:
@@ -73,7 +96,7 @@ class PreKeyRing:
         "_identity", "_profile", "registration_id", "device_id",
         "_next_signed", "_next_one_time", "_next_kem",
         "_one_time_cursor", "_kem_cursor",
-        "_signed", "_one_time", "_kem_one_time", "_last_resort",
+        "_signed", "_one_time", "_kem_one_time", "_last_resort", "_closed",
     )
 
     def __init__(self, identity: IdentityKeyPair, profile: Profile,
@@ -91,6 +114,16 @@ class PreKeyRing:
         self._one_time: dict[int, OneTimePreKey] = {}
         self._kem_one_time: dict[int, KemPreKey] = {}
         self._last_resort: dict[int, _Retirable] = {}
+        self._closed = False
+
+    def close(self) -> None:
+        """Refuse every further change (see :meth:`SessionManager.prekeys`)."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidArgument("this PreKeyRing was written back to its store and closed; "
+                                  "open it again with SessionManager.prekeys()")
 
     @classmethod
     def create(cls, identity: IdentityKeyPair, profile: Profile, rng: RandomSource, *,
@@ -160,6 +193,7 @@ class PreKeyRing:
     def generate_one_time_prekeys(self, count: int, rng: RandomSource) -> list[OneTimePreKeyPublic]:
         """Make ``count`` one-time EC prekeys with fresh ids; returns the
         public halves to upload."""
+        self._check_open()
         self._check_batch(count, len(self._one_time))
         self._check_ids(self._next_one_time, count)
         first = self._next_one_time
@@ -172,6 +206,7 @@ class PreKeyRing:
 
     def generate_kem_prekeys(self, count: int, rng: RandomSource, *, now: int) -> list[KemPreKeyPublic]:
         """Make ``count`` one-time ML-KEM-1024 prekeys with fresh ids."""
+        self._check_open()
         self._require_kem()
         self._check_batch(count, len(self._kem_one_time))
         self._check_ids(self._next_kem, count)
@@ -187,6 +222,7 @@ class PreKeyRing:
         """Make a new current signed prekey.  The previous one stays usable
         for ``grace`` seconds after ``now``; keys whose grace has ended are
         dropped."""
+        self._check_open()
         self._check_rotation(now, grace)
         self._check_ids(self._next_signed, 1)
         record = SignedPreKey.generate(self._identity, self._profile, self._next_signed, now, rng)
@@ -200,6 +236,7 @@ class PreKeyRing:
                                       grace: int) -> KemPreKeyPublic:
         """Make a new last-resort KEM prekey, retiring the previous one after
         ``grace`` seconds."""
+        self._check_open()
         self._require_kem()
         self._check_rotation(now, grace)
         self._check_ids(self._next_kem, 1)
@@ -213,10 +250,29 @@ class PreKeyRing:
 
     def prune(self, now: int) -> None:
         """Drop retired signed and last-resort prekeys whose grace has ended."""
+        self._check_open()
         for table in (self._signed, self._last_resort):
             for key_id in [i for i, e in table.items()
                            if e.retire_at is not None and e.retire_at <= now]:
                 del table[key_id]
+
+    def restart(self, rng: RandomSource, *, now: int) -> None:
+        """Forget every prekey that may have been used since this copy of the
+        ring was made (it came from a backup): drop all one-time prekeys,
+        replace the signed prekey and the last-resort KEM prekey with new ones
+        (no grace for the old ones, whose replay memory may be stale).  The id
+        counters are kept, so no id is ever issued twice."""
+        self._check_open()
+        self._check_rotation(now, 0)
+        self._check_ids(max(self._next_signed, self._next_kem), 1)
+        self._one_time.clear()
+        self._kem_one_time.clear()
+        self._signed.clear()
+        self._last_resort.clear()
+        self._one_time_cursor, self._kem_cursor = self._next_one_time, self._next_kem
+        self.rotate_signed_prekey(rng, now=now, grace=0)
+        if self._profile.kem_key_prefix is not None:
+            self.rotate_last_resort_kem_prekey(rng, now=now, grace=0)
 
     @staticmethod
     def _check_rotation(now: int, grace: int) -> None:
@@ -242,6 +298,7 @@ class PreKeyRing:
 
         Issued keys stay usable until an initial message consumes them.
         """
+        self._check_open()
         one_time = next((r for i, r in self._one_time.items() if i >= self._one_time_cursor), None)
         kem: KemPreKey | None = next(
             (r for i, r in self._kem_one_time.items() if i >= self._kem_cursor), None)
@@ -316,18 +373,44 @@ class PreKeyRing:
     def take_one_time_prekey(self, key_id: int) -> OneTimePreKey:
         """Remove and return one-time EC prekey ``key_id``; a second take raises
         :class:`~signalish.PreKeyAlreadyUsed`."""
+        self._check_open()
         record = self.one_time_prekey(key_id)
         del self._one_time[key_id]
         return record
 
+    def _uses_one_time(self, header: InitialHeader) -> bool:
+        return header.one_time_prekey_id is not None or (
+            header.kem_prekey_id is not None and header.kem_prekey_id in self._kem_one_time)
+
+    def check_replay(self, header: InitialHeader, *, now: int) -> None:
+        """Refuse an initial message without a one-time prekey whose base key
+        this signed prekey already accepted (:class:`~signalish.PreKeyReplayed`),
+        or that the signed prekey has no room left to remember
+        (:class:`~signalish.PolicyViolation`).  Changes nothing."""
+        if self._uses_one_time(header):
+            return
+        self.signed_prekey(header.signed_prekey_id, now=now)
+        seen = self._signed[header.signed_prekey_id].seen
+        if header.base_key.raw in seen:
+            raise PreKeyReplayed("this initial message was already accepted")
+        if len(seen) >= MAX_REMEMBERED:
+            raise PolicyViolation(f"signed prekey {header.signed_prekey_id} accepted "
+                                  f"{MAX_REMEMBERED} initial messages without a one-time "
+                                  "prekey; rotate it")
+
     def consume(self, header: InitialHeader, *, now: int) -> None:
         """Delete the one-time prekeys an initial message used (X3DH section
-        3.4: Bob deletes the one-time prekey).  Call it once the first message
-        under the new session has authenticated.  All or nothing."""
+        3.4: Bob deletes the one-time prekey), or, if it used none, remember
+        its base key beside the signed prekey.  Call it once the first
+        message under the new session has authenticated.  All or nothing."""
+        self._check_open()
         if header.one_time_prekey_id is not None:
             self.one_time_prekey(header.one_time_prekey_id)
         if header.kem_prekey_id is not None:
             self.kem_prekey(header.kem_prekey_id, now=now)
+        self.check_replay(header, now=now)
+        if not self._uses_one_time(header):
+            self._signed[header.signed_prekey_id].seen.add(header.base_key.raw)
         if header.one_time_prekey_id is not None:
             del self._one_time[header.one_time_prekey_id]
         if header.kem_prekey_id is not None:
@@ -336,11 +419,13 @@ class PreKeyRing:
     # --- serialization -----------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Tag 0x21, version 1 (secret), then a 16-byte SHA-256 digest.  The
-        identity is stored separately; only its public key is recorded here,
-        to catch a mismatched load."""
+        """Tag 0x21, version 2 (secret), then a 16-byte SHA-256 digest
+        (unkeyed: it catches accidents, not deliberate edits).  The identity
+        is stored separately; only its public key is recorded here, to catch
+        a mismatched load.  Version 2 added the remembered base keys after
+        each signed prekey; version 1 is still read."""
         name = self._profile.name.encode()
-        w = Writer(Tag.PREKEY_RING)
+        w = Writer(Tag.PREKEY_RING, RING_VERSION)
         w.var(name).fixed(self._identity.public.public_bytes())
         w.u32(self.registration_id).u32(self.device_id)
         for value in (self._next_signed, self._next_one_time, self._next_kem,
@@ -353,6 +438,9 @@ class PreKeyRing:
             w.u32(key_id).u64(record.created_at).fixed(record.private_key.private_bytes())
             w.fixed(record.signature)
             _write_retire(w, entry.retire_at)
+            w.u32(len(entry.seen))
+            for base_key in sorted(entry.seen):
+                w.fixed(base_key)
         w.u32(len(self._one_time))
         for key_id, one in sorted(self._one_time.items()):
             w.u32(key_id).fixed(one.private_key.private_bytes()).flag(one.signature is not None)
@@ -378,7 +466,8 @@ class PreKeyRing:
         and :class:`~signalish.InvalidArgument` if the ring belongs to a
         different identity.
         """
-        r = Reader(check_digest(data, "PreKeyRing"), Tag.PREKEY_RING, "PreKeyRing")
+        r = Reader(check_digest(data, "PreKeyRing"), Tag.PREKEY_RING, "PreKeyRing",
+                   frozenset({1, RING_VERSION}))
         name = r.var("profile", 64)
         profile = PROFILES.get(name.decode("ascii", "replace"))
         if profile is None:
@@ -396,8 +485,11 @@ class PreKeyRing:
             created = r.u64("created at")
             private = PrivateKey.from_bytes(r.fixed(32, "private key"))
             signature = r.fixed(SIGNATURE_SIZE, "signature")
-            ring._signed[key_id] = _Retirable(
-                SignedPreKey(key_id, created, private, signature), _read_retire(r))
+            entry = _Retirable(SignedPreKey(key_id, created, private, signature),
+                               _read_retire(r))
+            if r.version >= 2:
+                entry.seen = _read_seen(r)
+            ring._signed[key_id] = entry
         ids = _IdOrder(r)
         for _ in range(r.count("one-time count", MAX_STORED)):
             key_id = ids.next(ring._next_one_time)
@@ -469,6 +561,14 @@ def _write_retire(w: Writer, retire_at: int | None) -> None:
     w.flag(retire_at is not None)
     if retire_at is not None:
         w.u64(retire_at)
+
+
+def _read_seen(r: Reader) -> set[bytes]:
+    seen: list[bytes] = [r.fixed(32, "base key")
+                         for _ in range(r.count("remembered count", MAX_REMEMBERED))]
+    if any(a >= b for a, b in zip(seen, seen[1:])):
+        raise InvalidEncoding("PreKeyRing: remembered base keys out of order")
+    return set(seen)
 
 
 def _read_retire(r: Reader) -> int | None:

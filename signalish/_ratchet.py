@@ -29,7 +29,7 @@ from __future__ import annotations
 import hmac
 from typing import Final
 
-from ._errors import AuthenticationError, InvalidKey, NoSession, TooFarAhead
+from ._errors import AuthenticationError, ChainExhausted, InvalidKey, NoSession, TooFarAhead
 from ._message import (
     EncryptedFrame,
     PlainFrame,
@@ -49,9 +49,10 @@ from ._primitives import (
     hmac_sha256,
 )
 from ._profile import Profile
-from ._window import MAX_COUNTER, Chain, RatchetLimits, Window
+from ._window import MAX_COUNTER, Chain, RatchetLimits, Reason, Window
 
-__all__ = ["RatchetState", "kdf_rk", "kdf_ck", "ratchet_encrypt", "ratchet_decrypt"]
+__all__ = ["RatchetState", "kdf_rk", "kdf_ck", "ratchet_encrypt", "ratchet_decrypt", "Located",
+           "locate", "decrypt_located"]
 
 _ZERO_NONCE: Final = bytes(12)
 _MESSAGE_KEY: Final = b"\x01"
@@ -150,8 +151,10 @@ def ratchet_encrypt(state: RatchetState, plaintext: bytes, ad: bytes) -> bytes:
     """RatchetEncrypt (section 3.4) or RatchetEncryptHE (section 4.3)."""
     if state.cks is None:
         raise NoSession("this session cannot send until it has received a message")
-    if state.ns > MAX_COUNTER:
-        raise NoSession("sending chain exhausted (2**32 messages)")
+    if state.ns >= MAX_COUNTER:
+        # Message numbers are 32-bit and Ns must stay storable after the
+        # increment, so the last number a chain sends is 2**32 - 2.
+        raise ChainExhausted("sending chain exhausted (2**32 - 1 messages); start a new session")
     profile = state.profile
     ck = state.cks
     mk = hmac_sha256(ck, _MESSAGE_KEY)
@@ -204,6 +207,60 @@ def _decrypt_header(hk: bytes | None, frame: EncryptedFrame) -> tuple[bytes, int
         return None
 
 
+class Located:
+    """Where a received message belongs in one state, worked out from its
+    header alone (no chain key is derived): a remembered chain (``chain``),
+    a forgotten one (``forgotten``), or, when neither, a new DH ratchet step
+    with the peer's ratchet key ``key``."""
+
+    __slots__ = ("chain", "is_current", "forgotten", "chain_id", "key", "pn", "n")
+
+    def __init__(self, chain: Chain | None, is_current: bool, forgotten: Reason | None,
+                 chain_id: bytes, key: bytes, pn: int, n: int) -> None:
+        self.chain = chain
+        self.is_current = is_current
+        self.forgotten = forgotten
+        self.chain_id = chain_id
+        self.key = key
+        self.pn = pn
+        self.n = n
+
+    @property
+    def known(self) -> bool:
+        """Whether this state recognizes the message's chain (remembered or
+        forgotten): then no other session of the record can own it."""
+        return self.chain is not None or self.forgotten is not None
+
+    def steps(self, state: RatchetState) -> int:
+        """KDF_CK steps needed before the message can be authenticated."""
+        if self.chain is None:
+            return self.n + 1
+        if self.is_current and self.n >= state.nr:
+            return self.n - state.nr + 1
+        return 0
+
+
+def locate(state: RatchetState, frame: Frame) -> Located | None:
+    """Classify ``frame`` against ``state`` from its header (section 3.5's
+    first tests, and with header encryption section 4.3's trial header
+    decryption).  None: no header key of this state opens the header."""
+    window = state.window
+    current = window.chains[-1] if state.ckr is not None else None
+    if isinstance(frame, EncryptedFrame):
+        opened = _open_header(state, current, frame)
+        if opened is None:
+            return None
+        chain_id, (key, pn, n) = opened
+    else:
+        chain_id, key, pn, n = frame.ratchet_key, frame.ratchet_key, frame.pn, frame.n
+    if current is not None and current.chain_id == chain_id:
+        return Located(current, True, None, chain_id, key, pn, n)
+    chain = window.find(chain_id)
+    if chain is not None:
+        return Located(chain, False, None, chain_id, key, pn, n)
+    return Located(None, False, window.forgotten_reason(chain_id), chain_id, key, pn, n)
+
+
 def ratchet_decrypt(state: RatchetState, frame: Frame, ad: bytes, *,
                     now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
     """RatchetDecrypt (section 3.5) / RatchetDecryptHE (section 4.3).
@@ -212,28 +269,34 @@ def ratchet_decrypt(state: RatchetState, frame: Frame, ad: bytes, *,
     error (:class:`~signalish.AuthenticationError` or a
     :class:`~signalish.MessageRejected` subclass) the state is exactly as it was.
     """
-    window = state.window
-    current = window.chains[-1] if state.ckr is not None else None
-    if isinstance(frame, EncryptedFrame):
-        chain_id, (key, pn, n) = _open_header(state, current, frame)
-    else:
-        chain_id, (key, pn, n) = frame.ratchet_key, (frame.ratchet_key, frame.pn, frame.n)
-    if current is not None and current.chain_id == chain_id:
-        return _decrypt_in_chain(state, current, True, n, frame, ad, now, limits)
-    chain = window.find(chain_id)
-    if chain is not None:
-        return _decrypt_in_chain(state, chain, False, n, frame, ad, now, limits)
-    reason = window.forgotten_reason(chain_id)
-    if reason is not None:
-        raise reason.error(f"message {n}")
-    return _decrypt_new_step(state, current, key, pn, n, chain_id, frame, ad, now, rng, limits)
+    where = locate(state, frame)
+    if where is None:
+        raise AuthenticationError("decryption failed")
+    return decrypt_located(state, where, frame, ad, now=now, rng=rng, limits=limits)
+
+
+def decrypt_located(state: RatchetState, where: Located, frame: Frame, ad: bytes, *,
+                    now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
+    """The rest of :func:`ratchet_decrypt`, for a message already located."""
+    n = where.n
+    if n >= MAX_COUNTER or where.pn > MAX_COUNTER:
+        # An honest sender never uses the last counter value (see
+        # ratchet_encrypt); refusing it keeps Nr and chain ends in 32 bits.
+        raise TooFarAhead(f"message {n} is beyond the end of any chain")
+    if where.chain is not None:
+        return _decrypt_in_chain(state, where.chain, where.is_current, n, frame, ad, now, limits)
+    if where.forgotten is not None:
+        raise where.forgotten.error(f"message {n}")
+    current = state.window.chains[-1] if state.ckr is not None else None
+    return _decrypt_new_step(state, current, where.key, where.pn, n, where.chain_id, frame, ad,
+                             now, rng, limits)
 
 
 def _open_header(state: RatchetState, current: Chain | None, frame: EncryptedFrame
-                 ) -> tuple[bytes, tuple[bytes, int, int]]:
+                 ) -> tuple[bytes, tuple[bytes, int, int]] | None:
     """Which header key opens the header, and the header (section 4.3: HKr
     first, then NHKr; then older and forgotten chains, to classify late
-    messages).  Raises :class:`AuthenticationError` if none does."""
+    messages).  None if none does."""
     candidates: list[bytes | None] = [None if current is None else current.chain_id, state.nhkr]
     candidates += [c.chain_id for c in reversed(state.window.chains) if c is not current]
     candidates += [chain_id for chain_id, _ in state.window.forgotten]
@@ -242,7 +305,7 @@ def _open_header(state: RatchetState, current: Chain | None, frame: EncryptedFra
         if header is not None:
             assert hk is not None
             return hk, header
-    raise AuthenticationError("decryption failed")
+    return None
 
 
 def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: int,
@@ -283,9 +346,16 @@ def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: in
 def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn: int, n: int,
                       new_chain_id: bytes, frame: Frame, ad: bytes,
                       now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
-    """DHRatchet (section 3.5 / 4.3) with the skipped keys of section 3.5."""
-    if current is not None and pn - state.nr > limits.max_skip:
-        raise TooFarAhead(f"previous chain would skip {pn - state.nr} keys")
+    """DHRatchet (section 3.5 / 4.3) with the skipped keys of section 3.5.
+
+    Only the new chain is walked before the message authenticates (at most
+    ``max_skip`` steps); the previous chain's skipped keys are derived after,
+    so a forged message never costs that walk.  If the peer's previous chain
+    ran more than ``max_skip`` past what we received, its unreachable tail
+    is given up (late messages from it are refused as evicted) instead of
+    refusing the step: otherwise every later message, which repeats the same
+    PN, would be refused too and the session could never recover.
+    """
     if n > limits.max_skip:
         raise TooFarAhead(f"message {n} would skip {n} keys (max_skip {limits.max_skip})")
     try:
@@ -293,9 +363,6 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     except InvalidKey:
         raise AuthenticationError("decryption failed") from None
     profile, he = state.profile, state.header_encryption
-    old_skipped: dict[int, tuple[bytes, int]] = {}
-    if current is not None and state.ckr is not None:
-        _, old_skipped = _skip(state.ckr, state.nr, pn, now)
     try:
         rk, ckr, nhkr = kdf_rk(profile, state.rk, state.dhs.exchange(their_key), he)
     except InvalidKey:
@@ -304,9 +371,13 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     plaintext = _open(state, hmac_sha256(ck, _MESSAGE_KEY), frame, ad)
     # Authenticated: commit.  First the receiving half of the step...
     window = state.window
-    if current is not None:
+    if current is not None and state.ckr is not None:
+        reachable = min(pn, state.nr + limits.max_skip)
+        _, old_skipped = _skip(state.ckr, state.nr, reachable, now)
         window.add(current, old_skipped)
         current.end = max(pn, state.nr)
+        if reachable < pn:
+            current.lost_from = reachable
     state.step += 1
     chain = window.open_chain(new_chain_id, state.step)
     window.add(chain, new_skipped)

@@ -37,13 +37,14 @@ from ._errors import (
     InvalidEncoding,
     MessageRejected,
     NoSession,
+    StaleSession,
     TooFarAhead,
 )
 from ._keys import IdentityKey
 from ._message import EncryptedFrame, prekey_message
 from ._primitives import PublicKey, RandomSource
 from ._profile import PROFILES, Profile
-from ._ratchet import Frame, RatchetState, ratchet_decrypt, ratchet_encrypt
+from ._ratchet import Frame, Located, RatchetState, decrypt_located, locate, ratchet_encrypt
 from ._state_codec import read_limits, read_state, write_limits, write_state
 from ._window import RatchetLimits
 from ._wire_v3 import prekey_message_v3
@@ -52,6 +53,9 @@ from ._x3dh import InitialHeader
 __all__ = ["Session", "SessionRecord", "SessionOptions"]
 
 MAX_ARCHIVED_LIMIT: Final = 64
+#: Format version written.  Version 2 added the receive-only flag (session
+#: flags bit 2) and given-up chain tails; version 1 is still read.
+RECORD_VERSION: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +95,8 @@ class Session:
     """One Double Ratchet session with one peer."""
 
     __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
-                 "initial_digest", "initiated_by_us", "pending", "state", "limits")
+                 "initial_digest", "initiated_by_us", "pending", "state", "limits",
+                 "send_blocked")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
@@ -109,6 +114,19 @@ class Session:
         self.pending: InitialHeader | None = initial_header if pending else None
         self.state = state
         self.limits = limits
+        #: True after :meth:`block_sending`, until a DH ratchet step gives
+        #: the session a sending chain no earlier copy of it can have used.
+        self.send_blocked = False
+
+    def block_sending(self) -> None:
+        """Make this session receive-only: its sending chain may already have
+        been used by a copy of this state we no longer see (it came from a
+        backup, or the store was rolled back), so sending on it could reuse
+        a message key.  The sending chain key is erased; the peer's next DH
+        ratchet step derives a fresh one, with a fresh ratchet key, and
+        sending resumes then."""
+        self.send_blocked = True
+        self.state.cks = None
 
     def matches_initial(self, header: InitialHeader) -> bool:
         """Whether a received PreKeyMessage header is exactly the one that
@@ -131,6 +149,14 @@ class Session:
         return local + remote if sending else remote + local
 
     def encrypt(self, plaintext: bytes, registration_id: int = 0) -> bytes:
+        """RatchetEncrypt, wrapped in a PreKeyMessage while ``pending``.
+
+        Raises :class:`~signalish.StaleSession` if sending is blocked,
+        :class:`~signalish.NoSession` if the session cannot send yet."""
+        if self.send_blocked:
+            raise StaleSession("this session's sending state may be older than what it has "
+                               "sent; it receives only until the peer's next ratchet step. "
+                               "Start a new session from a fresh bundle to send now")
         if len(plaintext) > self.limits.max_message_size:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
@@ -141,16 +167,30 @@ class Session:
             return prekey_message_v3(self.pending, registration_id, message)
         return prekey_message(self.pending, message)
 
-    def decrypt(self, frame: Frame, *, now: int, rng: RandomSource) -> bytes:
+    def locate(self, frame: Frame) -> Located | None:
+        """Where ``frame`` belongs in this session, from its header alone;
+        None if it cannot belong here."""
         if isinstance(frame, EncryptedFrame) != self.state.header_encryption:
-            raise AuthenticationError("decryption failed")
-        plaintext = ratchet_decrypt(self.state, frame, self._ad(False), now=now, rng=rng,
+            return None
+        return locate(self.state, frame)
+
+    def decrypt(self, frame: Frame, *, now: int, rng: RandomSource,
+                where: Located | None = None) -> bytes:
+        """RatchetDecrypt.  On any error nothing changed."""
+        if where is None:
+            where = self.locate(frame)
+            if where is None:
+                raise AuthenticationError("decryption failed")
+        step = self.state.step
+        plaintext = decrypt_located(self.state, where, frame, self._ad(False), now=now, rng=rng,
                                     limits=self.limits)
         self.pending = None
+        if self.state.step != step:
+            self.send_blocked = False  # a fresh sending chain from a fresh ratchet key
         return plaintext
 
     def _write(self, w: Writer) -> None:
-        flags = self.initiated_by_us | (self.pending is not None) << 1
+        flags = self.initiated_by_us | (self.pending is not None) << 1 | self.send_blocked << 2
         w.u8(flags).fixed(self.local_identity.public_bytes())
         w.fixed(self.remote_identity.public_bytes()).var(self.associated_data)
         w.fixed(self.base_key).fixed(self.initial_digest)
@@ -160,9 +200,9 @@ class Session:
         write_state(w, self.state)
 
     @classmethod
-    def _read(cls, r: Reader, profile: Profile) -> Session:
+    def _read(cls, r: Reader, profile: Profile, version: int) -> Session:
         flags = r.u8("session flags")
-        if flags > 3 or flags == 2:
+        if flags > (7 if version >= 2 else 3) or flags & 3 == 2:
             raise InvalidEncoding("Session: unknown flag bits")
         local = IdentityKey(PublicKey.from_bytes(r.fixed(32, "local identity")))
         remote = IdentityKey(PublicKey.from_bytes(r.fixed(32, "remote identity")))
@@ -176,12 +216,15 @@ class Session:
                                     or pending.identity_key != local):
             raise InvalidEncoding("Session: pending header does not match the session")
         limits = read_limits(r)
-        state = read_state(r, profile, limits)
+        state = read_state(r, profile, limits, version)
+        send_blocked = bool(flags & 4)
+        if send_blocked and state.cks is not None:
+            raise InvalidEncoding("Session: a receive-only session keeps no sending chain")
         session = cls.__new__(cls)
         session.remote_identity, session.local_identity = remote, local
         session.associated_data, session.base_key, session.initial_digest = ad, base_key, digest
         session.initiated_by_us, session.pending = bool(flags & 1), pending
-        session.state, session.limits = state, limits
+        session.state, session.limits, session.send_blocked = state, limits, send_blocked
         return session
 
 
@@ -233,40 +276,92 @@ class SessionRecord:
             raise NoSession("no session with this peer")
         return self.sessions[0].encrypt(plaintext, registration_id)
 
-    def decrypt(self, frame: Frame, *, now: int, rng: RandomSource) -> bytes:
-        """Try the current session, then the archived ones (rule 2 on success).
+    def block_sending(self) -> None:
+        """Make every session receive-only (see :meth:`Session.block_sending`)."""
+        for session in self.sessions:
+            session.block_sending()
 
-        A window error from a session that recognized the message's chain is
-        final; otherwise :class:`TooFarAhead` if some session would have had
-        to skip too far, else :class:`AuthenticationError`.
+    def decrypt(self, frame: Frame, *, now: int, rng: RandomSource) -> tuple[bytes, Session]:
+        """Decrypt in the session the message belongs to; return the
+        plaintext and that session (promoted by rule 2 if it was archived).
+
+        Routing is decided from the header first, so a message costs at most
+        one session's worth of chain derivations however many sessions the
+        record holds:
+
+        1. a session that recognizes the message's chain (a remembered or a
+           forgotten receiving chain) owns it, and its verdict is final;
+        2. otherwise the message starts a new DH ratchet step in some
+           session, tried current first, then archived ones, newest first.
+           All attempts together may walk at most ``2 * (max_skip + 1)``
+           chain steps (an attempt walks N + 1 steps to reach message N, so
+           two attempts always fit, one at most ``max_skip + 1``); a session
+           that the rest of this budget cannot reach is not tried, and if
+           no attempt succeeded the message is refused with
+           :class:`~signalish.TooFarAhead`.
+
+        Raises :class:`~signalish.AuthenticationError`, a
+        :class:`~signalish.MessageRejected` subclass, or
+        :class:`~signalish.NoSession`.  Nothing changes on error.
         """
         if not self.sessions:
             raise NoSession("no session with this peer")
+        located = [(session, session.locate(frame)) for session in self.sessions]
+        owners = [(s, where) for s, where in located if where is not None and where.known]
+        if owners:
+            return self._decrypt_owned(owners, frame, now, rng)
+        budget = 2 * (max(s.limits.max_skip for s in self.sessions) + 1)
         too_far: TooFarAhead | None = None
-        for session in self.sessions:
+        for session, where in located:
+            if where is None:
+                continue
+            cost = where.steps(session.state)
+            if cost > budget:
+                too_far = too_far or TooFarAhead(
+                    f"message {where.n}: trying it in more sessions would exceed the "
+                    "per-message derivation budget")
+                continue
+            budget -= cost
             try:
-                plaintext = session.decrypt(frame, now=now, rng=rng)
+                plaintext = session.decrypt(frame, now=now, rng=rng, where=where)
             except TooFarAhead as error:
                 too_far = too_far or error
                 continue
             except AuthenticationError:
                 continue
-            except MessageRejected:
-                raise
-            if session is not self.sessions[0]:
-                self._promote(session)
-            return plaintext
+            return plaintext, self._promote_if_archived(session)
         if too_far is not None:
             raise too_far
         raise AuthenticationError("decryption failed")
 
+    def _decrypt_owned(self, owners: list[tuple[Session, Located]], frame: Frame, now: int,
+                       rng: RandomSource) -> tuple[bytes, Session]:
+        # Normally one owner; a peer that reused a ratchet key across two
+        # sessions could make two, and then each gets its turn.
+        error: MessageRejected | AuthenticationError | None = None
+        for session, where in owners:
+            try:
+                plaintext = session.decrypt(frame, now=now, rng=rng, where=where)
+            except (AuthenticationError, MessageRejected) as failure:
+                error = error or failure
+                continue
+            return plaintext, self._promote_if_archived(session)
+        assert error is not None
+        raise error
+
+    def _promote_if_archived(self, session: Session) -> Session:
+        if session is not self.sessions[0]:
+            self._promote(session)
+        return session
+
     # --- serialization ------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Tag 0x50, version 1, then the sessions, then a 16-byte SHA-256
-        digest of everything before it (an integrity check against
-        corruption; not a defence against someone who can write the disk)."""
-        w = Writer(Tag.SESSION_RECORD)
+        """Tag 0x50, version 2, then the sessions, then a 16-byte SHA-256
+        digest of everything before it.  The digest is unkeyed: it catches
+        accidents (truncation, bit rot), not edits by someone who can write
+        the store, who can recompute it."""
+        w = Writer(Tag.SESSION_RECORD, RECORD_VERSION)
         w.var(self.profile.name.encode()).u8(self.max_archived).u32(len(self.sessions))
         for session in self.sessions:
             session._write(w)
@@ -277,7 +372,8 @@ class SessionRecord:
         """Load a record; raises :class:`~signalish.CorruptState` if the
         integrity check fails, another :class:`~signalish.DecodeError` if the
         content is malformed."""
-        r = Reader(check_digest(data, "SessionRecord"), Tag.SESSION_RECORD, "SessionRecord")
+        r = Reader(check_digest(data, "SessionRecord"), Tag.SESSION_RECORD, "SessionRecord",
+                   frozenset({1, RECORD_VERSION}))
         profile = PROFILES.get(r.var("profile", 64).decode("ascii", "replace"))
         if profile is None:
             raise InvalidEncoding("SessionRecord: unknown profile")
@@ -286,7 +382,7 @@ class SessionRecord:
             raise InvalidEncoding("SessionRecord: max archived out of range")
         record = cls(profile, max_archived)
         for _ in range(r.count("session count", 1 + max_archived)):
-            record.sessions.append(Session._read(r, profile))
+            record.sessions.append(Session._read(r, profile, r.version))
         r.finish()
         if len({s.base_key for s in record.sessions}) != len(record.sessions):
             raise InvalidEncoding("SessionRecord: two sessions with one base key")

@@ -8,6 +8,7 @@ Layout (format version 1; docs/formats.md has the table)::
              | [DHr] [CKs] [CKr] [HKs] [HKr] [NHKs] [NHKr] (32 each, per flag bit 1..7)
              | Ns, Nr, PN (4 each) | step (8) | window
     window:  chain count (4), per chain: id (32) | step (8) | end flag [end (4)]
+             | lost flag [lost from (4)] (version 2 only)
              | floor (4) | reason (1) | key count (4), per key: n (4) | key (32) | stored at (8)
              forgotten count (4), per chain: id (32) | reason (1)
 
@@ -61,6 +62,9 @@ def write_state(w: Writer, state: RatchetState) -> None:
         w.fixed(chain.chain_id).u64(chain.step).flag(chain.end is not None)
         if chain.end is not None:
             w.u32(chain.end)
+        w.flag(chain.lost_from is not None)
+        if chain.lost_from is not None:
+            w.u32(chain.lost_from)
         w.u32(chain.floor).u8(chain.reason).u32(len(chain.keys))
         for n, (key, stored_at) in chain.keys.items():
             w.u32(n).fixed(key).u64(stored_at)
@@ -76,7 +80,9 @@ def _reason(r: Reader, allow_none: bool) -> Reason:
     return Reason(value)
 
 
-def read_state(r: Reader, profile: Profile, limits: RatchetLimits) -> RatchetState:
+def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int) -> RatchetState:
+    """Read a state written by :func:`write_state` (``version`` 2) or by
+    format version 1, which had no given-up tails."""
     flags = r.u8("state flags")
     he = bool(flags & 1)
     dhs_private, dhs_public = r.fixed(32, "DHs private"), r.fixed(32, "DHs public")
@@ -94,6 +100,10 @@ def read_state(r: Reader, profile: Profile, limits: RatchetLimits) -> RatchetSta
     for _ in range(r.count("chain count", limits.max_receiving_chains)):
         chain = Chain(r.fixed(32, "chain id"), r.u64("chain step"))
         chain.end = r.u32("chain end") if r.flag("chain finished") else None
+        if version >= 2 and r.flag("tail given up"):
+            chain.lost_from = r.u32("lost from")
+            if chain.end is None or not chain.lost_from < chain.end:
+                raise InvalidEncoding("SessionRecord: given-up tail outside a finished chain")
         chain.floor = r.u32("floor")
         chain.reason = _reason(r, allow_none=True)
         if (chain.reason is Reason.NONE) != (chain.floor == 0):
@@ -101,10 +111,13 @@ def read_state(r: Reader, profile: Profile, limits: RatchetLimits) -> RatchetSta
         last = chain.floor - 1
         for _ in range(r.count("key count", limits.max_stored_keys)):
             n = r.u32("message number")
-            if n <= last or (chain.end is not None and n >= chain.end):
+            if n <= last or (chain.end is not None and n >= chain.end) or \
+                    (chain.lost_from is not None and n >= chain.lost_from):
                 raise InvalidEncoding("SessionRecord: skipped keys out of order or range")
             chain.keys[n] = (r.fixed(32, "message key"), r.u64("stored at"))
             last = n
+        if chain.lost_from is not None and chain.floor > chain.lost_from:
+            raise InvalidEncoding("SessionRecord: floor above the given-up tail")
         window.chains.append(chain)
         window.stored += len(chain.keys)
     _check_window(state, window, limits)

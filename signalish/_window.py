@@ -20,6 +20,10 @@ exact and needs no per-message memory:
                                        (it was delivered already)
 * ``n >= end`` on a finished chain   -> the peer never sent it:
                                        :class:`AuthenticationError`
+* ``lost_from <= n < end``           -> :class:`MessageKeyEvicted`: the
+                                       peer moved on when this message was
+                                       more than ``max_skip`` ahead of what
+                                       had arrived, so its key was given up
 
 A whole chain is dropped when more than ``max_receiving_chains`` are
 remembered (reason: evicted) or when it ended more than
@@ -33,6 +37,7 @@ which messages arrived.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from enum import IntEnum
 from typing import Final
 
@@ -97,7 +102,7 @@ class Reason(IntEnum):
 class Chain:
     """One remembered receiving chain."""
 
-    __slots__ = ("chain_id", "step", "end", "floor", "reason", "keys")
+    __slots__ = ("chain_id", "step", "end", "lost_from", "floor", "reason", "keys")
 
     def __init__(self, chain_id: bytes, step: int) -> None:
         self.chain_id = chain_id
@@ -106,11 +111,14 @@ class Chain:
         #: One past the last message number of a finished chain (the PN the
         #: peer announced when it moved on); None while the chain is current.
         self.end: int | None = None
+        #: On a finished chain whose end lay more than ``max_skip`` past the
+        #: messages received when the peer moved on: the first message number
+        #: given up (its key was never derived).  None otherwise.
+        self.lost_from: int | None = None
         self.floor = 0
         self.reason = Reason.NONE
         #: message number -> (message key, time stored)
         self.keys: dict[int, tuple[bytes, int]] = {}
-
 
 
 class Window:
@@ -151,6 +159,9 @@ class Window:
         if chain.end is not None and n >= chain.end:
             # The peer announced this chain ended before n: no such message.
             raise AuthenticationError("decryption failed")
+        if chain.lost_from is not None and n >= chain.lost_from:
+            raise MessageKeyEvicted(f"message {n}: given up, more than max_skip behind "
+                                    "when its chain ended")
         if n < next_n:
             raise DuplicateMessage(f"message {n} was already decrypted")
         return None
@@ -174,26 +185,41 @@ class Window:
 
     def enforce(self, now: int, step: int, limits: RatchetLimits) -> None:
         """Apply every limit: chain count, chain age in steps, key age in
-        seconds, key count.  Oldest first in each case."""
+        seconds, key count.  Oldest first in each case.  Linear in the keys
+        dropped: each chain's victims are collected in one pass and removed
+        together (removing a dict's first key one at a time would rescan the
+        holes left by the previous removals, quadratic in a large eviction)."""
         while len(self.chains) > limits.max_receiving_chains:
             self._forget(self.chains[0], Reason.EVICTED, limits)
         for chain in list(self.chains):
             if chain.end is not None and step - chain.step > limits.expire_after_steps:
                 self._forget(chain, Reason.EXPIRED, limits)
         for chain in self.chains:
-            while chain.keys:
-                n, (_, stored_at) = next(iter(chain.keys.items()))
+            expired = []
+            for n, (_, stored_at) in chain.keys.items():
                 if now - stored_at < limits.expire_after_seconds:
                     break
-                self._drop_key(chain, n, Reason.EXPIRED)
+                expired.append(n)
+            if expired:
+                self._drop_keys(chain, expired, Reason.EXPIRED)
+        excess = self.stored - limits.max_stored_keys
         for chain in self.chains:
-            while chain.keys and self.stored > limits.max_stored_keys:
-                self._drop_key(chain, next(iter(chain.keys)), Reason.EVICTED)
+            if excess <= 0:
+                break
+            victims = list(islice(chain.keys, excess))
+            if victims:
+                self._drop_keys(chain, victims, Reason.EVICTED)
+                excess -= len(victims)
 
-    def _drop_key(self, chain: Chain, n: int, reason: Reason) -> None:
-        del chain.keys[n]
-        self.stored -= 1
-        chain.floor = n + 1
+    def _drop_keys(self, chain: Chain, numbers: list[int], reason: Reason) -> None:
+        """Drop the chain's oldest keys ``numbers`` (in order) for ``reason``."""
+        keys = chain.keys
+        for n in numbers:
+            del keys[n]
+        if len(numbers) > 32:
+            chain.keys = dict(keys.items())  # compact: no holes before the first key
+        self.stored -= len(numbers)
+        chain.floor = numbers[-1] + 1
         chain.reason = reason
 
     def _forget(self, chain: Chain, reason: Reason, limits: RatchetLimits) -> None:

@@ -223,6 +223,8 @@ def respond(
 
     Raises :class:`~signalish.UnknownPreKey`, :class:`~signalish.PreKeyAlreadyUsed`
     or :class:`~signalish.PreKeyExpired` for a prekey it cannot use,
+    :class:`~signalish.PreKeyReplayed` for an initial message without a
+    one-time prekey that this signed prekey already accepted,
     :class:`~signalish.PolicyViolation` if ``policy`` refuses the header, and
     :class:`~signalish.InvalidKey` if a DH output is all zeros.
     """
@@ -232,6 +234,7 @@ def respond(
     if header.kem_prekey_id is not None and profile.pqxdh_info is None:
         raise UnsupportedByProfile(f"profile {profile.name} has no PQXDH")
     spk = prekeys.signed_prekey(header.signed_prekey_id, now=now).private_key
+    prekeys.check_replay(header, now=now)
     one_time = (None if header.one_time_prekey_id is None
                 else prekeys.one_time_prekey(header.one_time_prekey_id).private_key)
     kem = (None if header.kem_prekey_id is None

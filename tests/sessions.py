@@ -11,7 +11,6 @@ from signalish import (
     IdentityKeyPair,
     MemoryStore,
     PreKeyBundle,
-    PreKeyRing,
     SessionManager,
     SessionOptions,
 )
@@ -26,13 +25,8 @@ class Party:
     rng: DeterministicRandom
 
     def bundle(self) -> PreKeyBundle:
-        data = self.store.load_prekeys()
-        assert data is not None
-        ring = PreKeyRing.from_bytes(data, self.identity)
-        bundle = ring.issue_bundle()
-        with self.store.transaction():
-            self.store.save_prekeys(ring.to_bytes())
-        return bundle
+        with self.manager.prekeys(now=0) as ring:
+            return ring.issue_bundle()
 
     def snapshot(self) -> tuple[object, ...]:
         return (dict(self.store._sessions), self.store._prekeys, dict(self.store._identities))
@@ -43,13 +37,28 @@ def make_party(name: str, seed: bytes, options: SessionOptions | None = None,
     options = options or SessionOptions()
     rng = DeterministicRandom(name.encode() + seed)
     identity = IdentityKeyPair.generate(rng)
-    ring = PreKeyRing.create(identity, profile, rng, now=0)
-    if one_time:
-        ring.generate_one_time_prekeys(one_time, rng)
-        if profile.kem_key_prefix is not None:
-            ring.generate_kem_prekeys(one_time, rng, now=0)
     store = MemoryStore()
-    with store.transaction():
-        store.save_prekeys(ring.to_bytes())
     manager = SessionManager(identity, store, profile, rng=rng, options=options)
+    with manager.prekeys(now=0) as ring:
+        if one_time:
+            ring.generate_one_time_prekeys(one_time, rng)
+            if profile.kem_key_prefix is not None:
+                ring.generate_kem_prekeys(one_time, rng, now=0)
     return Party(name, identity, store, manager, rng)
+
+
+def message_key_id(message: bytes, profile: Profile = NATIVE) -> bytes:
+    """What identifies the message key a message was encrypted under, read
+    from its bytes: the sending ratchet key and the counter N (one chain
+    position, so one key), or with header encryption the header nonce, which
+    is derived from the message key itself.  Two messages with the same id
+    reused a key."""
+    from signalish._message import EncryptedFrame, PreKeyFrame, parse
+    from signalish._wire_v3 import V3PreKeyFrame, parse_v3
+
+    limit = 1 << 30
+    frame = parse_v3(message, limit) if profile.wire == "libsignal_v3" else parse(message, limit)
+    inner = frame.inner if isinstance(frame, (PreKeyFrame, V3PreKeyFrame)) else frame
+    if isinstance(inner, EncryptedFrame):
+        return b"nonce" + inner.nonce
+    return inner.ratchet_key + inner.n.to_bytes(4, "big")

@@ -1,48 +1,132 @@
-"""Password-protected backups: a restored device continues its conversations."""
+"""Password-protected backups.
+
+A restored device receives on its old sessions but never sends on state that
+the old device may already have sent on; it gets new prekeys; hostile blobs
+cannot set the cost of opening them.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import struct
+
 import pytest
 
+import signalish._backup as backup_module
 from signalish import (
+    LIBSIGNAL_V3,
+    NATIVE,
+    AuthenticationError,
     BackupDamaged,
     BackupParams,
     DeterministicRandom,
     InvalidArgument,
     MemoryStore,
+    PreKeyExpired,
+    PreKeyRing,
+    Profile,
     SessionManager,
+    SessionOptions,
+    StaleSession,
     WrongPassword,
     create_backup,
     restore_backup,
 )
-from sessions import make_party
+from signalish._backup import BackupCostExceeded
+from sessions import Party, make_party, message_key_id
 
 FAST = BackupParams(iterations=1, lanes=1, memory_kib=64)
+SETUPS = [pytest.param(NATIVE, False, id="native"),
+          pytest.param(NATIVE, True, id="native-header-encryption"),
+          pytest.param(LIBSIGNAL_V3, False, id="libsignal_v3")]
 
 
-def conversation():  # type: ignore[no-untyped-def]
-    alice = make_party("alice", b"backup")
-    bob = make_party("bob", b"backup")
+def conversation(profile: Profile = NATIVE, he: bool = False) -> tuple[Party, Party]:
+    options = SessionOptions(header_encryption=he)
+    alice = make_party("alice", b"backup", options, profile=profile)
+    bob = make_party("bob", b"backup", options, profile=profile)
     alice.manager.initiate("bob", bob.bundle())
     bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"hi"), now=1)
     alice.manager.decrypt("bob", bob.manager.encrypt("alice", b"hello"), now=2)
     return alice, bob
 
 
-def test_restored_device_continues_the_conversation() -> None:
-    alice, bob = conversation()
-    in_flight = alice.manager.encrypt("bob", b"sent before the phone was lost")
+def restored(bob: Party, blob: bytes, seed: bytes = b"new") -> tuple[SessionManager, MemoryStore]:
+    store = MemoryStore()
+    identity = restore_backup(blob, "correct horse", store, now=10, rng=DeterministicRandom(seed))
+    assert identity.public == bob.identity.public
+    return (SessionManager(identity, store, bob.manager.profile, rng=DeterministicRandom(seed),
+                           options=bob.manager.options), store)
+
+
+@pytest.mark.parametrize("profile, he", SETUPS)
+def test_send_after_restore_never_reuses_a_message_key(profile: Profile, he: bool) -> None:
+    """The reproduction: back up, keep sending, restore, send.  The restored
+    device must not produce a message under a key the old one used."""
+    alice, bob = conversation(profile, he)
     blob = create_backup(bob.identity, bob.store, "correct horse", rng=DeterministicRandom(b"b"),
                          params=FAST)
-    new_store = MemoryStore()
-    identity = restore_backup(blob, "correct horse", new_store)
-    assert identity.public == bob.identity.public
-    new_bob = SessionManager(identity, new_store, rng=DeterministicRandom(b"new"))
-    assert new_bob.decrypt("alice", in_flight, now=3) == b"sent before the phone was lost"
-    reply = new_bob.encrypt("alice", b"restored and replying")
-    assert alice.manager.decrypt("bob", reply, now=4) == b"restored and replying"
-    assert new_store.get_identity("alice") == alice.identity.public
-    assert new_store.load_prekeys() == bob.store.load_prekeys()
+    sent = [bob.manager.encrypt("alice", b"after the backup %d" % i) for i in range(3)]
+    for message in sent:
+        alice.manager.decrypt("bob", message, now=3)
+    in_flight = alice.manager.encrypt("bob", b"sent before the phone was lost")
+    new_bob, store = restored(bob, blob)
+    before = store.load_session("alice")
+    with pytest.raises(StaleSession):
+        new_bob.encrypt("alice", b"would reuse a key")
+    assert store.load_session("alice") == before
+    # It still receives; Alice's message carries a new ratchet key, so the
+    # restored session takes a DH step and gets a sending chain of its own.
+    assert new_bob.decrypt("alice", in_flight, now=4) == b"sent before the phone was lost"
+    replies = [new_bob.encrypt("alice", b"restored %d" % i) for i in range(3)]
+    for i, reply in enumerate(replies):
+        assert alice.manager.decrypt("bob", reply, now=5) == b"restored %d" % i
+    ids = [message_key_id(m, profile) for m in sent + replies]
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("profile, he", SETUPS)
+def test_restored_session_behind_a_dh_step_needs_a_new_session(profile: Profile,
+                                                                he: bool) -> None:
+    """If the old device took DH steps after the backup, the restored state
+    cannot follow the conversation at all: it refuses to send, fails to
+    decrypt, and a new session from a fresh bundle works."""
+    alice, bob = conversation(profile, he)
+    blob = create_backup(bob.identity, bob.store, "correct horse", rng=DeterministicRandom(b"c"),
+                         params=FAST)
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"a2"), now=3)
+    old_reply = bob.manager.encrypt("alice", b"b2 on a fresh ratchet key")
+    alice.manager.decrypt("bob", old_reply, now=3)
+    new_bob, store = restored(bob, blob)
+    with pytest.raises(StaleSession):
+        new_bob.encrypt("alice", b"x")
+    with pytest.raises(AuthenticationError):
+        new_bob.decrypt("alice", alice.manager.encrypt("bob", b"a3"), now=4)
+    new_bob.initiate("alice", alice.bundle())
+    fresh = new_bob.encrypt("alice", b"new session")
+    assert alice.manager.decrypt("bob", fresh, now=5) == b"new session"
+    assert new_bob.decrypt("alice", alice.manager.encrypt("bob", b"ok"), now=6) == b"ok"
+    assert message_key_id(fresh, profile) != message_key_id(old_reply, profile)
+
+
+def test_restore_replaces_prekeys_and_keeps_ids_growing() -> None:
+    alice, bob = conversation()
+    old = PreKeyRing.from_bytes(bob.store.load_prekeys() or b"", bob.identity)
+    old_spk = old.current_signed_prekey.key_id
+    blob = create_backup(bob.identity, bob.store, "correct horse", rng=DeterministicRandom(b"p"),
+                         params=FAST)
+    new_bob, store = restored(bob, blob)
+    ring = PreKeyRing.from_bytes(store.load_prekeys() or b"", bob.identity)
+    assert ring.one_time_prekeys_remaining == 0 and ring.kem_prekeys_remaining == 0
+    assert ring.current_signed_prekey.key_id == old_spk + 1
+    with new_bob.prekeys(now=11) as open_ring:
+        fresh = open_ring.generate_one_time_prekeys(3, DeterministicRandom(b"x"))
+    assert min(k.key_id for k in fresh) > max(5, 1)  # ids continue after the old ones
+    # An initial message addressed to the old prekeys is refused.
+    carol = make_party("carol", b"backup")
+    carol.manager.initiate("bob", old.issue_bundle())
+    with pytest.raises(PreKeyExpired):
+        new_bob.decrypt("carol", carol.manager.encrypt("bob", b"to old keys"), now=12)
 
 
 def test_without_sessions() -> None:
@@ -50,7 +134,7 @@ def test_without_sessions() -> None:
     blob = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"s"),
                          include_sessions=False, params=FAST)
     store = MemoryStore()
-    restore_backup(blob, "pw", store)
+    restore_backup(blob, "pw", store, now=10)
     assert store.session_addresses() == [] and store.load_prekeys() is not None
 
 
@@ -60,27 +144,73 @@ def test_wrong_password_and_damage_are_distinct() -> None:
                          params=FAST)
     store = MemoryStore()
     with pytest.raises(WrongPassword):
-        restore_backup(blob, "not the password", store)
+        restore_backup(blob, "not the password", store, now=10)
     for i in range(0, len(blob), 97):
         with pytest.raises(BackupDamaged):
-            restore_backup(blob[:i] + bytes((blob[i] ^ 0x04,)) + blob[i + 1:], "pw", store)
+            restore_backup(blob[:i] + bytes((blob[i] ^ 0x04,)) + blob[i + 1:], "pw", store, now=10)
     with pytest.raises(BackupDamaged):
-        restore_backup(blob[:-1], "pw", store)
+        restore_backup(blob[:-1], "pw", store, now=10)
     assert store.session_addresses() == [] and store.load_prekeys() is None
+
+
+def _with_checksum(body: bytes) -> bytes:
+    return body + hashlib.sha256(body).digest()[:16]
 
 
 def test_altered_ciphertext_with_fixed_checksum_is_damage() -> None:
     """Someone who changes the ciphertext and recomputes the checksum still
     fails the AEAD: reported as damage, not as a wrong password."""
-    import hashlib
     _, bob = conversation()
     blob = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"e"),
                          params=FAST)
     body = bytearray(blob[:-16])
     body[-5] ^= 0x01
-    forged = bytes(body) + hashlib.sha256(bytes(body)).digest()[:16]
     with pytest.raises(BackupDamaged, match="authentication"):
-        restore_backup(forged, "pw", MemoryStore())
+        restore_backup(_with_checksum(bytes(body)), "pw", MemoryStore(), now=10)
+
+
+@pytest.mark.parametrize("iterations, lanes, memory_kib", [
+    (1_000, 4, 64 * 1024),              # the most passes BackupParams allows
+    (3, 4, 4 * 1024 * 1024),            # 4 GiB
+    (3, 255, 64 * 1024),                # the most lanes
+    (11, 4, 64 * 1024),                 # just above the default ceiling's passes
+    (3, 4, 256 * 1024 + 1),             # just above its memory
+    (3, 17, 64 * 1024),                 # just above its lanes
+])
+def test_hostile_costs_with_a_valid_checksum_are_refused_before_any_derivation(
+        iterations: int, lanes: int, memory_kib: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, bob = conversation()
+    blob = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"h"),
+                         params=FAST)
+    hostile = _with_checksum(blob[:2] + struct.pack(">III", iterations, lanes, memory_kib)
+                             + blob[14:-16])
+
+    def no_derivation(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("Argon2id ran on a blob above the ceiling")
+
+    monkeypatch.setattr(backup_module, "argon2id", no_derivation)
+    store = MemoryStore()
+    with pytest.raises(BackupCostExceeded):
+        restore_backup(hostile, "pw", store, now=10)
+    assert store.load_prekeys() is None
+
+
+def test_the_ceiling_is_the_callers_choice() -> None:
+    _, bob = conversation()
+    params = BackupParams(iterations=2, lanes=1, memory_kib=128)
+    blob = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"i"),
+                         params=params)
+    with pytest.raises(BackupCostExceeded):
+        restore_backup(blob, "pw", MemoryStore(), now=10,
+                       max_cost=BackupParams(iterations=1, lanes=1, memory_kib=128))
+    with pytest.raises(BackupCostExceeded):
+        restore_backup(blob, "pw", MemoryStore(), now=10,
+                       max_cost=BackupParams(iterations=2, lanes=1, memory_kib=64))
+    restore_backup(blob, "pw", MemoryStore(), now=10, max_cost=params)  # at the ceiling: fine
+    # Above the ceiling but with a wrong password: still the cost error, and first.
+    with pytest.raises(BackupCostExceeded):
+        restore_backup(blob, "wrong", MemoryStore(), now=10,
+                       max_cost=BackupParams(iterations=1, lanes=1, memory_kib=64))
 
 
 def test_default_parameters_follow_rfc9106_second_recommendation() -> None:
@@ -89,7 +219,7 @@ def test_default_parameters_follow_rfc9106_second_recommendation() -> None:
     _, bob = conversation()
     blob = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"f"))
     assert blob[2:14] == (3).to_bytes(4, "big") + (4).to_bytes(4, "big") + (65536).to_bytes(4, "big")
-    assert restore_backup(blob, "pw", MemoryStore()).public == bob.identity.public
+    assert restore_backup(blob, "pw", MemoryStore(), now=10).public == bob.identity.public
 
 
 def test_bad_parameters_and_empty_password() -> None:

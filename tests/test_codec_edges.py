@@ -165,7 +165,7 @@ def test_codec_refuses_states_the_ratchet_cannot_run() -> None:
 
 def test_window_limits_at_their_exact_boundaries() -> None:
     from signalish._window import MAX_COUNTER
-    from strategies import ratchet_pair, receive, send
+    from strategies import ratchet_pair, receive, send, snapshot
     limits = RatchetLimits(max_skip=3, expire_after_seconds=100, max_receiving_chains=2,
                            expire_after_steps=2)
     alice, bob, rng = ratchet_pair(b"bounds")
@@ -186,12 +186,16 @@ def test_window_limits_at_their_exact_boundaries() -> None:
     receive(alice, send(bob, b"r2"), rng, now=1_100, limits=limits)
     receive(bob, send(alice, b"step"), rng, now=1_100, limits=limits)
     assert len(bob.window.chains) == 2
-    # The last counter a chain can carry still encrypts; one more cannot.
-    alice.ns = MAX_COUNTER
+    # The last number a chain sends is 2**32 - 2, so that Ns stays a 32-bit
+    # value after it; one more is a typed error, raised before any change.
+    alice.ns = MAX_COUNTER - 1
     send(alice, b"last")
-    from signalish import NoSession
-    with pytest.raises(NoSession):
+    assert alice.ns == MAX_COUNTER
+    from signalish import ChainExhausted
+    before = snapshot(alice)
+    with pytest.raises(ChainExhausted):
         send(alice, b"one too many")
+    assert snapshot(alice) == before
 
 
 def test_prekey_ids_span_the_whole_u32_range() -> None:

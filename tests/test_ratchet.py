@@ -131,18 +131,39 @@ def test_too_far_ahead(he: bool) -> None:
     assert receive(bob, more[5], rng, limits=limits) == b"x5"
 
 
-def test_too_far_ahead_previous_chain() -> None:
-    """A DH step whose PN would make us skip more than max_skip keys of the
-    chain it closes is refused before any key is derived."""
+@pytest.mark.parametrize("he", [False, True])
+def test_previous_chain_tail_beyond_max_skip_is_given_up(he: bool) -> None:
+    """A DH step whose PN lies more than max_skip past the chain it closes
+    does not wedge the session (every later message repeats that PN): the
+    first max_skip missing keys are kept, the unreachable tail is given up
+    and its messages, if they ever arrive, are refused as evicted."""
     limits = RatchetLimits(max_skip=5)
-    alice, bob, rng = ratchet_pair(b"pn")
+    alice, bob, rng = ratchet_pair(b"pn", he)
     receive(bob, send(alice, b"a1"), rng, limits=limits)
     receive(alice, send(bob, b"b1"), rng, limits=limits)   # Alice steps: chain A2
     receive(bob, send(alice, b"a2-0"), rng, limits=limits)  # Bob steps: chain B2
-    for _ in range(1, 8):
-        send(alice, b"a2 lost")                             # A2 reaches 8 messages
+    lost = [send(alice, b"a2-%d" % i) for i in range(1, 8)]  # A2 reaches 8 messages
     receive(alice, send(bob, b"b2"), rng, limits=limits)   # Alice steps again, PN = 8
-    rejects(bob, send(alice, b"a3-0"), rng, TooFarAhead, limits=limits)
+    a3 = [send(alice, b"a3-%d" % i) for i in range(3)]
+    assert receive(bob, a3[1], rng, limits=limits) == b"a3-1"
+    assert receive(bob, a3[0], rng, limits=limits) == b"a3-0"
+    # A2 #1..#5 are within max_skip of what had arrived: kept.
+    for i in (4, 0, 2):
+        assert receive(bob, lost[i], rng, limits=limits) == b"a2-%d" % (i + 1)
+    # A2 #6 and #7 were beyond it: given up, refused as evicted, state unchanged.
+    rejects(bob, lost[5], rng, MessageKeyEvicted, limits=limits)
+    rejects(bob, lost[6], rng, MessageKeyEvicted, limits=limits)
+    rejects(bob, lost[4], rng, DuplicateMessage, limits=limits)
+    assert receive(bob, a3[2], rng, limits=limits) == b"a3-2"
+
+
+def test_new_chain_counter_beyond_window_still_refused_before_work() -> None:
+    limits = RatchetLimits(max_skip=5)
+    alice, bob, rng = ratchet_pair(b"pn2")
+    receive(bob, send(alice, b"a1"), rng, limits=limits)
+    receive(alice, send(bob, b"b1"), rng, limits=limits)
+    a2 = [send(alice, b"x") for _ in range(7)]
+    rejects(bob, a2[6], rng, TooFarAhead, limits=limits)
 
 
 @pytest.mark.parametrize("he", [False, True])

@@ -1,7 +1,7 @@
 """Session state written by earlier format versions still loads and works.
 
-tests/fixtures/state_v1.json was written once by format version 1 (see
-make_state_fixture.py) and is never regenerated.
+tests/fixtures/state_vN.json were written once by format version N (see
+make_state_fixture.py) and are never regenerated.
 """
 
 from __future__ import annotations
@@ -20,18 +20,34 @@ from signalish import (
     MemoryStore,
     SessionManager,
     SessionRecord,
+    StaleSession,
 )
+from signalish._session import RECORD_VERSION
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-V1 = json.loads((FIXTURES / "state_v1.json").read_text())
+VERSIONS = {v: json.loads((FIXTURES / f"state_v{v}.json").read_text())
+            for v in range(1, RECORD_VERSION + 1)}
+CASES = [pytest.param(version, case, id=f"v{version}-{case['profile']}-"
+                      f"he={case['header_encryption']}-ro={case.get('receive_only', False)}")
+         for version, fixture in VERSIONS.items() for case in fixture["cases"]]
 
 
-@pytest.mark.parametrize("case", V1["cases"],
-                         ids=lambda c: f"{c['profile']}-he={c['header_encryption']}")
-def test_v1_state_loads_and_decrypts(case: dict[str, Any]) -> None:
+def test_every_format_version_has_a_fixture() -> None:
+    assert sorted(VERSIONS) == list(range(1, RECORD_VERSION + 1))
+    assert all(f["format_version"] == v for v, f in VERSIONS.items())
+    assert any(c.get("receive_only") for c in VERSIONS[RECORD_VERSION]["cases"])
+
+
+@pytest.mark.parametrize("version, case", CASES)
+def test_stored_state_loads_and_decrypts(version: int, case: dict[str, Any]) -> None:
     record_bytes = bytes.fromhex(case["bob_record"])
+    assert record_bytes[1] == version
     record = SessionRecord.from_bytes(record_bytes)
-    assert record.to_bytes() == record_bytes  # re-encoding is stable
+    rewritten = record.to_bytes()
+    assert rewritten[1] == RECORD_VERSION
+    assert SessionRecord.from_bytes(rewritten).to_bytes() == rewritten  # stable
+    if version == RECORD_VERSION:
+        assert rewritten == record_bytes
     assert record.current is not None
     assert record.current.header_encryption is case["header_encryption"]
     store = MemoryStore()
@@ -40,15 +56,20 @@ def test_v1_state_loads_and_decrypts(case: dict[str, Any]) -> None:
     assert record.profile.name == case["profile"]
     bob = SessionManager(IdentityKeyPair.from_bytes(bytes.fromhex(case["bob_identity"])), store,
                          record.profile, rng=DeterministicRandom(b"later"))
+    if case.get("receive_only"):
+        with pytest.raises(StaleSession):
+            bob.encrypt("alice", b"not yet")
     for pending in case["pending"]:
         message = bytes.fromhex(pending["message"])
         assert bob.decrypt("alice", message, now=case["now"]).decode() == pending["plaintext"]
         with pytest.raises(DuplicateMessage):
             bob.decrypt("alice", message, now=case["now"])
+    # "after the reply" carried a new ratchet key: every case can send now.
+    assert bob.encrypt("alice", b"sending again")
 
 
 def test_v1_state_bit_flips_are_detected() -> None:
-    data = bytes.fromhex(V1["cases"][0]["bob_record"])
+    data = bytes.fromhex(VERSIONS[1]["cases"][0]["bob_record"])
     for i in range(0, len(data), 3):
         with pytest.raises(CorruptState):
             SessionRecord.from_bytes(data[:i] + bytes((data[i] ^ 0x01,)) + data[i + 1:])

@@ -11,7 +11,6 @@ from signalish import (
     MessageKeyExpired,
     NoSession,
     PreKeyError,
-    PreKeyRing,
     RatchetLimits,
     SessionManager,
     SessionOptions,
@@ -22,16 +21,13 @@ from signalish import (
 
 rng = SystemRandom()
 now = 1_700_000_000
-bob_id = IdentityKeyPair.generate(rng)
-ring = PreKeyRing.create(bob_id, NATIVE, rng, now=now)
-ring.generate_one_time_prekeys(5, rng)
-bob_store = MemoryStore()
-with bob_store.transaction():
-    bob_store.save_prekeys(ring.to_bytes())
 options = SessionOptions(limits=RatchetLimits(max_skip=100, max_stored_keys=500))
-bob = SessionManager(bob_id, bob_store, options=options)
+bob = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), NATIVE, options=options)
+with bob.prekeys(now=now) as ring:
+    ring.generate_one_time_prekeys(5, rng)
+    bundle = ring.issue_bundle()
 alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), options=options)
-alice.initiate("bob", ring.issue_bundle())
+alice.initiate("bob", bundle)
 
 # Out of order: just decrypt what arrives. Skipped keys are kept within the limits.
 first, second, third = (alice.encrypt("bob", m) for m in (b"1", b"2", b"3"))

@@ -5,7 +5,6 @@ from signalish import (
     IdentityKeyPair,
     MemoryStore,
     PreKeyBundle,
-    PreKeyRing,
     SessionManager,
     SystemRandom,
 )
@@ -13,17 +12,15 @@ from signalish import (
 rng = SystemRandom()
 now = 1_700_000_000  # seconds; your clock, passed in: signalish never reads it
 
-# Bob creates an identity and prekeys, keeps the private parts in his store
-# and publishes the bundle (bytes) on a server.
-bob_identity = IdentityKeyPair.generate(rng)
-ring = PreKeyRing.create(bob_identity, NATIVE, rng, now=now)
-ring.generate_one_time_prekeys(100, rng)
-ring.generate_kem_prekeys(20, rng, now=now)
-published = ring.issue_bundle().to_bytes()
-bob_store = MemoryStore()
-with bob_store.transaction():
-    bob_store.save_prekeys(ring.to_bytes())
-bob = SessionManager(bob_identity, bob_store)
+# Bob creates an identity and prekeys.  The store owns the private parts:
+# change them only inside `prekeys()`, which writes them back in one
+# transaction and then closes the ring object, so no stale copy of it can
+# ever be saved again.  He publishes the bundle (bytes) on a server.
+bob = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), NATIVE)
+with bob.prekeys(now=now) as ring:
+    ring.generate_one_time_prekeys(100, rng)
+    ring.generate_kem_prekeys(20, rng, now=now)
+    published = ring.issue_bundle().to_bytes()
 
 # Alice fetches the bundle while Bob is offline and writes first.
 alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore())

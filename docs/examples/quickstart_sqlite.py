@@ -7,7 +7,6 @@ from signalish import (
     NATIVE,
     IdentityKeyPair,
     MemoryStore,
-    PreKeyRing,
     SessionManager,
     SQLiteStore,
     SystemRandom,
@@ -20,12 +19,11 @@ path = Path(tempfile.mkdtemp()) / "bob.db"
 # First run: Bob sets up, saving his identity beside the protocol state.
 with SQLiteStore(path) as store:
     identity = IdentityKeyPair.generate(rng)
-    ring = PreKeyRing.create(identity, NATIVE, rng, now=now)
-    ring.generate_one_time_prekeys(10, rng)
     with store.transaction():
         store.save_local("identity", identity.to_bytes())
-        store.save_prekeys(ring.to_bytes())
-    bundle = ring.issue_bundle()
+    with SessionManager(identity, store, NATIVE).prekeys(now=now) as ring:
+        ring.generate_one_time_prekeys(10, rng)
+        bundle = ring.issue_bundle()
 
 alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore())
 alice.initiate("bob", bundle)

@@ -8,11 +8,10 @@ from pathlib import Path
 from .._backup import BackupParams, WrongPassword, create_backup, restore_backup
 from .._bundle import PreKeyBundle
 from .._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
-from .._errors import AuthenticationError, DuplicateMessage
+from .._errors import AuthenticationError, DuplicateMessage, StaleSession
 from .._keys import IdentityKeyPair
 from .._manager import SessionManager
 from .._message import PreKeyFrame, parse
-from .._prekeys import PreKeyRing
 from .._primitives import SystemRandom
 from .._profile import Profile
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
@@ -43,14 +42,16 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
 
     _section(f"1. Bob publishes prekeys ({profile.name} profile) and goes offline")
     bob = IdentityKeyPair.generate(rng)
-    ring = PreKeyRing.create(bob, profile, rng, now=now, registration_id=4242)
-    ring.generate_one_time_prekeys(10, rng)
-    ring.generate_kem_prekeys(5, rng, now=now)
-    wire_bundle = ring.issue_bundle().to_bytes()
     bob_store = SQLiteStore(workdir / "bob.db")
     with bob_store.transaction():
-        bob_store.save_prekeys(ring.to_bytes())
         bob_store.save_local("identity", bob.to_bytes())
+    bob_manager = SessionManager(bob, bob_store, profile, rng=rng,
+                                 options=SessionOptions(registration_id=4242))
+    with bob_manager.prekeys(now=now) as ring:  # the store owns the prekeys
+        ring.generate_one_time_prekeys(10, rng)
+        if profile.kem_key_prefix is not None:
+            ring.generate_kem_prekeys(5, rng, now=now)
+        wire_bundle = ring.issue_bundle().to_bytes()
     print(f"Bob's identity key {_short(bob.public.public_bytes())}; state in {workdir / 'bob.db'}")
     print(f"bundle on the server: {len(wire_bundle)} bytes, public keys and signatures only")
 
@@ -67,7 +68,6 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     print("  it cannot see: the text, or any key that decrypts it")
 
     _section("3. Bob comes online, reads and replies")
-    bob_manager = SessionManager(bob, bob_store, profile, rng=rng)
     print("Bob reads:  ", bob_manager.decrypt("alice", first, now=now + 60).decode())
     reply = bob_manager.encrypt("alice", b"Yes! Got your message.")
     _show("Bob's reply", reply)
@@ -132,15 +132,23 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     print(f"backup: {len(blob)} bytes (Argon2id t={params.iterations}, "
           f"m={params.memory_kib} KiB; the default is RFC 9106's t=3, m=64 MiB)")
     try:
-        restore_backup(blob, "wrong password", MemoryStore())
+        restore_backup(blob, "wrong password", MemoryStore(), now=now + 100)
         ok = False
     except WrongPassword:
         print("a wrong password is refused: WrongPassword")
     new_phone = MemoryStore()
-    restored = restore_backup(blob, "correct horse battery staple", new_phone)
+    restored = restore_backup(blob, "correct horse battery staple", new_phone, now=now + 100,
+                              rng=rng)
     phone = SessionManager(restored, new_phone, profile, rng=rng)
+    try:
+        phone.encrypt("alice", b"Hello from the new phone")
+        ok = False
+    except StaleSession:
+        print("restored sessions only receive at first: the old phone may have sent on them")
+        print("  since the backup, and sending could repeat its message keys (StaleSession)")
     print("restored Bob reads:", phone.decrypt("alice", alice.encrypt("bob", b"New phone?"),
                                                now=now + 100).decode())
+    print("Alice's new ratchet key gives Bob's phone a fresh sending chain:")
     print("Alice reads:", alice.decrypt("bob", phone.encrypt("alice", b"Same Bob."),
                                         now=now + 101).decode())
     reopened.close()

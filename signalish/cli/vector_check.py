@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._backup import WrongPassword, restore_backup
+from .._backup import DEFAULT_MAX_COST, WrongPassword, _open_backup
 from .._bundle import PreKeyBundle
 from .._errors import SignalishError
 from .._fingerprint import SafetyNumber
@@ -161,16 +161,15 @@ def check_sealed_box(case: Json) -> None:
 
 
 def check_backup(case: Json) -> None:
-    store = MemoryStore()
-    identity = restore_backup(h(case["backup"]), case["password"], store)
+    identity, ring, identities, sessions = _open_backup(h(case["backup"]), case["password"],
+                                                        DEFAULT_MAX_COST)
     expect("identity", identity.public.public_bytes().hex(), case["identity_public"])
-    expect("prekey ring", (store.load_prekeys() or b"").hex(), case["prekey_ring"])
-    expect("sessions", {a: (store.load_session(a) or b"").hex()
-                        for a in store.session_addresses()}, case["sessions"])
-    expect("identities", {a: k.public_bytes().hex() for a in store.identity_addresses()
-                          if (k := store.get_identity(a))}, case["identities"])
+    expect("prekey ring", (ring or b"").hex(), case["prekey_ring"])
+    expect("sessions", {a: record.hex() for a, record in sessions}, case["sessions"])
+    expect("identities", {a: k.public_bytes().hex() for a, k in identities},
+           case["identities"])
     try:
-        restore_backup(h(case["backup"]), case["password"] + "!", MemoryStore())
+        _open_backup(h(case["backup"]), case["password"] + "!", DEFAULT_MAX_COST)
     except WrongPassword:
         return
     raise Mismatch("a wrong password opened the backup")
