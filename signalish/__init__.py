@@ -58,6 +58,7 @@ from ._errors import (
     UntrustedIdentity,
 )
 from ._backup import (
+    BackupCostExceeded,
     BackupDamaged,
     BackupError,
     BackupParams,
@@ -78,7 +79,7 @@ from ._primitives import (
     SystemRandom,
 )
 from ._profile import LIBSIGNAL_V3, NATIVE, PreKeyKind, Profile
-from ._manager import SessionManager, TrustDecision, trust_on_first_use
+from ._manager import Direction, SessionManager, TrustDecision, trust_on_first_use
 from ._sealed import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
 from ._session import Session, SessionOptions, SessionRecord
 from ._stores import IdentityStore, MemoryStore, PreKeyStore, SessionStore, SQLiteStore, Store
@@ -99,7 +100,7 @@ __all__ = [
     "SafetyNumber", "FingerprintMatch", "compare_scannable",
     "SealedBoxSuite", "SealedBoxPrivateKey", "SealedBoxPublicKey",
     "BackupParams", "create_backup", "restore_backup", "BackupError", "WrongPassword",
-    "BackupDamaged",
+    "BackupDamaged", "BackupCostExceeded",
     # prekeys and bundles
     "SignedPreKey", "SignedPreKeyPublic", "OneTimePreKey", "OneTimePreKeyPublic",
     "KemPreKey", "KemPreKeyPublic", "PreKeyBundle", "PreKeyRing",
@@ -107,7 +108,7 @@ __all__ = [
     "BundlePolicy", "InitialHeader", "AgreementResult", "initiate", "respond",
     # sessions and the ratchet
     "SessionManager", "SessionOptions", "RatchetLimits", "Session", "SessionRecord",
-    "TrustDecision", "trust_on_first_use",
+    "TrustDecision", "Direction", "trust_on_first_use",
     # stores
     "Store", "IdentityStore", "PreKeyStore", "SessionStore", "MemoryStore", "SQLiteStore",
     # errors

@@ -10,7 +10,10 @@ tampering and save-and-restore of either party.  The model:
 * every failed delivery leaves the party's stored state byte-identical.
 
 ``Conversation`` runs with limits wide enough that every message stays inside
-the window.  ``TightConversation`` runs with small limits: there a first
+the window.  ``RollbackConversation`` adds rolling either party's store back
+to any earlier copy (as a restore from a backup or an old file would), and
+checks the promise that survives it: no message key is ever used for two
+released messages, every refusal is typed and changes nothing.  ``TightConversation`` runs with small limits: there a first
 delivery may instead be refused as evicted, expired or too far ahead (never
 as forged), and the error must be one of those.
 """
@@ -42,7 +45,7 @@ from signalish import (
     SignalishError,
     TooFarAhead,
 )
-from sessions import make_party
+from sessions import make_party, message_key_id
 from signalish._wire_v3 import V3PreKeyFrame, parse_v3
 
 WIDE = RatchetLimits(max_skip=10_000, max_stored_keys=10_000, max_receiving_chains=1_000,
@@ -200,6 +203,84 @@ class LibsignalConversation(Conversation):
     profile = LIBSIGNAL_V3
 
 
+class RollbackConversation(RuleBasedStateMachine):
+    """Either party's store can be rolled back to any earlier copy, after which
+    the application calls ``mark_restored()``.  Deliveries may then fail in
+    many ways (the rolled-back party may have fallen behind a DH step, or
+    decrypt a message a second time: it forgot it had); what must hold is
+    that no two released messages share a message key, that every failure is
+    a typed error leaving the store as it was, and that the parties can
+    always recover by starting a new session."""
+
+    @initialize(he=st.booleans(), v3=st.booleans(), seed=st.binary(min_size=4, max_size=4))
+    def setup(self, he: bool, v3: bool, seed: bytes) -> None:
+        self.profile = LIBSIGNAL_V3 if v3 else NATIVE
+        options = SessionOptions(header_encryption=he and not v3, limits=WIDE)
+        self.parties = {name: make_party(name, seed, options, profile=self.profile, one_time=3)
+                        for name in ("alice", "bob")}
+        self.parties["alice"].manager.initiate("bob", self.parties["bob"].bundle())
+        self.history: dict[str, list[dict[str, bytes]]] = {"alice": [], "bob": []}
+        self.sent: list[Sent] = []
+        self.key_ids: set[bytes] = set()
+        self.counter = 0
+
+    def other(self, name: str) -> str:
+        return "bob" if name == "alice" else "alice"
+
+    def remember(self, name: str) -> None:
+        self.history[name].append(dict(self.parties[name].store._sessions))
+
+    @rule(sender=st.sampled_from(["alice", "bob"]))
+    def send(self, sender: str) -> None:
+        party = self.parties[sender]
+        self.counter += 1
+        plaintext = b"%s-%d" % (sender.encode(), self.counter)
+        before = party.snapshot()
+        try:
+            data = party.manager.encrypt(self.other(sender), plaintext)
+        except SignalishError:  # NoSession / StaleSession: nothing may change
+            assert party.snapshot() == before
+            return
+        key_id = message_key_id(data, self.profile)
+        assert key_id not in self.key_ids, "a message key was used twice"
+        self.key_ids.add(key_id)
+        self.sent.append(Sent(sender, data, plaintext))
+        self.remember(sender)
+
+    @precondition(lambda self: bool(self.sent))
+    @rule(pick=st.integers(0, 10_000))
+    def deliver(self, pick: int) -> None:
+        message = self.sent[pick % len(self.sent)]
+        name = self.other(message.sender)
+        receiver = self.parties[name]
+        before = receiver.snapshot()
+        try:
+            plaintext = receiver.manager.decrypt(message.sender, message.data, now=0)
+        except SignalishError:
+            assert receiver.snapshot() == before
+            return
+        assert plaintext == message.plaintext
+        self.remember(name)
+
+    @rule(name=st.sampled_from(["alice", "bob"]), pick=st.integers(0, 10_000))
+    def roll_back(self, name: str, pick: int) -> None:
+        copies = self.history[name]
+        if not copies:
+            return
+        party = self.parties[name]
+        party.store._sessions = dict(copies[pick % len(copies)])
+        party.manager.mark_restored()
+
+    @rule(name=st.sampled_from(["alice", "bob"]))
+    def start_over(self, name: str) -> None:
+        party, peer = self.parties[name], self.parties[self.other(name)]
+        party.manager.initiate(peer.name, peer.bundle())
+        self.remember(name)
+
+
+TestRollbackConversation = RollbackConversation.TestCase
+TestRollbackConversation.settings = settings(max_examples=80, stateful_step_count=40,
+                                             deadline=None)
 TestConversation = Conversation.TestCase
 TestConversation.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
 TestTightConversation = TightConversation.TestCase

@@ -307,3 +307,85 @@ def test_corrupted_or_moved_sqlite_rows(tmp_path: Any) -> None:
         db.execute("UPDATE prekeys SET data=substr(data, 1, length(data) - 1)")
         with pytest.raises(CorruptState):
             store.load_prekeys()
+
+
+# --- stored state edited by someone who recomputes the digest --------------------------
+#
+# The digests on stored state are unkeyed: they catch accidents, not edits by
+# whoever can write the store.  Such edits must still never crash the library
+# or make it misbehave: an edited record either fails to load with a typed
+# error, or loads as a state the ratchet can run, where every operation ends
+# in a result or a typed error.
+
+
+def _redigest(data: bytes) -> bytes:
+    import hashlib
+    body = data[:-16]
+    return body + hashlib.sha256(body).digest()[:16]
+
+
+def _rich_world() -> dict[str, Any]:
+    """Bob's record with skipped keys on two chains, a finished chain and a
+    pending reply; and messages from Alice still to arrive."""
+    alice = make_party("alice", b"edited", one_time=2)
+    bob = make_party("bob", b"edited", one_time=2)
+    alice.manager.initiate("bob", bob.bundle())
+    a1 = [alice.manager.encrypt("bob", b"a1-%d" % i) for i in range(4)]
+    bob.manager.decrypt("alice", a1[3], now=10)
+    alice.manager.decrypt("bob", bob.manager.encrypt("alice", b"b1"), now=11)
+    a2 = [alice.manager.encrypt("bob", b"a2-%d" % i) for i in range(3)]
+    bob.manager.decrypt("alice", a2[2], now=12)
+    return {"bob": bob, "record": bob.store.load_session("alice"), "ring": bob.store.load_prekeys(),
+            "pending": [a1[0], a2[0], alice.manager.encrypt("bob", b"a2-3")],
+            "initial": a1[1]}
+
+
+RICH = _rich_world()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_record_edits_with_a_recomputed_digest_load_safely_or_not_at_all(
+        data: st.DataObject) -> None:
+    from signalish import MemoryStore, SessionManager
+    edited = _redigest(data.draw(mutations(RICH["record"])))
+    try:
+        record = SessionRecord.from_bytes(edited)
+    except SignalishError:
+        return
+    assert record.to_bytes() == edited  # nothing accepted has a second encoding
+    store = MemoryStore()
+    with store.transaction():
+        store.save_session("alice", edited)
+        store.save_prekeys(RICH["ring"])
+    bob = SessionManager(RICH["bob"].identity, store, rng=DeterministicRandom(b"edited"))
+    for message in RICH["pending"] + [RICH["initial"]]:
+        try:
+            bob.decrypt("alice", message, now=13)
+        except SignalishError:
+            pass
+    try:
+        bob.encrypt("alice", b"still typed")
+    except SignalishError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_prekey_ring_edits_with_a_recomputed_digest_load_safely_or_not_at_all(
+        data: st.DataObject) -> None:
+    from signalish import MemoryStore, SessionManager
+    edited = _redigest(data.draw(mutations(RICH["ring"])))
+    try:
+        ring = PreKeyRing.from_bytes(edited, RICH["bob"].identity)
+    except SignalishError:
+        return
+    assert ring.to_bytes() == edited
+    store = MemoryStore()
+    with store.transaction():
+        store.save_prekeys(edited)
+    bob = SessionManager(RICH["bob"].identity, store, rng=DeterministicRandom(b"edited ring"))
+    try:
+        bob.decrypt("alice", W["first"], now=13)
+    except SignalishError:
+        pass
