@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
-from ._errors import CorruptState, InvalidArgument
+from ._errors import CorruptState, InvalidArgument, StoreBusy, StoreError, StoreRolledBack
 from ._keys import IdentityKey
 
 __all__ = ["IdentityStore", "PreKeyStore", "SessionStore", "Store", "MemoryStore", "SQLiteStore"]
@@ -117,12 +119,34 @@ def _row_check(table: str, key: str, value: bytes) -> bytes:
                           + b"\x00" + value).digest()[:_ROW_CHECK]
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS identities (address TEXT PRIMARY KEY, key BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS prekeys (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (address TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS local (name TEXT PRIMARY KEY, data BLOB NOT NULL);
-"""
+_TABLES: Final = (
+    "CREATE TABLE IF NOT EXISTS identities (address TEXT PRIMARY KEY, key BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS prekeys (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sessions (address TEXT PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS local (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+_TABLE_NAMES: Final = frozenset({"identities", "prekeys", "sessions", "local", "meta"})
+_GET_GENERATION: Final = "SELECT value FROM meta WHERE name = 'generation'"
+_SET_GENERATION: Final = "INSERT OR REPLACE INTO meta (name, value) VALUES ('generation', ?)"
+_MAX_GENERATION: Final = 2**63 - 1
+# SQLITE_BUSY and SQLITE_LOCKED, without their extended-code bits.
+_BUSY_CODES: Final = (5, 6)
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _BUSY_CODES
+    return str(error).startswith(("database is locked", "database table is locked"))
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
 
 
 class SQLiteStore:
@@ -135,17 +159,118 @@ class SQLiteStore:
     a damaged row, or a row moved to another address, reads as
     :class:`~signalish.CorruptState`, never as different data.
     One connection per store; not for use from several threads at once.
+    Several stores (in several processes) may share one file: their
+    transactions run one at a time.
+
+    **Errors.**  ``timeout`` is how long, in seconds, a transaction waits
+    for another connection's write transaction to end (``0`` waits not at
+    all).  If the lock cannot be had, at ``BEGIN IMMEDIATE`` or at any
+    statement or ``COMMIT`` after it, the transaction is rolled back and
+    :class:`~signalish.StoreBusy` is raised: nothing was written, and the
+    same call can simply be retried later (a message that was being
+    decrypted decrypts then).  Any other ``sqlite3`` error becomes
+    :class:`~signalish.StoreError`, chained to the original (``from``);
+    a transaction in which a statement failed is never committed, even if
+    the error was caught inside it.  Error messages never contain stored data.
+
+    **Generation.**  A ``meta`` table holds an integer, the *generation*,
+    which every committed transaction that wrote anything increments, inside
+    that same transaction (a transaction that only read leaves it alone).
+    :attr:`generation` is the last generation this object read or committed.
+    At the start of every transaction, right after ``BEGIN IMMEDIATE``, the
+    file's generation is read; if it is lower than one this object has
+    already seen, the transaction is rolled back and
+    :class:`~signalish.StoreRolledBack` is raised.  ``min_generation`` does
+    the same at open: an application that records :attr:`generation` outside
+    the database (after its transactions, somewhere an old copy of the file
+    does not bring back, such as the OS keystore) and passes it here finds
+    out when it is handed an older copy of the file (a record that lags
+    behind, because the process died between a commit and the recording,
+    is harmless: it is only a lower bound).  A file from before
+    the ``meta`` table existed reads as generation 0 and gets the table on
+    open.
+
+    What this detects: while a store is open, the file rolled back through
+    SQLite by someone else (an older copy written over it with SQLite's
+    backup API, say, by a restore in another process): the next transaction
+    raises :class:`~signalish.StoreRolledBack`; while a store is open, the
+    file at ``path`` replaced by another file (renamed over it) or moved
+    away: the next transaction raises :class:`~signalish.StoreError`,
+    because the connection would go on writing the old file (close the
+    store and open it again with ``min_generation=store.generation``); at
+    open, a file older than the generation the application recorded.  What
+    it cannot detect: an old copy when nothing newer was recorded anywhere
+    (the first open after a restore, without ``min_generation``), and an
+    older file's bytes written in place over the file while a connection
+    has it open: SQLite keeps serving the pages it cached and the commits
+    in its write-ahead log, and its documentation lists this among the ways
+    to corrupt a database.  Replace the file only while no store has it
+    open, and together with its ``-wal`` and ``-shm`` files (an old database
+    beside a newer ``-wal`` file is a corrupt database, not an old one).
+    A rolled-back store may hold sessions that have already
+    sent messages it does not know about: see docs/security.md.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+    def __init__(self, path: str | Path, *, timeout: float = 5.0,
+                 min_generation: int = 0) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not math.isfinite(timeout) or timeout < 0:
+            raise InvalidArgument("SQLiteStore timeout must be a finite number of seconds >= 0")
+        if isinstance(min_generation, bool) or not isinstance(min_generation, int) \
+                or not 0 <= min_generation <= _MAX_GENERATION:
+            raise InvalidArgument("SQLiteStore min_generation must be an integer 0..2**63-1")
+        self._path = os.fspath(path)
+        self._timeout = float(timeout)
+        self._generation = 0
         self._in_transaction = False
+        self._dirty = False
+        self._failure: StoreError | None = None
+        self._file: tuple[int, int] | None = None
+        try:
+            self._db = sqlite3.connect(self._path, isolation_level=None, timeout=self._timeout)
+        except sqlite3.Error as error:
+            raise self._store_error("open", error) from error
+        try:
+            self._open(min_generation)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self, min_generation: int) -> None:
+        self._execute("open", "PRAGMA journal_mode=WAL")
+        self._execute("open", "PRAGMA synchronous=FULL")
+        tables = {row[0] for row in self._fetchall(
+            "open", "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not _TABLE_NAMES <= tables:
+            # A new file, or one from before the meta table: add what is missing.
+            self._execute("open", "BEGIN IMMEDIATE")
+            try:
+                for statement in _TABLES:
+                    self._execute("open", statement)
+                self._execute("open", "INSERT OR IGNORE INTO meta (name, value) "
+                                      "VALUES ('generation', 0)")
+                self._execute("open", "COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        self._file = _file_id(self._path)
+        self._generation = self._read_generation("open")
+        if self._generation < min_generation:
+            raise StoreRolledBack(
+                f"SQLiteStore: the file is at generation {self._generation}, older than "
+                f"the generation {min_generation} the application recorded")
+
+    @property
+    def generation(self) -> int:
+        """The last generation this object read (at open or at the start of
+        a transaction) or committed."""
+        return self._generation
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        except sqlite3.Error as error:
+            raise self._store_error("close", error) from error
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -153,29 +278,140 @@ class SQLiteStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # --- error mapping -----------------------------------------------------------
+
+    def _store_error(self, what: str, error: sqlite3.Error) -> StoreError:
+        if _is_busy(error):
+            return StoreBusy(f"SQLiteStore: {what}: the database is locked by another "
+                             f"connection (waited {self._timeout:g} s)")
+        name = getattr(error, "sqlite_errorname", None) or type(error).__name__
+        return StoreError(f"SQLiteStore: {what} failed ({name})")
+
+    def _fail(self, what: str, error: sqlite3.Error) -> StoreError:
+        failure = self._store_error(what, error)
+        if self._in_transaction and self._failure is None:
+            self._failure = failure
+        return failure
+
+    def _execute(self, what: str, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as error:
+            raise self._fail(what, error) from error
+
+    def _fetchone(self, what: str, sql: str, params: tuple[object, ...] = ()) -> Any:
+        try:
+            return self._db.execute(sql, params).fetchone()
+        except sqlite3.Error as error:
+            raise self._fail(what, error) from error
+
+    def _fetchall(self, what: str, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise self._fail(what, error) from error
+
+    def _rollback(self) -> None:
+        """Roll back if SQLite still has a transaction open.  Errors are
+        dropped: the caller is already raising, and the next
+        :meth:`transaction` rolls back whatever is left over."""
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    # --- transactions ------------------------------------------------------------
+
+    def _read_generation(self, what: str) -> int:
+        row = self._fetchone(what, _GET_GENERATION)
+        if row is None:
+            return 0
+        value = row[0]
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or not 0 <= value <= _MAX_GENERATION:
+            raise CorruptState("SQLiteStore: the generation number is malformed")
+        return value
+
+    def _meta_exists(self) -> bool:
+        row = self._fetchone("begin", "SELECT 1 FROM sqlite_master "
+                                      "WHERE type = 'table' AND name = 'meta'")
+        return row is not None
+
+    def _begin(self) -> None:
+        self._rollback()  # anything a failed ROLLBACK left behind
+        self._execute("begin", "BEGIN IMMEDIATE")
+        try:
+            if self._file is not None and _file_id(self._path) != self._file:
+                raise StoreError(
+                    "SQLiteStore: the database file was replaced or moved while the store "
+                    "was open; close the store and open the file again (with "
+                    "min_generation=store.generation)")
+            # Without the meta table the file was replaced by one from before it.
+            has_meta = self._meta_exists()
+            found = self._read_generation("begin") if has_meta else 0
+            if found < self._generation:
+                raise StoreRolledBack(
+                    f"SQLiteStore: the file is at generation {found}, older than the "
+                    f"generation {self._generation} this store has seen: it was rolled back")
+            if not has_meta:
+                for statement in _TABLES:
+                    self._execute("begin", statement)
+            self._generation = found
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _commit(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise type(failure)(f"{failure} (earlier in this transaction; rolled back)") \
+                from failure
+        if not self._db.in_transaction:
+            raise StoreError("SQLiteStore: SQLite rolled the transaction back on its own")
+        generation = self._generation + 1 if self._dirty else self._generation
+        if self._dirty:
+            self._execute("commit", _SET_GENERATION, (generation,))
+        self._execute("commit", "COMMIT")
+        self._generation = generation
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """Run the body as one write transaction: on a normal exit all its
+        writes commit at once (raising :class:`~signalish.StoreBusy` or
+        :class:`~signalish.StoreError`, with nothing written, if they
+        cannot); if the body raises, nothing it wrote is kept.  Raises
+        :class:`~signalish.StoreRolledBack` before the body runs if the file
+        is older than this store has seen.  Transactions do not nest."""
         if self._in_transaction:
             raise InvalidArgument("SQLiteStore transactions do not nest")
-        self._db.execute("BEGIN IMMEDIATE")
-        self._in_transaction = True
+        self._begin()
+        self._in_transaction, self._dirty, self._failure = True, False, None
         try:
             yield
+            self._commit()
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
-        else:
-            self._db.execute("COMMIT")
         finally:
-            self._in_transaction = False
+            self._in_transaction, self._dirty, self._failure = False, False, None
 
-    def _write(self, sql: str, key: str, value: bytes, table: str) -> None:
+    # --- rows --------------------------------------------------------------------
+
+    def _modify(self, what: str, sql: str, params: tuple[object, ...]) -> None:
         if not self._in_transaction:
             raise InvalidArgument("SQLiteStore writes must happen inside transaction()")
-        self._db.execute(sql, (key, value + _row_check(table, key, value)))
+        if self._failure is not None or not self._db.in_transaction:
+            raise StoreError(f"SQLiteStore: {what}: the transaction already failed")
+        cursor = self._execute(what, sql, params)
+        if cursor.rowcount != 0:
+            self._dirty = True
+
+    def _write(self, sql: str, key: str, value: bytes, table: str) -> None:
+        self._modify(f"writing {table}", sql, (key, value + _row_check(table, key, value)))
 
     def _read(self, sql: str, key: str, table: str) -> bytes | None:
-        row = self._db.execute(sql, (key,)).fetchone()
+        row = self._fetchone(f"reading {table}", sql, (key,))
         if row is None:
             return None
         data = bytes(row[0])
@@ -205,16 +441,15 @@ class SQLiteStore:
         self._write("INSERT OR REPLACE INTO sessions VALUES (?, ?)", address, data, "sessions")
 
     def delete_session(self, address: str) -> None:
-        if not self._in_transaction:
-            raise InvalidArgument("SQLiteStore writes must happen inside transaction()")
-        self._db.execute("DELETE FROM sessions WHERE address = ?", (address,))
+        self._modify("writing sessions", "DELETE FROM sessions WHERE address = ?", (address,))
 
     def session_addresses(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT address FROM sessions ORDER BY address")]
+        return [row[0] for row in self._fetchall(
+            "reading sessions", "SELECT address FROM sessions ORDER BY address")]
 
     def identity_addresses(self) -> list[str]:
-        return [row[0] for row in
-                self._db.execute("SELECT address FROM identities ORDER BY address")]
+        return [row[0] for row in self._fetchall(
+            "reading identities", "SELECT address FROM identities ORDER BY address")]
 
     def load_local(self, name: str) -> bytes | None:
         """Application data kept beside the protocol state (for example the

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from sqlite_helpers import sqlite_bob
+
 from signalish import (
-    NATIVE,
     DeterministicRandom,
     DuplicateMessage,
     IdentityKeyPair,
     IdentityStore,
     MemoryStore,
-    PreKeyRing,
     PreKeyStore,
     SessionManager,
     SessionRecord,
@@ -39,17 +39,7 @@ class Boom(Exception):
 
 def setup_pair(path: Path) -> tuple[SessionManager, IdentityKeyPair, DeterministicRandom]:
     """Alice in memory; Bob in SQLite at ``path`` with his identity saved there."""
-    rng = DeterministicRandom(b"stores")
-    bob = IdentityKeyPair.generate(rng)
-    ring = PreKeyRing.create(bob, NATIVE, rng, now=0)
-    ring.generate_one_time_prekeys(3, rng)
-    bundle = ring.issue_bundle()
-    with SQLiteStore(path) as store, store.transaction():
-        store.save_prekeys(ring.to_bytes())
-        store.save_local("identity", bob.to_bytes())
-    alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), rng=rng)
-    alice.initiate("bob", bundle)
-    return alice, bob, rng
+    return sqlite_bob(path, b"stores")
 
 
 def test_stores_satisfy_the_protocols(tmp_path: Path) -> None:
