@@ -351,8 +351,8 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     Only the new chain is walked before the message authenticates (at most
     ``max_skip`` steps); the previous chain's skipped keys are derived after,
     so a forged message never costs that walk.  If the peer's previous chain
-    ran more than ``max_skip`` past what we received, its unreachable tail
-    is given up (late messages from it are refused as evicted) instead of
+    ran on past the farthest message a current chain may reach (``Nr +
+    max_skip``), its unreachable tail is given up (late messages from it are refused as evicted) instead of
     refusing the step: otherwise every later message, which repeats the same
     PN, would be refused too and the session could never recover.
     """
@@ -372,7 +372,9 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     # Authenticated: commit.  First the receiving half of the step...
     window = state.window
     if current is not None and state.ckr is not None:
-        reachable = min(pn, state.nr + limits.max_skip)
+        # As far as a message on a current chain may reach: max_skip keys
+        # skipped, plus the one at nr + max_skip (libsignal reaches as far).
+        reachable = min(pn, state.nr + limits.max_skip + 1)
         _, old_skipped = _skip(state.ckr, state.nr, reachable, now)
         window.add(current, old_skipped)
         current.end = max(pn, state.nr)

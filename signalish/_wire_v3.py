@@ -13,15 +13,26 @@ PN is the count.  This module converts at the boundary (count = wire value + 1
 when reading; a chain announced as 0 may have had no message, in which case
 one unused key is derived), so the ratchet keeps the spec's meaning.
 
-The version byte is (3 << 4) | 4 = 0x34 as libsignal 0.72.1 writes it; 0x33
-(older libsignal) is accepted too.  MAC = HMAC-SHA256(mac key, sender identity
-(33) || receiver identity (33) || version || protobuf)[:8].  Message keys:
-HKDF-SHA256(salt none, IKM = message key seed, info "WhisperMessageKeys",
-80) -> AES-256-CBC key (32) || MAC key (32) || IV (16).
+The version byte is (message version << 4) | sender's current version;
+signalish writes (3 << 4) | 4 = 0x34 as libsignal 0.72.1 does.  It accepts
+0x30..0x3f, the same set for both message types and for the SignalMessage
+inside a PreKeySignalMessage: what libsignal-client 0.72.1 decrypts, checked
+byte value by byte value (tests/interop/test_version_bytes.py).  libsignal
+reads only the high nibble: below 3 is "too old", 5 and up "unrecognized",
+and 4 (protocol version 4) fails in a version 3 session (a PreKeySignalMessage
+without the Kyber fields is refused as it is parsed, a SignalMessage when it
+is decrypted); the low nibble is ignored.  MAC = HMAC-SHA256(mac key, sender
+identity (33) || receiver identity (33) || version || protobuf)[:8], over the
+version byte as received.  Message keys: HKDF-SHA256(salt none, IKM = message
+key seed, info "WhisperMessageKeys", 80) -> AES-256-CBC key (32) || MAC key
+(32) || IV (16).
 
 Parsing is canonical: fields in ascending tag order exactly as libsignal
 writes them, each at most once, minimal varints, no unknown fields, so no
-two byte strings decode to the same message.
+two byte strings decode to the same message, except for the low nibble of
+the version byte.  A SignalMessage's version byte is under its MAC; a
+PreKeySignalMessage's outer one is not (like its registration id), so the 16
+copies that differ only there all decrypt, to the same plaintext.
 """
 
 from __future__ import annotations
@@ -51,7 +62,8 @@ __all__ = ["V3Frame", "seal", "parse_v3", "prekey_message_v3", "message_type_v3"
            "SIGNAL_MESSAGE", "PREKEY_SIGNAL_MESSAGE"]
 
 VERSION: Final = 0x34
-_ACCEPTED_VERSIONS: Final = frozenset({0x33, 0x34})
+#: libsignal 0.72.1 checks only the high nibble, the message version.
+_ACCEPTED_VERSIONS: Final = frozenset(range(0x30, 0x40))
 MAC_SIZE: Final = 8
 SIGNAL_MESSAGE: Final = 2  # libsignal's CiphertextMessageType.Whisper
 PREKEY_SIGNAL_MESSAGE: Final = 3  # CiphertextMessageType.PreKey

@@ -144,15 +144,17 @@ class Conversation(RuleBasedStateMachine):
         except SignalishError:
             assert receiver.snapshot() == before
             return
-        # The one accepted change: libsignal v3 does not authenticate the
-        # registration id of a PreKeySignalMessage (libsignal accepts such a
-        # copy too), so a first delivery differing only there decrypts, to the
-        # genuine plaintext, and counts as the delivery of that message.
+        # The accepted changes: libsignal v3 authenticates neither the
+        # registration id of a PreKeySignalMessage nor the low nibble of its
+        # outer version byte (libsignal accepts such copies too), so a first
+        # delivery differing only there decrypts, to the genuine plaintext,
+        # and counts as the delivery of that message.
         assert self.profile is LIBSIGNAL_V3 and not message.delivered, "tampered message accepted"
         genuine, tampered = (parse_v3(d, 1 << 20) for d in (message.data, bytes(data)))
         assert isinstance(genuine, V3PreKeyFrame) and isinstance(tampered, V3PreKeyFrame)
         assert genuine.header == tampered.header and genuine.inner.signed == tampered.inner.signed
-        assert genuine.registration_id != tampered.registration_id
+        assert (genuine.registration_id != tampered.registration_id) != \
+            (message.data[0] != data[0])
         assert plaintext == message.plaintext
         message.delivered = True
         if message.sender == "alice":

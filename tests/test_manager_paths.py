@@ -225,13 +225,14 @@ def test_a_failed_block_writes_nothing() -> None:
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_losing_more_than_max_skip_at_the_end_of_a_chain_does_not_wedge(profile: Profile) -> None:
-    """libsignal's limits (max_skip 25,000): 25,001 messages at the end of
-    Alice's chain are lost, then Alice takes a DH step.  Bob decrypts the new
-    chain; the lost tail's messages are refused as evicted if they ever come."""
+    """libsignal's limits (max_skip 25,000): 25,002 messages at the end of
+    Alice's chain are lost, one more than the farthest a current chain may
+    reach, then Alice takes a DH step.  Bob decrypts the new chain; the
+    unreachable message is refused as evicted if it ever comes."""
     options = SessionOptions.libsignal(registration_id=7)
     alice, bob = talking(b"gap", profile, options)
     bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"a2-0"), now=3)
-    lost = [alice.manager.encrypt("bob", b"lost") for _ in range(25_001)]
+    lost = [alice.manager.encrypt("bob", b"lost") for _ in range(25_002)]
     alice.manager.decrypt("bob", bob.manager.encrypt("alice", b"b2"), now=4)
     after = [alice.manager.encrypt("bob", b"a3-%d" % i) for i in range(3)]
     assert bob.manager.decrypt("alice", after[1], now=5) == b"a3-1"

@@ -57,6 +57,32 @@ class KyberPreKeys extends S.KyberPreKeyStore {
 let me = null;
 const address = (name) => S.ProtocolAddress.new(name, 1);
 
+// Everything a decryption can change lives in these maps; copying them is a
+// snapshot of the whole party, and putting the copies back undoes an attempt.
+const snapshot = () => ({ sessions: new Map(me.sessions.records), known: new Map(me.identities.known),
+                          prekeys: new Map(me.prekeys.keys), signed: new Map(me.signed.keys) });
+const restore = (s) => {
+  me.sessions.records = new Map(s.sessions); me.identities.known = new Map(s.known);
+  me.prekeys.keys = new Map(s.prekeys); me.signed.keys = new Map(s.signed);
+};
+const describe = (error) => ({ error: String(error && error.message || error),
+                               code: error && error.code !== undefined ? String(error.code) : null });
+
+async function decryptOne(from, type, data) {
+  let parsed;
+  try {
+    parsed = type === S.CiphertextMessageType.PreKey
+      ? S.PreKeySignalMessage.deserialize(data) : S.SignalMessage.deserialize(data);
+  } catch (error) { return { ok: false, stage: 'deserialize', ...describe(error) }; }
+  try {
+    const plaintext = type === S.CiphertextMessageType.PreKey
+      ? await S.signalDecryptPreKey(parsed, address(from), me.sessions, me.identities,
+          me.prekeys, me.signed, me.kyber)
+      : await S.signalDecrypt(parsed, address(from), me.sessions, me.identities);
+    return { ok: true, plaintext: hex(plaintext) };
+  } catch (error) { return { ok: false, stage: 'decrypt', ...describe(error) }; }
+}
+
 const commands = {
   init({ registration_id }) {
     const pair = S.IdentityKeyPair.generate();
@@ -95,6 +121,28 @@ const commands = {
       : await S.signalDecrypt(S.SignalMessage.deserialize(data), address(from),
           me.sessions, me.identities);
     return { plaintext: hex(plaintext) };
+  },
+  // Encrypts `count` messages ("<text><index>"), returns only those at `keep`.
+  async encrypt_bulk({ address: to, text, count, keep }) {
+    const wanted = new Set(keep);
+    const kept = [];
+    for (let i = 0; i < count; i++) {
+      const message = await S.signalEncrypt(Buffer.from(text + i), address(to), me.sessions,
+                                            me.identities);
+      if (wanted.has(i)) kept.push({ index: i, type: message.type(), body: hex(message.serialize()) });
+    }
+    return { messages: kept };
+  },
+  // Tries each message against the party as it is now, undoing every attempt
+  // (unless keep_state): as if a fresh copy of the party tried each one.
+  async decrypt_each({ address: from, messages, keep_state }) {
+    const results = [];
+    for (const { type, body } of messages) {
+      const before = snapshot();
+      results.push(await decryptOne(from, type, unhex(body)));
+      if (!keep_state) restore(before);
+    }
+    return { results };
   },
   verify({ key, message, signature }) {
     return { valid: S.PublicKey.deserialize(unhex(key)).verify(unhex(message), unhex(signature)) };
