@@ -20,6 +20,14 @@ calls; for skipped keys two HMACs per skipped key.  Ratios ours / floor and
 throughput against Syndace doubleratchet 1.3.0 (figures measured on this
 machine type and recorded in DESIGN.md: 8,585 one-way and 3,246 alternating
 messages per second) are printed.
+
+Hostile peer (``hostile_figures``), for both option sets (``SessionOptions()``
+and ``SessionOptions.libsignal``), all through SessionManager + MemoryStore:
+the largest record the peer can make us store (1 + max_archived sessions of
+max_stored_keys skipped keys each), a genuine message on it and on a fresh
+record, and the peer's best forged messages against it beside their floor
+(the KDF_CK steps and X25519 they force, raw, plus the record parse).
+``--quick`` builds a 5-session stand-in of the 41-session libsignal record.
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ import argparse
 import hmac
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +55,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 import signalish  # noqa: E402
 from signalish import (  # noqa: E402
+    LIBSIGNAL_V3,
     NATIVE,
     DeterministicRandom,
     IdentityKeyPair,
     MemoryStore,
     PreKeyRing,
+    Profile,
     RatchetLimits,
     SessionManager,
     SessionOptions,
@@ -59,7 +71,10 @@ from signalish import (  # noqa: E402
 )
 from signalish import SignalishError  # noqa: E402
 from signalish._message import parse, plain_prefix  # noqa: E402
+from signalish._primitives import PrivateKey  # noqa: E402
+from signalish._ratchet import kdf_ck  # noqa: E402
 from signalish._session import Session  # noqa: E402
+from signalish._wire_v3 import signal_message_body  # noqa: E402
 
 SYNDACE = {"one-way": 8_585, "alternating": 3_246}  # msg/s, DESIGN.md
 LIMITS = RatchetLimits(max_skip=20_000, max_stored_keys=20_000)
@@ -112,54 +127,221 @@ def floor_dh_step(a: x25519.X25519PrivateKey, b_raw: bytes) -> None:
     x25519.X25519PrivateKey.generate()
 
 
-def hostile_figures(rounds: int) -> dict[str, Any]:
-    """The most work one forged message can cause at the default limits, and
-    the size of a session record filled to them."""
-    limits = RatchetLimits()
-    b_store = MemoryStore()
-    rng = DeterministicRandom(b"hostile")
-    bob_id = IdentityKeyPair.generate(rng)
-    ring = PreKeyRing.create(bob_id, NATIVE, rng, now=0)
-    ring.generate_one_time_prekeys(10, rng)
-    with b_store.transaction():
-        b_store.save_prekeys(ring.to_bytes())
-    options = SessionOptions(limits=limits)
-    bob = SessionManager(bob_id, b_store, rng=rng, options=options, trust=lambda *_: True)
-    # Fill Bob's record: the archive full of earlier sessions, the current one
-    # holding max_stored_keys skipped keys.
-    for _ in range(options.max_archived + 1):
-        alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), rng=rng,
-                               options=options)
-        alice.initiate("bob", ring.issue_bundle())
-        for _ in range(limits.max_skip):
-            alice.encrypt("bob", b"x")
-        bob.decrypt("alice", alice.encrypt("bob", b"last"), now=0)
-    for _ in range(limits.max_skip):
-        alice.encrypt("bob", b"x")
-    bob.decrypt("alice", alice.encrypt("bob", b"more"), now=0)
-    record_bytes = b_store.load_session("alice") or b""
-    record = SessionRecord.from_bytes(record_bytes)
-    stored = sum(s.state.window.stored for s in record.sessions)
+# --- A hostile peer -----------------------------------------------------------
+#
+# Every figure below is measured at the layer applications call: Alice's
+# SessionManager over a MemoryStore.  So each message includes loading the
+# whole session record from the store (SessionRecord.from_bytes) and, when it
+# decrypts, saving it again (to_bytes); no figure is of a bare Session.
+# The adversary is the peer ("mallory", one identity key): it may open as many
+# sessions as it likes with initial messages, and fill each session's window
+# of skipped keys by advancing its sending chain past messages it never sends.
+
+HOSTILE_OPTIONS = (("defaults", NATIVE, SessionOptions()),
+                   ("libsignal", LIBSIGNAL_V3, SessionOptions.libsignal(registration_id=1)))
+QUICK_LIBSIGNAL_SESSIONS = 5  # --quick stand-in: 5 of libsignal's 1 + 40 sessions
+#: The hostile figures are CPU time of this process: the work a message costs,
+#: unaffected by other processes taking the CPU meanwhile (benchmarks often run
+#: on shared machines, and these samples last up to seconds).
+clock = time.process_time
+
+
+def skip_unsent(store: Store, count: int) -> None:
+    """The adversary moves its sending chain ``count`` messages ahead without
+    sending them (what encrypting and dropping them would do, but cheaper)."""
+    record = SessionRecord.from_bytes(store.load_session("alice") or b"")
+    assert record.current is not None
+    state = record.current.state
+    ck = state.cks
+    assert ck is not None
+    for _ in range(count):
+        ck = kdf_ck(ck)[0]
+    state.cks, state.ns = ck, state.ns + count
+    store.save_session("alice", record.to_bytes())
+
+
+def filled_record(profile: Profile, options: SessionOptions, sessions: int,
+                  keys: int) -> tuple[SessionManager, SessionManager]:
+    """Alice and the adversary after it opened ``sessions`` sessions with her,
+    left ``keys`` skipped keys in each (at most max_skip per message), and
+    Alice answered in the last one, so that it carries ordinary messages."""
+    rng = DeterministicRandom(b"hostile " + profile.name.encode())
+    alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), profile, rng=rng,
+                           options=options)
+    mallory = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), profile, rng=rng,
+                             options=options)
+    with alice.prekeys(now=0) as ring:
+        ring.generate_one_time_prekeys(sessions, rng)
+        bundles = [ring.issue_bundle() for _ in range(sessions)]
+    max_skip = options.limits.max_skip
+    for bundle in bundles:
+        mallory.initiate("alice", bundle)
+        for done in range(0, keys, max_skip) if keys else [0]:
+            skip_unsent(mallory.store, min(max_skip, keys - done))
+            alice.decrypt("mallory", mallory.encrypt("alice", b"fill"), now=0)
+    mallory.decrypt("alice", alice.encrypt("mallory", b"reply"), now=0)
+    alice.decrypt("mallory", mallory.encrypt("alice", b"new chain"), now=0)  # a DH step
+    return alice, mallory
+
+
+def forged(profile: Profile, ratchet_key: bytes, pn: int, n: int) -> bytes:
+    """A message with the header given and a ciphertext no key opens."""
+    if profile.wire == "libsignal_v3":
+        return signal_message_body(ratchet_key, pn, n, bytes(16)) + bytes(8)  # MAC
+    return plain_prefix(ratchet_key, pn, n, 32) + bytes(32)
+
+
+def in_order_us(alice: SessionManager, mallory: SessionManager,
+                count: int) -> tuple[float, float]:
+    """Median and max, in us, of Alice's SessionManager.decrypt of a genuine
+    message, the next in order on her current receiving chain."""
+    samples = []
+    for message in [mallory.encrypt("alice", b"x" * 64) for _ in range(count)]:
+        start = clock()
+        alice.decrypt("mallory", message, now=0)
+        samples.append((clock() - start) * 1e6)
+    return statistics.median(samples), max(samples)
+
+
+def hostile_set(profile: Profile, options: SessionOptions, rounds: int,
+                sessions: int) -> dict[str, Any]:
+    """One option set: the fullest record the adversary can make Alice store,
+    and its best forged messages against it (SessionManager + MemoryStore)."""
+    limits = options.limits
+    start = time.perf_counter()
+    alice, mallory = filled_record(profile, options, sessions, limits.max_stored_keys)
+    build_s = time.perf_counter() - start
+    blob = alice.store.load_session("mallory") or b""
+    record = SessionRecord.from_bytes(blob)
     tracemalloc.start()
-    loaded = SessionRecord.from_bytes(record_bytes)
+    loaded = SessionRecord.from_bytes(blob)
     memory = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     del loaded
-    current = record.current
-    assert current is not None
-    samples = []
-    for i in range(rounds):
-        key = IdentityKeyPair.generate(DeterministicRandom(b"forged%d" % i)).public.public_bytes()
-        forged = plain_prefix(key, current.state.nr + limits.max_skip, limits.max_skip, 32) \
-            + bytes(32)
-        start = time.perf_counter()
-        try:
-            bob.decrypt("alice", forged, now=0)
-        except SignalishError as error:
-            refusal = type(error).__name__
-        samples.append((time.perf_counter() - start) * 1e6)
-    return {"worst_us": max(samples), "sessions": len(record.sessions), "stored": stored,
-            "record_bytes": len(record_bytes), "memory_bytes": memory, "refusal": refusal}
+
+    # One genuine in-order message, on the full record and on a fresh one:
+    # the whole record is parsed and serialized again for every message.
+    genuine_full = in_order_us(alice, mallory, rounds)
+    genuine_fresh = in_order_us(*filled_record(profile, options, 1, 0), 20 * rounds)
+
+    # The floor, timed in the same loop as each forged message: the KDF_CK
+    # steps (two raw HMAC-SHA256 each) and X25519 operations the message
+    # forces, then the same record parse; returns (total, parse) in us.
+    ours_key = x25519.X25519PrivateKey.generate()
+    their_key = x25519.X25519PrivateKey.generate().public_key()
+
+    def floor(steps: int, dh: int) -> tuple[float, float]:
+        start = clock()
+        ck = b"c" * 32
+        for _ in range(steps):
+            hmac.digest(ck, b"\x01", "sha256")
+            ck = hmac.digest(ck, b"\x02", "sha256")
+        for _ in range(dh):
+            ours_key.exchange(their_key)
+        derived = clock()
+        SessionRecord.from_bytes(blob)
+        end = clock()
+        return (end - start) * 1e6, (end - derived) * 1e6
+
+    # The adversary's best forged messages, each refused.  ``forced``: the
+    # KDF_CK steps and X25519 operations the message makes Alice perform.
+    n_sessions, max_skip = len(record.sessions), limits.max_skip
+    budget = 2 * (max_skip + 1)  # KDF_CK steps one message may force, all sessions together
+    fresh_keys = iter([PrivateKey.generate(DeterministicRandom(b"forged %d" % i)).public.raw
+                       for i in range(3 * rounds)])
+    state = SessionRecord.from_bytes(mallory.store.load_session("alice") or b"").sessions[0].state
+    cases: list[tuple[str, Callable[[], tuple[bytes, int, int]], tuple[int, int]]] = [
+        ("fresh ratchet key, PN = N = max_skip", lambda: (next(fresh_keys), max_skip, max_skip),
+         (budget, min(2, n_sessions))),
+        ("fresh ratchet key, PN = 2**32-1, N = max_skip",
+         lambda: (next(fresh_keys), 2**32 - 1, max_skip), (budget, min(2, n_sessions))),
+        ("current receiving chain, N = Nr + max_skip",
+         lambda: (state.dhs_public, state.pn, state.ns + max_skip), (max_skip + 1, 0)),
+        ("fresh ratchet key, N = 0 (each of a stream)", lambda: (next(fresh_keys), 0, 0),
+         (n_sessions, n_sessions)),
+    ]
+    results: list[dict[str, Any]] = []
+    parses: list[float] = []
+    for name, header, (steps, dh) in cases:
+        ours: list[float] = []
+        floors: list[float] = []
+        refusals: set[str] = set()
+        for _ in range(rounds):
+            message = forged(profile, *header())
+            start = clock()
+            try:
+                alice.decrypt("mallory", message, now=0)
+            except SignalishError as error:
+                refusals.add(type(error).__name__)
+            else:
+                raise AssertionError("a forged message decrypted")
+            # Read after the except block: dropping the error frees the
+            # record its traceback kept alive, and that is part of the cost.
+            ours.append((clock() - start) * 1e6)
+            total, parse_us = floor(steps, dh)
+            floors.append(total)
+            parses.append(parse_us)
+        results.append({"name": name, "median_us": statistics.median(ours), "max_us": max(ours),
+                        "refused_with": "/".join(sorted(refusals)), "forced_kdf_ck": steps,
+                        "forced_x25519": dh, "floor_us": statistics.median(floors),
+                        # each message against the floor timed right after it
+                        "ratio": statistics.median(o / f for o, f in zip(ours, floors))})
+    return {"profile": profile.name, "max_skip": max_skip,
+            "max_stored_keys": limits.max_stored_keys, "max_archived": options.max_archived,
+            "sessions": n_sessions, "stored_keys": sum(s.state.window.stored for s in record.sessions),
+            "record_bytes": len(blob), "memory_bytes": memory, "build_s": build_s,
+            "genuine_full_us": genuine_full, "genuine_fresh_us": genuine_fresh,
+            "parse_us": statistics.median(parses), "forged": results}
+
+
+def hostile_figures(rounds: int, quick: bool = False) -> dict[str, Any]:
+    """:func:`hostile_set` for each option set; with ``quick`` the libsignal
+    record is a stand-in of QUICK_LIBSIGNAL_SESSIONS sessions (building all 41
+    takes about a minute)."""
+    figures = {}
+    for label, profile, options in HOSTILE_OPTIONS:
+        full = 1 + options.max_archived
+        sessions = min(full, QUICK_LIBSIGNAL_SESSIONS) if quick and label == "libsignal" else full
+        figures[label] = hostile_set(profile, options, rounds, sessions)
+        figures[label]["stand_in"] = sessions < full
+    return figures
+
+
+def hostile_lines(figures: dict[str, Any]) -> list[str]:
+    """The hostile figures as Markdown (used by this script and by suite.py)."""
+    lines = ["Hostile peer, measured through SessionManager + MemoryStore (every message "
+             "loads the whole record; a decrypted one also saves it); times are CPU time of "
+             "this process:"]
+    for label, h in figures.items():
+        full = 1 + h["max_archived"]
+        note = (f" (--quick stand-in: {h['sessions']} of the {full} sessions an adversary can "
+                "open; run without --quick for the full record)") if h["stand_in"] else ""
+        fresh, full_msg = h["genuine_fresh_us"], h["genuine_full_us"]
+        lines += ["", f"**{label}** ({h['profile']} profile, max_skip {h['max_skip']:,}, "
+                  f"{h['max_stored_keys']:,} stored keys per session, {h['max_archived']} "
+                  f"archived){note}: largest record {h['sessions']} sessions, "
+                  f"{h['stored_keys']:,} stored keys, {h['record_bytes']:,} B serialized, "
+                  f"{h['memory_bytes']:,} B of Python memory once loaded (built in "
+                  f"{h['build_s']:.1f} s).", "",
+                  "| message | median (us) | max (us) | refused with | forced KDF_CK + X25519 "
+                  "| floor (us) | ours/floor |", "|---|---|---|---|---|---|---|",
+                  f"| genuine in-order, fresh record | {fresh[0]:,.0f} | {fresh[1]:,.0f} "
+                  "| - (decrypted) | - | - | - |",
+                  f"| genuine in-order, full record | {full_msg[0]:,.0f} | {full_msg[1]:,.0f} "
+                  "| - (decrypted) | - | - | - |"]
+        for r in h["forged"]:
+            lines.append(f"| forged: {r['name']} | {r['median_us']:,.0f} | {r['max_us']:,.0f} "
+                         f"| {r['refused_with']} | {r['forced_kdf_ck']:,} + {r['forced_x25519']} "
+                         f"| {r['floor_us']:,.0f} | {r['ratio']:.2f} |")
+        lines += ["", "Floor: the KDF_CK steps (two raw HMAC-SHA256 each) and X25519 the "
+                  "message forces, plus the same record parse, timed right after each message; "
+                  "ours/floor is the median of those paired ratios.  The first two rows are the "
+                  "issue's bound for any one message (2 x (max_skip + 1) KDF_CK, one X25519 per "
+                  f"session, the parse) less the {h['sessions'] - 2} X25519 of sessions the "
+                  "budget leaves untried.  The parse alone (SessionRecord.from_bytes) is "
+                  f"{h['parse_us']:,.0f} us of every figure on the full record: the "
+                  "whole-record load, the rest being the message's own work."]
+    return lines
 
 
 def main() -> int:
@@ -252,7 +434,7 @@ def main() -> int:
     record.sessions.append(b)
     holding = len(record.to_bytes())
 
-    hostile = hostile_figures(rounds=3 if args.quick else 9)
+    hostile = hostile_figures(rounds=2 if args.quick else 9, quick=args.quick)
 
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "cryptography": cryptography.__version__, "signalish": signalish.__version__,
@@ -272,12 +454,7 @@ def main() -> int:
                         "vs_syndace": rate / syndace if syndace else None})
     print(f"\nserialized session record: fresh {fresh} B; holding {gap:,} skipped keys {holding:,} B "
           f"({(holding - fresh) / gap:.0f} B per key)")
-    print(f"hostile message, worst case at default limits (a forged DH step asking for "
-          f"2 x max_skip keys, tried on {hostile['sessions']} sessions): "
-          f"{hostile['worst_us']:,.0f} us, refused ({hostile['refusal']})")
-    print(f"session record at its limits ({hostile['stored']:,} stored keys, "
-          f"{hostile['sessions']} sessions): {hostile['record_bytes']:,} B serialized, "
-          f"{hostile['memory_bytes']:,} B of Python memory once loaded")
+    print("\n" + "\n".join(hostile_lines(hostile)))
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results,
                                          "sizes": {"fresh": fresh, "skipped_1000": holding},
