@@ -84,7 +84,8 @@ from ._sealed import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
 from ._session import Session, SessionOptions, SessionRecord
 from ._stores import IdentityStore, MemoryStore, PreKeyStore, SessionStore, SQLiteStore, Store
 from ._window import RatchetLimits
-from ._x3dh import AgreementResult, BundlePolicy, InitialHeader, initiate, respond
+from ._initial import InitialHeader
+from ._x3dh import AgreementResult, BundlePolicy, initiate, respond
 
 __version__ = "0.1.0"
 

@@ -40,15 +40,12 @@ from contextlib import contextmanager
 from ._bundle import PreKeyBundle
 from ._errors import AuthenticationError, NoSession, PolicyViolation, UnsupportedByProfile, UntrustedIdentity
 from ._keys import IdentityKey, IdentityKeyPair
-from ._message import EncryptedFrame, PreKeyFrame, parse
-from ._message import message_type as native_message_type
 from ._prekeys import PreKeyRing
 from ._primitives import RandomSource, SystemRandom
 from ._profile import NATIVE, Profile
-from ._ratchet import Frame, RatchetState
-from ._session import Session, SessionOptions, SessionRecord
+from ._session import Session, SessionOptions, SessionRecord, wire_format
 from ._stores import Store
-from ._wire_v3 import V3PreKeyFrame, message_type_v3, parse_v3
+from ._wire import InitialMessage
 from ._x3dh import BundlePolicy, initiate, respond
 
 __all__ = ["SessionManager", "TrustDecision", "Direction", "trust_on_first_use"]
@@ -82,7 +79,8 @@ class SessionManager:
                  rng: RandomSource | None = None, options: SessionOptions = SessionOptions(),
                  policy: BundlePolicy = BundlePolicy(),
                  trust: TrustDecision = trust_on_first_use) -> None:
-        if options.header_encryption and profile.wire != "native":
+        self.wire = wire_format(profile)
+        if options.header_encryption and not self.wire.header_encryption:
             raise UnsupportedByProfile(f"profile {profile.name} has no header encryption")
         self.identity = identity
         self.store = store
@@ -112,18 +110,11 @@ class SessionManager:
 
     # --- public API ----------------------------------------------------------------
 
-    def _parse(self, message: bytes) -> Frame | PreKeyFrame | V3PreKeyFrame:
-        limit = self.options.limits.max_message_size
-        return parse_v3(message, limit) if self.profile.wire == "libsignal_v3" \
-            else parse(message, limit)
-
     def message_type(self, message: bytes) -> int:
         """The type code an envelope should carry: libsignal's 2 (SignalMessage)
         or 3 (PreKeySignalMessage) under ``libsignal_v3``; the type tag (0x40,
         0x41, 0x42) under ``native``."""
-        if self.profile.wire == "libsignal_v3":
-            return message_type_v3(message)
-        return native_message_type(message)
+        return self.wire.message_type(message)
 
     def has_session(self, address: str) -> bool:
         return self.store.load_session(address) is not None
@@ -195,13 +186,8 @@ class SessionManager:
             self._check_trust(address, bundle.identity_key, Direction.SENDING, record_new=True)
             agreement = initiate(self.identity, bundle, self.profile, policy=self.policy,
                                  rng=self.rng, kem_encapsulation=kem_encapsulation)
-            he = self.options.header_encryption
-            state = RatchetState.init_alice(self.profile, agreement.shared_secret,
-                                            bundle.signed_prekey.public_key, self.rng, he)
-            session = Session(
-                remote_identity=bundle.identity_key, local_identity=self.identity.public,
-                associated_data=agreement.associated_data, initial_header=agreement.header,
-                initiated_by_us=True, pending=True, state=state, limits=self.options.limits)
+            session = Session.as_initiator(agreement, bundle, self.identity.public,
+                                           self.profile, self.options, self.rng)
             record = self._record(address) or SessionRecord(self.profile, self.options.max_archived)
             record.sessions.insert(0, session)
             del record.sessions[1 + record.max_archived:]
@@ -247,10 +233,10 @@ class SessionManager:
         receiving (the plaintext is withheld), or :class:`~signalish.NoSession`.
         Whatever it raises, no state changed.
         """
-        frame = self._parse(message)
+        frame = self.wire.parse(message, self.options.limits.max_message_size)
         with self.store.transaction():
             record = self._record(address)
-            if isinstance(frame, (PreKeyFrame, V3PreKeyFrame)):
+            if isinstance(frame, InitialMessage):
                 record = record or SessionRecord(self.profile, self.options.max_archived)
                 plaintext, session = self._decrypt_prekey(address, record, frame, now)
             else:
@@ -267,7 +253,7 @@ class SessionManager:
         return plaintext
 
     def _decrypt_prekey(self, address: str, record: SessionRecord,
-                        frame: PreKeyFrame | V3PreKeyFrame, now: int) -> tuple[bytes, Session]:
+                        frame: InitialMessage, now: int) -> tuple[bytes, Session]:
         header = frame.header
         session = record.find(header.base_key.raw)
         if session is not None:
@@ -276,7 +262,7 @@ class SessionManager:
             plaintext = session.decrypt(frame.inner, now=now, rng=self.rng)
             record.install(session)
             return plaintext, session
-        he = isinstance(frame.inner, EncryptedFrame)
+        he = frame.inner.header is None
         if self.options.header_encryption and not he:
             raise PolicyViolation("session without header encryption refused by options")
         self._check_trust(address, header.identity_key, Direction.RECEIVING, record_new=True)
@@ -285,12 +271,8 @@ class SessionManager:
             raise NoSession("no prekeys in the store")
         ring = PreKeyRing.from_bytes(ring_bytes, self.identity)
         agreement = respond(ring, header, now=now, policy=self.policy)
-        spk = ring.signed_prekey(header.signed_prekey_id, now=now).private_key
-        state = RatchetState.init_bob(self.profile, agreement.shared_secret, spk, he)
-        session = Session(
-            remote_identity=header.identity_key, local_identity=self.identity.public,
-            associated_data=agreement.associated_data, initial_header=header,
-            initiated_by_us=False, pending=False, state=state, limits=self.options.limits)
+        session = Session.as_responder(agreement, self.identity.public, self.profile,
+                                       self.options, he)
         plaintext = session.decrypt(frame.inner, now=now, rng=self.rng)
         ring.consume(header, now=now)
         self.store.save_prekeys(ring.to_bytes())

@@ -33,7 +33,7 @@ saved over the store's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import Final, NoReturn
 
 from ._bundle import (
     SIGNATURE_SIZE,
@@ -56,12 +56,11 @@ from ._errors import (
     UnknownPreKey,
     UnsupportedByProfile,
 )
+from ._initial import InitialHeader
 from ._keys import IdentityKeyPair
 from ._primitives import MLKEM1024_SEED_SIZE, KemPrivateKey, PrivateKey, RandomSource
 from ._profile import PROFILES, Profile
 
-if TYPE_CHECKING:
-    from ._x3dh import InitialHeader
 
 __all__ = ["PreKeyRing"]
 

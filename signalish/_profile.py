@@ -67,11 +67,14 @@ class Profile:
     header_keys_info: bytes
     #: HMAC label deriving a header nonce from a message key.
     header_nonce_info: bytes
-    #: Message format and ratchet start: "native" (SK is the root key,
-    #: AES-256-GCM messages) or "libsignal_v3" (SK = root key || chain key,
-    #: the responder's first sending chain uses its signed prekey, SignalMessage
-    #: protobufs with AES-256-CBC and an 8-byte MAC).
+    #: Message format (the wire format module that writes and reads
+    #: messages): "native" (AES-256-GCM, optional header encryption) or
+    #: "libsignal_v3" (SignalMessage protobufs, AES-256-CBC, an 8-byte MAC).
     wire: Literal["native", "libsignal_v3"]
+    #: How the ratchet starts: "spec" (section 3.3: SK is the root key) or
+    #: "libsignal" (SK = root key || chain key, and the responder may send at
+    #: once on that chain with its signed prekey as ratchet key).
+    ratchet_start: Literal["spec", "libsignal"]
 
     def encode_ec(self, raw: bytes) -> bytes:
         """Encode(PK): the profile's encoding of an X25519 public key."""
@@ -128,6 +131,7 @@ NATIVE: Final = Profile(
     header_keys_info=b"signalish_HeaderKeys",
     header_nonce_info=b"signalish_HeaderNonce",
     wire="native",
+    ratchet_start="spec",
 )
 
 LIBSIGNAL_V3: Final = Profile(
@@ -145,6 +149,7 @@ LIBSIGNAL_V3: Final = Profile(
     header_keys_info=b"",
     header_nonce_info=b"",
     wire="libsignal_v3",
+    ratchet_start="libsignal",
 )
 
 PROFILES: Final = {p.name: p for p in (NATIVE, LIBSIGNAL_V3)}

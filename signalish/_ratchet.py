@@ -13,50 +13,69 @@ variables, authenticates the message, and only then writes them into the
 state.  A decryption that raises has changed nothing; no copy of the state is
 made on the way.
 
-Native choices (section 5.2 leaves them open): KDF_RK is HKDF-SHA-256 with
-the root key as salt, 64 bytes (96 with header encryption: the last 32 are
-the next header key); KDF_CK is HMAC-SHA-256 with 0x01 (message key) and
-0x02 (next chain key); ENCRYPT is AES-256-GCM under
-HMAC-SHA-256(mk, "signalish_MessageKey" || 0x01) with an all-zero nonce,
-which is safe because each key encrypts exactly one message.  Header
-encryption uses AES-256-GCM under the header key with a nonce of
-HMAC-SHA-256(mk, "signalish_HeaderNonce")[:12]: unique per message because mk
-is, and deterministic, so vectors need no extra randomness.
+The ratchet never touches bytes on the wire.  Encrypting yields the header
+(the spec's HEADER(DHs, PN, Ns)), the message key and, with header
+encryption, the header key; a wire format (``_message`` for the native
+profile, ``_wire_v3`` for libsignal's) turns them into a message.
+Decrypting takes a parsed message that offers what the spec's receiver
+needs: its header in the clear, or trial decryption of the header under a
+header key, and the opening of its body under a message key.  A new
+message format, or a ratchet that mixes a second key into every message key
+(SPQR's triple ratchet), is a new wire module, not an edit here.
+
+Choices section 5.2 leaves open: KDF_RK is HKDF with the root key as salt,
+64 bytes (96 with header encryption: the last 32 are the next header key);
+KDF_CK is HMAC-SHA-256 with 0x01 (message key) and 0x02 (next chain key).
 """
 
 from __future__ import annotations
 
-import hmac
-from typing import Final
+from typing import Final, NamedTuple, Protocol
 
 from ._errors import AuthenticationError, ChainExhausted, InvalidKey, NoSession, TooFarAhead
-from ._message import (
-    EncryptedFrame,
-    PlainFrame,
-    encrypted_prefix,
-    pack_header,
-    plain_prefix,
-    unpack_header,
-)
-from ._wire_v3 import V3Frame, seal
-from ._primitives import (
-    PrivateKey,
-    PublicKey,
-    RandomSource,
-    aes256_gcm_decrypt,
-    aes256_gcm_encrypt,
-    hkdf,
-    hmac_sha256,
-)
+from ._primitives import PrivateKey, PublicKey, RandomSource, hkdf, hmac_sha256
 from ._profile import Profile
 from ._window import MAX_COUNTER, Chain, RatchetLimits, Reason, Window
 
-__all__ = ["RatchetState", "kdf_rk", "kdf_ck", "ratchet_encrypt", "ratchet_decrypt", "Located",
-           "locate", "decrypt_located"]
+__all__ = ["RatchetState", "Header", "Sending", "Received", "kdf_rk", "kdf_ck",
+           "ratchet_encrypt", "ratchet_decrypt", "Located", "locate", "decrypt_located"]
 
-_ZERO_NONCE: Final = bytes(12)
 _MESSAGE_KEY: Final = b"\x01"
 _CHAIN_KEY: Final = b"\x02"
+
+
+class Header(NamedTuple):
+    """HEADER(dh_pair, pn, n) (section 3.4): the sender's ratchet public key,
+    the length of its previous sending chain, and the message number."""
+
+    ratchet_key: bytes
+    pn: int
+    n: int
+
+
+class Sending(NamedTuple):
+    """What :func:`ratchet_encrypt` hands the wire format: the header, the
+    message key, and the header key when headers are encrypted."""
+
+    header: Header
+    message_key: bytes
+    header_key: bytes | None
+
+
+class Received(Protocol):
+    """A parsed message, as the receiving ratchet sees it.  Wire formats
+    implement it; its methods raise nothing but what they document."""
+
+    @property
+    def header(self) -> Header | None:
+        """The header, or None when it is encrypted."""
+
+    def open_header(self, header_key: bytes) -> Header | None:
+        """DecryptHeader (section 4.2): the header if ``header_key`` opens it."""
+
+    def open(self, message_key: bytes, ad: bytes) -> bytes:
+        """DECRYPT (section 3.1): the plaintext, or
+        :class:`~signalish.AuthenticationError`."""
 
 
 def kdf_rk(profile: Profile, rk: bytes, dh_out: bytes, header_keys: bool) -> tuple[bytes, bytes, bytes]:
@@ -69,14 +88,6 @@ def kdf_rk(profile: Profile, rk: bytes, dh_out: bytes, header_keys: bool) -> tup
 def kdf_ck(ck: bytes) -> tuple[bytes, bytes]:
     """KDF_CK (section 5.2): (next chain key, message key)."""
     return hmac_sha256(ck, _CHAIN_KEY), hmac_sha256(ck, _MESSAGE_KEY)
-
-
-def _aead_key(profile: Profile, mk: bytes) -> bytes:
-    return hmac_sha256(mk, profile.message_key_info + b"\x01")
-
-
-def _header_nonce(profile: Profile, mk: bytes) -> bytes:
-    return hmac_sha256(mk, profile.header_nonce_info)[:12]
 
 
 class RatchetState:
@@ -115,7 +126,7 @@ class RatchetState:
         dhs = PrivateKey.generate(rng)
         state = cls(profile, header_encryption, dhs, dhs.public.raw, rk)
         state.dhr = bob_ratchet_key.raw
-        if profile.wire == "libsignal_v3":
+        if profile.ratchet_start == "libsignal":
             # libsignal: Bob may send at once on SK's chain key, with his
             # signed prekey as ratchet key; Alice keeps that receiving chain.
             state.ckr = sk[32:64]
@@ -132,7 +143,7 @@ class RatchetState:
         """RatchetInitBob (section 3.3) / RatchetInitBobHE (section 4.3)."""
         rk, hka, nhkb = _split_sk(profile, sk, header_encryption)
         state = cls(profile, header_encryption, bob_ratchet_key, bob_ratchet_key.public.raw, rk)
-        if profile.wire == "libsignal_v3":
+        if profile.ratchet_start == "libsignal":
             state.cks = sk[32:64]
         if header_encryption:
             state.nhks, state.nhkr = nhkb, hka
@@ -147,64 +158,33 @@ def _split_sk(profile: Profile, sk: bytes, header_encryption: bool) -> tuple[byt
     return out[:32], out[32:64], out[64:]
 
 
-def ratchet_encrypt(state: RatchetState, plaintext: bytes, ad: bytes) -> bytes:
-    """RatchetEncrypt (section 3.4) or RatchetEncryptHE (section 4.3)."""
+def ratchet_encrypt(state: RatchetState) -> Sending:
+    """RatchetEncrypt (section 3.4) or RatchetEncryptHE (section 4.3), up to
+    the encryption itself: advances the sending chain and returns what the
+    wire format needs to write the message.
+
+    Raises :class:`~signalish.NoSession` if the state has no sending chain,
+    :class:`~signalish.ChainExhausted` at the chain's last number."""
     if state.cks is None:
         raise NoSession("this session cannot send until it has received a message")
     if state.ns >= MAX_COUNTER:
         # Message numbers are 32-bit and Ns must stay storable after the
         # increment, so the last number a chain sends is 2**32 - 2.
         raise ChainExhausted("sending chain exhausted (2**32 - 1 messages); start a new session")
-    profile = state.profile
-    ck = state.cks
-    mk = hmac_sha256(ck, _MESSAGE_KEY)
-    length = len(plaintext) + 16
-    if profile.wire == "libsignal_v3":
-        message = seal(mk, state.dhs_public, state.pn, state.ns, plaintext, ad)
-    else:
-        if state.header_encryption:
-            assert state.hks is not None
-            nonce = _header_nonce(profile, mk)
-            header = aes256_gcm_encrypt(state.hks, nonce,
-                                        pack_header(state.dhs_public, state.pn, state.ns), b"")
-            prefix = encrypted_prefix(nonce, header, length)
-        else:
-            prefix = plain_prefix(state.dhs_public, state.pn, state.ns, length)
-        message = prefix + aes256_gcm_encrypt(_aead_key(profile, mk), _ZERO_NONCE, plaintext,
-                                              ad + prefix)
-    state.cks = hmac_sha256(ck, _CHAIN_KEY)
+    state.cks, mk = kdf_ck(state.cks)
+    header = Header(state.dhs_public, state.pn, state.ns)
     state.ns += 1
-    return message
+    return Sending(header, mk, state.hks if state.header_encryption else None)
 
 
 def _skip(ck: bytes, start: int, until: int, now: int) -> tuple[bytes, dict[int, tuple[bytes, int]]]:
     """Derive the message keys start..until-1, as window entries stamped
     ``now``, and the chain key at ``until`` (the hot loop of a long gap)."""
     keys = {}
-    digest = hmac.digest
     for n in range(start, until):
-        keys[n] = (digest(ck, _MESSAGE_KEY, "sha256"), now)
-        ck = digest(ck, _CHAIN_KEY, "sha256")
+        ck, mk = kdf_ck(ck)
+        keys[n] = (mk, now)
     return ck, keys
-
-
-Frame = PlainFrame | EncryptedFrame | V3Frame
-
-
-def _open(state: RatchetState, mk: bytes, frame: Frame, ad: bytes) -> bytes:
-    if isinstance(frame, V3Frame):
-        return frame.open(mk, ad)
-    return aes256_gcm_decrypt(_aead_key(state.profile, mk), _ZERO_NONCE, frame.ciphertext,
-                              ad + frame.aad)
-
-
-def _decrypt_header(hk: bytes | None, frame: EncryptedFrame) -> tuple[bytes, int, int] | None:
-    if hk is None:
-        return None
-    try:
-        return unpack_header(aes256_gcm_decrypt(hk, frame.nonce, frame.encrypted_header, b""))
-    except AuthenticationError:
-        return None
 
 
 class Located:
@@ -240,19 +220,21 @@ class Located:
         return 0
 
 
-def locate(state: RatchetState, frame: Frame) -> Located | None:
+def locate(state: RatchetState, frame: Received) -> Located | None:
     """Classify ``frame`` against ``state`` from its header (section 3.5's
     first tests, and with header encryption section 4.3's trial header
     decryption).  None: no header key of this state opens the header."""
     window = state.window
     current = window.chains[-1] if state.ckr is not None else None
-    if isinstance(frame, EncryptedFrame):
+    header = frame.header
+    if header is None:
         opened = _open_header(state, current, frame)
         if opened is None:
             return None
-        chain_id, (key, pn, n) = opened
+        chain_id, header = opened
     else:
-        chain_id, key, pn, n = frame.ratchet_key, frame.ratchet_key, frame.pn, frame.n
+        chain_id = header.ratchet_key
+    key, pn, n = header
     if current is not None and current.chain_id == chain_id:
         return Located(current, True, None, chain_id, key, pn, n)
     chain = window.find(chain_id)
@@ -261,7 +243,7 @@ def locate(state: RatchetState, frame: Frame) -> Located | None:
     return Located(None, False, window.forgotten_reason(chain_id), chain_id, key, pn, n)
 
 
-def ratchet_decrypt(state: RatchetState, frame: Frame, ad: bytes, *,
+def ratchet_decrypt(state: RatchetState, frame: Received, ad: bytes, *,
                     now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
     """RatchetDecrypt (section 3.5) / RatchetDecryptHE (section 4.3).
 
@@ -275,7 +257,7 @@ def ratchet_decrypt(state: RatchetState, frame: Frame, ad: bytes, *,
     return decrypt_located(state, where, frame, ad, now=now, rng=rng, limits=limits)
 
 
-def decrypt_located(state: RatchetState, where: Located, frame: Frame, ad: bytes, *,
+def decrypt_located(state: RatchetState, where: Located, frame: Received, ad: bytes, *,
                     now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
     """The rest of :func:`ratchet_decrypt`, for a message already located."""
     n = where.n
@@ -292,8 +274,8 @@ def decrypt_located(state: RatchetState, where: Located, frame: Frame, ad: bytes
                              now, rng, limits)
 
 
-def _open_header(state: RatchetState, current: Chain | None, frame: EncryptedFrame
-                 ) -> tuple[bytes, tuple[bytes, int, int]] | None:
+def _open_header(state: RatchetState, current: Chain | None, frame: Received
+                 ) -> tuple[bytes, Header] | None:
     """Which header key opens the header, and the header (section 4.3: HKr
     first, then NHKr; then older and forgotten chains, to classify late
     messages).  None if none does."""
@@ -301,22 +283,23 @@ def _open_header(state: RatchetState, current: Chain | None, frame: EncryptedFra
     candidates += [c.chain_id for c in reversed(state.window.chains) if c is not current]
     candidates += [chain_id for chain_id, _ in state.window.forgotten]
     for hk in candidates:
-        header = _decrypt_header(hk, frame)
+        if hk is None:
+            continue
+        header = frame.open_header(hk)
         if header is not None:
-            assert hk is not None
             return hk, header
     return None
 
 
 def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: int,
-                      frame: Frame, ad: bytes, now: int,
+                      frame: Received, ad: bytes, now: int,
                       limits: RatchetLimits) -> bytes:
     window = state.window
     if is_current and n == state.nr:  # the next message in order: nothing stored for it
         assert state.ckr is not None
-        ck = state.ckr
-        plaintext = _open(state, hmac_sha256(ck, _MESSAGE_KEY), frame, ad)
-        state.ckr = hmac_sha256(ck, _CHAIN_KEY)
+        next_ck, mk = kdf_ck(state.ckr)
+        plaintext = frame.open(mk, ad)
+        state.ckr = next_ck
         state.nr = n + 1
         if window.stored:
             window.enforce(now, state.step, limits)
@@ -324,7 +307,7 @@ def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: in
     next_n = state.nr if is_current else (chain.end if chain.end is not None else 0)
     stored = window.classify(chain, n, next_n, now, limits)
     if stored is not None:
-        plaintext = _open(state, stored, frame, ad)
+        plaintext = frame.open(stored, ad)
         window.take(chain, n)
         window.enforce(now, state.step, limits)
         return plaintext
@@ -334,9 +317,10 @@ def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: in
         raise TooFarAhead(f"message {n} would skip {n - state.nr} keys (max_skip {limits.max_skip})")
     assert state.ckr is not None
     ck, skipped = _skip(state.ckr, state.nr, n, now)
-    plaintext = _open(state, hmac_sha256(ck, _MESSAGE_KEY), frame, ad)
+    next_ck, mk = kdf_ck(ck)
+    plaintext = frame.open(mk, ad)
     window.add(chain, skipped)
-    state.ckr = hmac_sha256(ck, _CHAIN_KEY)
+    state.ckr = next_ck
     state.nr = n + 1
     if window.stored:  # only stored keys can have aged; chains change only at DH steps
         window.enforce(now, state.step, limits)
@@ -344,7 +328,7 @@ def _decrypt_in_chain(state: RatchetState, chain: Chain, is_current: bool, n: in
 
 
 def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn: int, n: int,
-                      new_chain_id: bytes, frame: Frame, ad: bytes,
+                      new_chain_id: bytes, frame: Received, ad: bytes,
                       now: int, rng: RandomSource, limits: RatchetLimits) -> bytes:
     """DHRatchet (section 3.5 / 4.3) with the skipped keys of section 3.5.
 
@@ -368,7 +352,8 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     except InvalidKey:
         raise AuthenticationError("decryption failed") from None
     ck, new_skipped = _skip(ckr, 0, n, now)
-    plaintext = _open(state, hmac_sha256(ck, _MESSAGE_KEY), frame, ad)
+    next_ck, mk = kdf_ck(ck)
+    plaintext = frame.open(mk, ad)
     # Authenticated: commit.  First the receiving half of the step...
     window = state.window
     if current is not None and state.ckr is not None:
@@ -384,7 +369,7 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     chain = window.open_chain(new_chain_id, state.step)
     window.add(chain, new_skipped)
     state.pn, state.ns, state.nr = state.ns, 0, n + 1
-    state.dhr, state.ckr = key, hmac_sha256(ck, _CHAIN_KEY)
+    state.dhr, state.ckr = key, next_ck
     if he:
         state.hks, state.hkr, state.nhkr = state.nhks, state.nhkr, nhkr
     # ...then the sending half, with a fresh ratchet key.

@@ -40,17 +40,28 @@ from ._errors import (
     StaleSession,
     TooFarAhead,
 )
+from ._bundle import PreKeyBundle
+from ._initial import InitialHeader
 from ._keys import IdentityKey
-from ._message import EncryptedFrame, prekey_message
+from ._message import NATIVE_WIRE
 from ._primitives import PublicKey, RandomSource
 from ._profile import PROFILES, Profile
-from ._ratchet import Frame, Located, RatchetState, decrypt_located, locate, ratchet_encrypt
+from ._ratchet import Located, RatchetState, Received, decrypt_located, locate, ratchet_encrypt
 from ._state_codec import read_limits, read_state, write_limits, write_state
 from ._window import RatchetLimits
-from ._wire_v3 import prekey_message_v3
-from ._x3dh import InitialHeader
+from ._wire import WireFormat
+from ._wire_v3 import V3_WIRE
+from ._x3dh import AgreementResult
 
-__all__ = ["Session", "SessionRecord", "SessionOptions"]
+__all__ = ["Session", "SessionRecord", "SessionOptions", "wire_format"]
+
+_WIRE_FORMATS: Final[dict[str, WireFormat]] = {NATIVE_WIRE.name: NATIVE_WIRE,
+                                               V3_WIRE.name: V3_WIRE}
+
+
+def wire_format(profile: Profile) -> WireFormat:
+    """The wire format a profile names."""
+    return _WIRE_FORMATS[profile.wire]
 
 MAX_ARCHIVED_LIMIT: Final = 64
 #: Format version written.  Version 2 added the receive-only flag (session
@@ -96,7 +107,7 @@ class Session:
 
     __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
                  "initial_digest", "initiated_by_us", "pending", "state", "limits",
-                 "send_blocked")
+                 "send_blocked", "wire", "_ad_send", "_ad_receive")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
@@ -117,6 +128,43 @@ class Session:
         #: True after :meth:`block_sending`, until a DH ratchet step gives
         #: the session a sending chain no earlier copy of it can have used.
         self.send_blocked = False
+        self._bind_wire()
+
+    def _bind_wire(self) -> None:
+        profile = self.state.profile
+        self.wire = wire_format(profile)
+        local = self.local_identity.encode(profile)
+        remote = self.remote_identity.encode(profile)
+        self._ad_send = self.wire.associated_data(self.associated_data, local, remote, True)
+        self._ad_receive = self.wire.associated_data(self.associated_data, local, remote, False)
+
+    @classmethod
+    def as_initiator(cls, agreement: AgreementResult, bundle: PreKeyBundle,
+                     local_identity: IdentityKey, profile: Profile, options: SessionOptions,
+                     rng: RandomSource) -> Session:
+        """Alice's session after X3DH/PQXDH (RatchetInitAlice, section 3.3):
+        her messages carry the initial header until Bob answers."""
+        state = RatchetState.init_alice(profile, agreement.shared_secret,
+                                        bundle.signed_prekey.public_key, rng,
+                                        options.header_encryption)
+        return cls(remote_identity=bundle.identity_key, local_identity=local_identity,
+                   associated_data=agreement.associated_data, initial_header=agreement.header,
+                   initiated_by_us=True, pending=True, state=state, limits=options.limits)
+
+    @classmethod
+    def as_responder(cls, agreement: AgreementResult, local_identity: IdentityKey,
+                     profile: Profile, options: SessionOptions,
+                     header_encryption: bool) -> Session:
+        """Bob's session after X3DH/PQXDH (RatchetInitBob, section 3.3), with
+        the signed prekey that :func:`~signalish.respond` used as his first
+        ratchet key pair."""
+        if agreement.signed_prekey is None:
+            raise InvalidArgument("a responder session needs respond()'s agreement")
+        state = RatchetState.init_bob(profile, agreement.shared_secret,
+                                      agreement.signed_prekey, header_encryption)
+        return cls(remote_identity=agreement.header.identity_key, local_identity=local_identity,
+                   associated_data=agreement.associated_data, initial_header=agreement.header,
+                   initiated_by_us=False, pending=False, state=state, limits=options.limits)
 
     def block_sending(self) -> None:
         """Make this session receive-only: its sending chain may already have
@@ -139,15 +187,6 @@ class Session:
     def header_encryption(self) -> bool:
         return self.state.header_encryption
 
-    def _ad(self, sending: bool) -> bytes:
-        """The AEAD associated data (native: AD), or for libsignal v3 the
-        identities its MAC covers, sender first."""
-        if self.state.profile.wire == "native":
-            return self.associated_data
-        local, remote = self.local_identity.encode(self.state.profile), \
-            self.remote_identity.encode(self.state.profile)
-        return local + remote if sending else remote + local
-
     def encrypt(self, plaintext: bytes, registration_id: int = 0) -> bytes:
         """RatchetEncrypt, wrapped in a PreKeyMessage while ``pending``.
 
@@ -160,21 +199,19 @@ class Session:
         if len(plaintext) > self.limits.max_message_size:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
-        message = ratchet_encrypt(self.state, plaintext, self._ad(True))
+        message = self.wire.seal(ratchet_encrypt(self.state), plaintext, self._ad_send)
         if self.pending is None:
             return message
-        if self.state.profile.wire == "libsignal_v3":
-            return prekey_message_v3(self.pending, registration_id, message)
-        return prekey_message(self.pending, message)
+        return self.wire.initial_message(self.pending, registration_id, message)
 
-    def locate(self, frame: Frame) -> Located | None:
+    def locate(self, frame: Received) -> Located | None:
         """Where ``frame`` belongs in this session, from its header alone;
         None if it cannot belong here."""
-        if isinstance(frame, EncryptedFrame) != self.state.header_encryption:
+        if (frame.header is None) != self.state.header_encryption:
             return None
         return locate(self.state, frame)
 
-    def decrypt(self, frame: Frame, *, now: int, rng: RandomSource,
+    def decrypt(self, frame: Received, *, now: int, rng: RandomSource,
                 where: Located | None = None) -> bytes:
         """RatchetDecrypt.  On any error nothing changed."""
         if where is None:
@@ -182,7 +219,7 @@ class Session:
             if where is None:
                 raise AuthenticationError("decryption failed")
         step = self.state.step
-        plaintext = decrypt_located(self.state, where, frame, self._ad(False), now=now, rng=rng,
+        plaintext = decrypt_located(self.state, where, frame, self._ad_receive, now=now, rng=rng,
                                     limits=self.limits)
         self.pending = None
         if self.state.step != step:
@@ -225,6 +262,7 @@ class Session:
         session.associated_data, session.base_key, session.initial_digest = ad, base_key, digest
         session.initiated_by_us, session.pending = bool(flags & 1), pending
         session.state, session.limits, session.send_blocked = state, limits, send_blocked
+        session._bind_wire()
         return session
 
 
@@ -281,7 +319,7 @@ class SessionRecord:
         for session in self.sessions:
             session.block_sending()
 
-    def decrypt(self, frame: Frame, *, now: int, rng: RandomSource) -> tuple[bytes, Session]:
+    def decrypt(self, frame: Received, *, now: int, rng: RandomSource) -> tuple[bytes, Session]:
         """Decrypt in the session the message belongs to; return the
         plaintext and that session (promoted by rule 2 if it was archived).
 
@@ -334,7 +372,7 @@ class SessionRecord:
             raise too_far
         raise AuthenticationError("decryption failed")
 
-    def _decrypt_owned(self, owners: list[tuple[Session, Located]], frame: Frame, now: int,
+    def _decrypt_owned(self, owners: list[tuple[Session, Located]], frame: Received, now: int,
                        rng: RandomSource) -> tuple[bytes, Session]:
         # Normally one owner; a peer that reused a ratchet key across two
         # sessions could make two, and then each gets its turn.

@@ -47,6 +47,7 @@ from ._errors import (
     TrailingBytes,
     TruncatedInput,
     UnknownVersion,
+    UnsupportedByProfile,
 )
 from ._keys import IdentityKey
 from ._primitives import (
@@ -56,10 +57,12 @@ from ._primitives import (
     hkdf,
     hmac_sha256,
 )
-from ._x3dh import InitialHeader
+from ._initial import InitialHeader
+from ._ratchet import Header, Sending
+from ._wire import InitialMessage
 
-__all__ = ["V3Frame", "seal", "parse_v3", "prekey_message_v3", "message_type_v3",
-           "SIGNAL_MESSAGE", "PREKEY_SIGNAL_MESSAGE"]
+__all__ = ["V3Frame", "V3PreKeyFrame", "V3Wire", "V3_WIRE", "seal", "parse_v3",
+           "prekey_message_v3", "message_type_v3", "SIGNAL_MESSAGE", "PREKEY_SIGNAL_MESSAGE"]
 
 VERSION: Final = 0x34
 #: libsignal 0.72.1 checks only the high nibble, the message version.
@@ -177,6 +180,13 @@ class V3Frame:
         #: version byte || protobuf: what the MAC covers after the identities.
         self.signed = signed
 
+    @property
+    def header(self) -> Header:
+        return Header(self.ratchet_key, self.pn, self.n)
+
+    def open_header(self, header_key: bytes) -> Header | None:
+        return None
+
     def open(self, mk: bytes, identities: bytes) -> bytes:
         """Check the MAC (constant time) and decrypt.  ``identities`` is the
         sender's then the receiver's 33-byte identity key."""
@@ -229,15 +239,10 @@ def _parse_signal(data: bytes, max_ciphertext: int) -> V3Frame:
 # --- PreKeySignalMessage -----------------------------------------------------------
 
 
-class V3PreKeyFrame:
-    """A parsed PreKeySignalMessage."""
+class V3PreKeyFrame(InitialMessage):
+    """A parsed PreKeySignalMessage (its registration id is not authenticated)."""
 
-    __slots__ = ("header", "inner", "registration_id")
-
-    def __init__(self, header: InitialHeader, inner: V3Frame, registration_id: int) -> None:
-        self.header = header
-        self.inner = inner
-        self.registration_id = registration_id
+    __slots__ = ()
 
 
 def prekey_message_v3(header: InitialHeader, registration_id: int, message: bytes) -> bytes:
@@ -279,3 +284,35 @@ def parse_v3(data: bytes, max_plaintext: int) -> V3Frame | V3PreKeyFrame:
     assert registration_id is not None and signed is not None
     header = InitialHeader(identity, base_key, signed, one_time)
     return V3PreKeyFrame(header, inner, registration_id)
+
+
+class V3Wire:
+    """libsignal protocol version 3's wire format (see the module docstring)."""
+
+    __slots__ = ()
+    name = "libsignal_v3"
+    header_encryption = False
+
+    def parse(self, data: bytes, max_plaintext: int) -> V3Frame | V3PreKeyFrame:
+        return parse_v3(data, max_plaintext)
+
+    def seal(self, sending: Sending, plaintext: bytes, ad: bytes) -> bytes:
+        (ratchet_key, pn, n), mk, hk = sending
+        if hk is not None:
+            raise UnsupportedByProfile("libsignal_v3 has no header encryption")
+        return seal(mk, ratchet_key, pn, n, plaintext, ad)
+
+    def initial_message(self, header: InitialHeader, registration_id: int,
+                        message: bytes) -> bytes:
+        return prekey_message_v3(header, registration_id, message)
+
+    def message_type(self, data: bytes) -> int:
+        return message_type_v3(data)
+
+    def associated_data(self, session_ad: bytes, local: bytes, remote: bytes,
+                        sending: bool) -> bytes:
+        """The identities the MAC covers, sender first."""
+        return local + remote if sending else remote + local
+
+
+V3_WIRE: Final = V3Wire()

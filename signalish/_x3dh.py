@@ -27,18 +27,17 @@ supplies the ephemeral key and, for PQXDH, the encapsulation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, Literal
+from typing import Final, Literal
 
 from ._bundle import PreKeyBundle
-from ._encoding import Codec, Reader, Tag, Writer
 from ._errors import InvalidArgument, PolicyViolation, UnsupportedByProfile
+from ._initial import InitialHeader
 from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing
 from ._primitives import (
     MLKEM1024_CIPHERTEXT_SIZE,
     KemPrivateKey,
     PrivateKey,
-    PublicKey,
     RandomSource,
     SystemRandom,
     hkdf,
@@ -75,60 +74,6 @@ class BundlePolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class InitialHeader(Codec):
-    """What Alice sends with her first message (X3DH section 3.3): her
-    identity key, her ephemeral (base) key, the ids of Bob's prekeys she used
-    and, for PQXDH, the KEM ciphertext.  Serialized as tag 0x30, version 1:
-    IK_A (32), EK_A (32), SPK id (4), flag [OPK id (4)], flag [KEM id (4),
-    CT (1568)]."""
-
-    _TAG: ClassVar[int] = Tag.INITIAL_HEADER
-
-    identity_key: IdentityKey
-    base_key: PublicKey
-    signed_prekey_id: int
-    one_time_prekey_id: int | None = None
-    kem_prekey_id: int | None = None
-    kem_ciphertext: bytes | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if (self.kem_prekey_id is None) != (self.kem_ciphertext is None):
-            raise InvalidArgument("kem_prekey_id and kem_ciphertext go together")
-        if self.kem_ciphertext is not None and len(self.kem_ciphertext) != MLKEM1024_CIPHERTEXT_SIZE:
-            raise InvalidArgument("an ML-KEM-1024 ciphertext is 1568 bytes")
-        for value in (self.signed_prekey_id, self.one_time_prekey_id, self.kem_prekey_id):
-            if value is not None and not 0 <= value <= 0xFFFFFFFF:
-                raise InvalidArgument(f"prekey ids are 32-bit unsigned, got {value}")
-
-    @property
-    def protocol(self) -> Literal["X3DH", "PQXDH"]:
-        return "X3DH" if self.kem_ciphertext is None else "PQXDH"
-
-    def _write(self, w: Writer) -> None:
-        w.fixed(self.identity_key.public_bytes()).fixed(self.base_key.raw)
-        w.u32(self.signed_prekey_id)
-        w.flag(self.one_time_prekey_id is not None)
-        if self.one_time_prekey_id is not None:
-            w.u32(self.one_time_prekey_id)
-        w.flag(self.kem_prekey_id is not None)
-        if self.kem_prekey_id is not None and self.kem_ciphertext is not None:
-            w.u32(self.kem_prekey_id).fixed(self.kem_ciphertext)
-
-    @classmethod
-    def _read(cls, r: Reader) -> InitialHeader:
-        identity = IdentityKey(PublicKey.from_bytes(r.fixed(32, "identity key")))
-        base = PublicKey.from_bytes(r.fixed(32, "base key"))
-        signed_id = r.u32("signed prekey id")
-        one_time_id = r.u32("one-time prekey id") if r.flag("one-time prekey present") else None
-        kem_id: int | None = None
-        ciphertext: bytes | None = None
-        if r.flag("KEM present"):
-            kem_id = r.u32("KEM prekey id")
-            ciphertext = r.fixed(MLKEM1024_CIPHERTEXT_SIZE, "KEM ciphertext")
-        return cls(identity, base, signed_id, one_time_id, kem_id, ciphertext)
-
-
-@dataclass(frozen=True, slots=True)
 class AgreementResult:
     """The output of X3DH/PQXDH: the secret SK, the associated data AD and
     the initial-message header.  ``repr`` hides SK."""
@@ -136,6 +81,9 @@ class AgreementResult:
     shared_secret: bytes = field(repr=False)
     associated_data: bytes
     header: InitialHeader
+    #: On the responder's side, the signed prekey the header named (Bob's
+    #: first ratchet key pair); None on the initiator's side.
+    signed_prekey: PrivateKey | None = field(default=None, repr=False, compare=False)
 
     @property
     def protocol(self) -> Literal["X3DH", "PQXDH"]:
@@ -267,4 +215,5 @@ def _respond_with_keys(
         shared_secret=_kdf(profile, b"".join(parts), kem_prekey is not None),
         associated_data=header.identity_key.encode(profile) + identity_public.encode(profile),
         header=header,
+        signed_prekey=signed_prekey,
     )

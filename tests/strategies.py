@@ -35,7 +35,7 @@ def every_truncation_and_extension(data: bytes) -> list[bytes]:
 
 from signalish import RatchetLimits  # noqa: E402
 from signalish._encoding import Writer  # noqa: E402
-from signalish._message import EncryptedFrame, PlainFrame, parse  # noqa: E402
+from signalish._message import NATIVE_WIRE, EncryptedFrame, PlainFrame, parse  # noqa: E402
 from signalish._primitives import PrivateKey  # noqa: E402
 from signalish._ratchet import RatchetState, ratchet_decrypt, ratchet_encrypt  # noqa: E402
 from signalish._state_codec import write_state  # noqa: E402
@@ -60,7 +60,7 @@ def snapshot(state: RatchetState) -> bytes:
 
 
 def send(state: RatchetState, plaintext: bytes) -> bytes:
-    return ratchet_encrypt(state, plaintext, AD)
+    return NATIVE_WIRE.seal(ratchet_encrypt(state), plaintext, AD)
 
 
 def receive(state: RatchetState, message: bytes, rng: DeterministicRandom, *, now: int = 0,

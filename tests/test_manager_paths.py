@@ -9,8 +9,6 @@ sessions the record holds.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 import signalish._ratchet as ratchet_module
@@ -250,27 +248,18 @@ def test_losing_more_than_max_skip_at_the_end_of_a_chain_does_not_wedge(profile:
 
 
 class StepCounter:
-    """Counts KDF_CK steps: every HMAC the ratchet module computes on a
-    chain key (message key or next chain key) counts half a step."""
+    """Counts KDF_CK steps: the ratchet derives every chain and message key
+    through its one ``kdf_ck``."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.hmacs = 0
-        real_hmac, real_skip = ratchet_module.hmac_sha256, ratchet_module._skip
+        self.steps = 0
+        real = ratchet_module.kdf_ck
 
-        def counting_hmac(key: bytes, data: bytes) -> bytes:
-            self.hmacs += 1
-            return real_hmac(key, data)
+        def counting(ck: bytes) -> tuple[bytes, bytes]:
+            self.steps += 1
+            return real(ck)
 
-        def counting_skip(ck: bytes, start: int, until: int, now: int) -> Any:
-            self.hmacs += 2 * max(0, until - start)
-            return real_skip(ck, start, until, now)
-
-        monkeypatch.setattr(ratchet_module, "hmac_sha256", counting_hmac)
-        monkeypatch.setattr(ratchet_module, "_skip", counting_skip)
-
-    @property
-    def steps(self) -> float:
-        return self.hmacs / 2
+        monkeypatch.setattr(ratchet_module, "kdf_ck", counting)
 
 
 def full_record(options: SessionOptions, seed: bytes) -> Party:
@@ -311,7 +300,7 @@ def test_a_forged_message_costs_at_most_two_windows_of_derivations(
              plain_prefix(current_key, 0, max_skip, 32) + bytes(32)]
     for message in worst:
         before = alice.snapshot()
-        counter.hmacs = 0
+        counter.steps = 0
         with pytest.raises((AuthenticationError, TooFarAhead)):
             alice.manager.decrypt("bob", message, now=3)
         assert alice.snapshot() == before
