@@ -10,8 +10,9 @@ Trust (like libsignal's IdentityKeyStore.isTrustedIdentity): the decision
 ``trust(address, stored, received, direction)`` is asked on every use of a
 peer's identity key, not only when a session is built: before a session is
 created from a bundle or an initial message, before every encryption
-(:attr:`Direction.SENDING`) and before a decryption's result is released
-(:attr:`Direction.RECEIVING`).  The default, :func:`trust_on_first_use`,
+(:attr:`Direction.SENDING`) and before a message is decrypted in a session
+(:attr:`Direction.RECEIVING`, with that session's identity: a session the
+decision refuses never decrypts).  The default, :func:`trust_on_first_use`,
 accepts a first key and the same key again, and refuses a changed one with
 :class:`~signalish.UntrustedIdentity`; after the user has verified a new
 key, :meth:`SessionManager.trust_identity` records it.  A session whose
@@ -29,26 +30,45 @@ Prekeys: the store owns them.  :meth:`SessionManager.prekeys` opens the ring
 inside a transaction and writes it back when the block ends; the ring object
 it yields refuses changes after that, so no stale copy can put used one-time
 prekeys back.
+
+Speed: the manager keeps up to ``cache_size`` parsed session records between
+calls, so a message costs the ratchet's work plus writing the record back,
+not parsing it again.  The cache is trusted only while the store's
+``generation`` is the one the manager's own last commit left: another
+manager, process or connection that writes the store makes it start over;
+a call that fails after changing a cached record drops that record.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from ._bundle import PreKeyBundle
-from ._errors import AuthenticationError, NoSession, PolicyViolation, UnsupportedByProfile, UntrustedIdentity
+from ._errors import (
+    AuthenticationError,
+    InvalidArgument,
+    NoSession,
+    PolicyViolation,
+    SignalishError,
+    StoreError,
+    UnsupportedByProfile,
+    UntrustedIdentity,
+)
 from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing
 from ._primitives import RandomSource, SystemRandom
 from ._profile import NATIVE, Profile
+from ._ratchet import Received
 from ._session import Session, SessionOptions, SessionRecord, wire_format
 from ._stores import Store
 from ._wire import InitialMessage
 from ._x3dh import BundlePolicy, initiate, respond
 
-__all__ = ["SessionManager", "TrustDecision", "Direction", "trust_on_first_use"]
+__all__ = ["SessionManager", "TrustDecision", "Direction", "trust_on_first_use", "Outcome"]
 
 
 class Direction(enum.Enum):
@@ -71,6 +91,20 @@ def trust_on_first_use(address: str, stored: IdentityKey | None, received: Ident
     return stored is None or stored == received
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one message of :meth:`SessionManager.decrypt_batch`:
+    the plaintext, or the error that message alone raised."""
+
+    address: str
+    plaintext: bytes | None
+    error: SignalishError | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 class SessionManager:
     """Encrypts to and decrypts from peers named by an application-chosen
     address string, keeping all state in ``store``."""
@@ -78,7 +112,12 @@ class SessionManager:
     def __init__(self, identity: IdentityKeyPair, store: Store, profile: Profile = NATIVE, *,
                  rng: RandomSource | None = None, options: SessionOptions = SessionOptions(),
                  policy: BundlePolicy = BundlePolicy(),
-                 trust: TrustDecision = trust_on_first_use) -> None:
+                 trust: TrustDecision = trust_on_first_use, cache_size: int = 256) -> None:
+        if not 0 <= cache_size <= 1_000_000:
+            raise InvalidArgument("cache_size must be 0..1,000,000 records")
+        self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_generation: int | None = None
         self.wire = wire_format(profile)
         if options.header_encryption and not self.wire.header_encryption:
             raise UnsupportedByProfile(f"profile {profile.name} has no header encryption")
@@ -92,9 +131,45 @@ class SessionManager:
 
     # --- helpers ----------------------------------------------------------------
 
+    @contextmanager
+    def _transaction(self, touched: set[str]) -> Iterator[None]:
+        """A store transaction.  ``touched`` collects the addresses whose
+        cached record was changed; if the transaction fails they are dropped
+        from the cache (the store rolled back, the objects did not)."""
+        try:
+            with self.store.transaction():
+                generation = self.store.generation
+                if generation != self._cache_generation:
+                    self._cache.clear()  # someone else wrote: start over
+                yield
+        except BaseException:
+            for address in touched:
+                self._cache.pop(address, None)
+            raise
+        self._cache_generation = self.store.generation
+
     def _record(self, address: str) -> SessionRecord | None:
+        record = self._cache.get(address)
+        if record is not None:
+            self._cache.move_to_end(address)
+            return record
         data = self.store.load_session(address)
-        return None if data is None else SessionRecord.from_bytes(data)
+        if data is None:
+            return None
+        record = SessionRecord.from_bytes(data)
+        self._remember(address, record)
+        return record
+
+    def _remember(self, address: str, record: SessionRecord) -> None:
+        if self._cache_size:
+            self._cache[address] = record
+            self._cache.move_to_end(address)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _save(self, address: str, record: SessionRecord) -> None:
+        self.store.save_session(address, record.to_bytes())
+        self._remember(address, record)
 
     def _check_trust(self, address: str, key: IdentityKey, direction: Direction, *,
                      record_new: bool) -> None:
@@ -117,13 +192,14 @@ class SessionManager:
         return self.wire.message_type(message)
 
     def has_session(self, address: str) -> bool:
+        """Whether any session (current or archived) with ``address`` is stored."""
         return self.store.load_session(address) is not None
 
     def trust_identity(self, address: str, key: IdentityKey) -> None:
         """Record ``key`` as the trusted identity of ``address``.  From then
         on, sessions with any other identity key can neither send nor
         receive (with the default trust decision)."""
-        with self.store.transaction():
+        with self._transaction(set()):
             self.store.save_identity(address, key)
 
     def mark_restored(self) -> None:
@@ -137,12 +213,14 @@ class SessionManager:
         step, or until :meth:`initiate` starts a new session from a fresh
         bundle.  :func:`~signalish.restore_backup` does this itself.
         """
-        with self.store.transaction():
+        touched: set[str] = set()
+        with self._transaction(touched):
             for address in self.store.session_addresses():
                 record = self._record(address)
                 if record is not None:
+                    touched.add(address)
                     record.block_sending()
-                    self.store.save_session(address, record.to_bytes())
+                    self._save(address, record)
 
     @contextmanager
     def prekeys(self, *, now: int) -> Iterator[PreKeyRing]:
@@ -159,7 +237,7 @@ class SessionManager:
         ever be saved over one from which initial messages consumed
         one-time prekeys.  If the block raises, nothing is written.
         """
-        with self.store.transaction():
+        with self._transaction(set()):
             data = self.store.load_prekeys()
             if data is None:
                 ring = PreKeyRing.create(self.identity, self.profile, self.rng, now=now,
@@ -182,7 +260,8 @@ class SessionManager:
         :class:`~signalish.UntrustedIdentity`.  ``kem_encapsulation`` is for
         reproducible test vectors only (see :func:`~signalish.initiate`).
         """
-        with self.store.transaction():
+        touched = {address}
+        with self._transaction(touched):
             self._check_trust(address, bundle.identity_key, Direction.SENDING, record_new=True)
             agreement = initiate(self.identity, bundle, self.profile, policy=self.policy,
                                  rng=self.rng, kem_encapsulation=kem_encapsulation)
@@ -191,7 +270,7 @@ class SessionManager:
             record = self._record(address) or SessionRecord(self.profile, self.options.max_archived)
             record.sessions.insert(0, session)
             del record.sessions[1 + record.max_archived:]
-            self.store.save_session(address, record.to_bytes())
+            self._save(address, record)
 
     def encrypt(self, address: str, plaintext: bytes) -> bytes:
         """Encrypt with the current session.
@@ -201,14 +280,16 @@ class SessionManager:
         state: start a new session), and
         :class:`~signalish.UntrustedIdentity` if the session's identity is
         not trusted for sending.  Nothing changes on error."""
-        with self.store.transaction():
+        touched: set[str] = set()
+        with self._transaction(touched):
             record = self._record(address)
             if record is None or record.current is None:
                 raise NoSession(f"no session with {address!r}")
             self._check_trust(address, record.current.remote_identity, Direction.SENDING,
                               record_new=False)
             message = record.encrypt(plaintext, self.options.registration_id)
-            self.store.save_session(address, record.to_bytes())
+            touched.add(address)
+            self._save(address, record)
         return message
 
     def decrypt(self, address: str, message: bytes, *, now: int,
@@ -229,39 +310,79 @@ class SessionManager:
         duplicates and messages outside the window, a
         :class:`~signalish.PreKeyError` for a PreKeyMessage whose prekeys are
         gone or that replays an earlier one, :class:`~signalish.UntrustedIdentity`
-        if the session it decrypts in has an identity not trusted for
-        receiving (the plaintext is withheld), or :class:`~signalish.NoSession`.
+        if the session the message belongs to has an identity not trusted for
+        receiving (it is not decrypted), or :class:`~signalish.NoSession`.
         Whatever it raises, no state changed.
         """
         frame = self.wire.parse(message, self.options.limits.max_message_size)
-        with self.store.transaction():
-            record = self._record(address)
-            if isinstance(frame, InitialMessage):
-                record = record or SessionRecord(self.profile, self.options.max_archived)
-                plaintext, session = self._decrypt_prekey(address, record, frame, now)
-            else:
-                if record is None:
-                    raise NoSession(f"no session with {address!r}")
-                plaintext, session = record.decrypt(frame, now=now, rng=self.rng)
-            # Raising here rolls the whole transaction back: the session's
-            # advance is discarded with the plaintext.
-            self._check_trust(address, session.remote_identity, Direction.RECEIVING,
-                              record_new=False)
-            self.store.save_session(address, record.to_bytes())
+        touched: set[str] = set()
+        with self._transaction(touched):
+            plaintext = self._decrypt_one(address, frame, now, touched)
             if deliver is not None:
                 deliver(plaintext)
         return plaintext
 
-    def _decrypt_prekey(self, address: str, record: SessionRecord,
-                        frame: InitialMessage, now: int) -> tuple[bytes, Session]:
+    def decrypt_batch(self, messages: Sequence[tuple[str, bytes]], *, now: int,
+                      deliver: Callable[[str, bytes], None] | None = None) -> list[Outcome]:
+        """Decrypt a backlog (an application coming online to queued
+        messages) in one store transaction: one commit for all of them.
+
+        Returns one :class:`Outcome` per message, in order: its plaintext, or
+        the :class:`~signalish.SignalishError` that message alone raised (a
+        refused message changes nothing, and the others go on).
+        ``deliver(address, plaintext)`` is called inside the transaction for
+        each message that decrypted; if it raises, or the store fails, the
+        whole batch is rolled back and the error propagates: nothing of it
+        was committed and every message can be decrypted again.
+        """
+        outcomes: list[Outcome] = []
+        touched: set[str] = set()
+        limit = self.options.limits.max_message_size
+        with self._transaction(touched):
+            for address, message in messages:
+                try:
+                    plaintext = self._decrypt_one(address, self.wire.parse(message, limit), now,
+                                                  touched)
+                except StoreError:
+                    raise
+                except SignalishError as error:
+                    outcomes.append(Outcome(address, None, error))
+                    continue
+                if deliver is not None:
+                    deliver(address, plaintext)
+                outcomes.append(Outcome(address, plaintext, None))
+        return outcomes
+
+    def _decrypt_one(self, address: str, frame: Received | InitialMessage, now: int,
+                     touched: set[str]) -> bytes:
+        record = self._record(address)
+
+        def trusted(session: Session) -> None:
+            self._check_trust(address, session.remote_identity, Direction.RECEIVING,
+                              record_new=False)
+
+        if isinstance(frame, InitialMessage):
+            record = record or SessionRecord(self.profile, self.options.max_archived)
+            plaintext = self._decrypt_prekey(address, record, frame, now, trusted)
+        else:
+            if record is None:
+                raise NoSession(f"no session with {address!r}")
+            plaintext, _ = record.decrypt(frame, now=now, rng=self.rng, check=trusted)
+        touched.add(address)
+        self._save(address, record)
+        return plaintext
+
+    def _decrypt_prekey(self, address: str, record: SessionRecord, frame: InitialMessage,
+                        now: int, trusted: Callable[[Session], None]) -> bytes:
         header = frame.header
         session = record.find(header.base_key.raw)
         if session is not None:
             if not session.matches_initial(header):
                 raise AuthenticationError("decryption failed")
+            trusted(session)
             plaintext = session.decrypt(frame.inner, now=now, rng=self.rng)
             record.install(session)
-            return plaintext, session
+            return plaintext
         he = frame.inner.header is None
         if self.options.header_encryption and not he:
             raise PolicyViolation("session without header encryption refused by options")
@@ -277,4 +398,4 @@ class SessionManager:
         ring.consume(header, now=now)
         self.store.save_prekeys(ring.to_bytes())
         record.install(session)
-        return plaintext, session
+        return plaintext

@@ -27,6 +27,7 @@ as one message travels each way without crossing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,6 +38,7 @@ from ._errors import (
     InvalidEncoding,
     MessageRejected,
     NoSession,
+    SignalishError,
     StaleSession,
     TooFarAhead,
 )
@@ -107,7 +109,7 @@ class Session:
 
     __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
                  "initial_digest", "initiated_by_us", "pending", "state", "limits",
-                 "send_blocked", "wire", "_ad_send", "_ad_receive")
+                 "send_blocked", "wire", "_ad_send", "_ad_receive", "_encoded")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
@@ -131,6 +133,10 @@ class Session:
         self._bind_wire()
 
     def _bind_wire(self) -> None:
+        #: This session's serialized form, kept from the last time it was
+        #: written until it changes: an unchanged (say, archived) session
+        #: costs a copy, not a re-encoding, each time its record is saved.
+        self._encoded: bytes | None = None
         profile = self.state.profile
         self.wire = wire_format(profile)
         local = self.local_identity.encode(profile)
@@ -175,6 +181,7 @@ class Session:
         sending resumes then."""
         self.send_blocked = True
         self.state.cks = None
+        self._encoded = None
 
     def matches_initial(self, header: InitialHeader) -> bool:
         """Whether a received PreKeyMessage header is exactly the one that
@@ -200,6 +207,7 @@ class Session:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
         message = self.wire.seal(ratchet_encrypt(self.state), plaintext, self._ad_send)
+        self._encoded = None
         if self.pending is None:
             return message
         return self.wire.initial_message(self.pending, registration_id, message)
@@ -222,11 +230,19 @@ class Session:
         plaintext = decrypt_located(self.state, where, frame, self._ad_receive, now=now, rng=rng,
                                     limits=self.limits)
         self.pending = None
+        self._encoded = None
         if self.state.step != step:
             self.send_blocked = False  # a fresh sending chain from a fresh ratchet key
         return plaintext
 
     def _write(self, w: Writer) -> None:
+        if self._encoded is None:
+            own = Writer(0)
+            self._encode(own)
+            self._encoded = own.getvalue()[2:]
+        w.fixed(self._encoded)
+
+    def _encode(self, w: Writer) -> None:
         flags = self.initiated_by_us | (self.pending is not None) << 1 | self.send_blocked << 2
         w.u8(flags).fixed(self.local_identity.public_bytes())
         w.fixed(self.remote_identity.public_bytes()).var(self.associated_data)
@@ -319,7 +335,8 @@ class SessionRecord:
         for session in self.sessions:
             session.block_sending()
 
-    def decrypt(self, frame: Received, *, now: int, rng: RandomSource) -> tuple[bytes, Session]:
+    def decrypt(self, frame: Received, *, now: int, rng: RandomSource,
+                check: Callable[[Session], None] | None = None) -> tuple[bytes, Session]:
         """Decrypt in the session the message belongs to; return the
         plaintext and that session (promoted by rule 2 if it was archived).
 
@@ -338,21 +355,35 @@ class SessionRecord:
            no attempt succeeded the message is refused with
            :class:`~signalish.TooFarAhead`.
 
+        ``check``, if given, is called with a session before the message is
+        decrypted in it and may raise (the manager's trust decision): an
+        owner that fails it ends the call with that error; a DH-step
+        candidate that fails it is passed over, and its error is raised if no
+        other session took the message.  So no plaintext is ever computed in
+        a session the check refuses.
+
         Raises :class:`~signalish.AuthenticationError`, a
-        :class:`~signalish.MessageRejected` subclass, or
-        :class:`~signalish.NoSession`.  Nothing changes on error.
+        :class:`~signalish.MessageRejected` subclass, what ``check`` raises,
+        or :class:`~signalish.NoSession`.  Nothing changes on error.
         """
         if not self.sessions:
             raise NoSession("no session with this peer")
         located = [(session, session.locate(frame)) for session in self.sessions]
         owners = [(s, where) for s, where in located if where is not None and where.known]
         if owners:
-            return self._decrypt_owned(owners, frame, now, rng)
+            return self._decrypt_owned(owners, frame, now, rng, check)
         budget = 2 * (max(s.limits.max_skip for s in self.sessions) + 1)
         too_far: TooFarAhead | None = None
+        refused: SignalishError | None = None
         for session, where in located:
             if where is None:
                 continue
+            if check is not None:
+                try:
+                    check(session)
+                except SignalishError as error:
+                    refused = refused or error
+                    continue
             cost = where.steps(session.state)
             if cost > budget:
                 too_far = too_far or TooFarAhead(
@@ -368,16 +399,21 @@ class SessionRecord:
             except AuthenticationError:
                 continue
             return plaintext, self._promote_if_archived(session)
+        if refused is not None:
+            raise refused
         if too_far is not None:
             raise too_far
         raise AuthenticationError("decryption failed")
 
     def _decrypt_owned(self, owners: list[tuple[Session, Located]], frame: Received, now: int,
-                       rng: RandomSource) -> tuple[bytes, Session]:
+                       rng: RandomSource,
+                       check: Callable[[Session], None] | None) -> tuple[bytes, Session]:
         # Normally one owner; a peer that reused a ratchet key across two
         # sessions could make two, and then each gets its turn.
         error: MessageRejected | AuthenticationError | None = None
         for session, where in owners:
+            if check is not None:
+                check(session)
             try:
                 plaintext = session.decrypt(frame, now=now, rng=rng, where=where)
             except (AuthenticationError, MessageRejected) as failure:

@@ -61,32 +61,88 @@ class SessionStore(Protocol):
 
 @runtime_checkable
 class Store(IdentityStore, PreKeyStore, SessionStore, Protocol):
-    """All three, plus a transaction that makes their writes atomic."""
+    """All three, plus a transaction that makes their writes atomic, and a
+    generation number.
+
+    ``transaction()``: a context manager; every write inside it is committed
+    when the block ends, or none is if the block raises.
+    ``generation``: a number that changes whenever anything else (another
+    connection, another process, another manager) may have changed the
+    store since this object last committed; read inside a transaction, it
+    is current as of the start of that transaction.  :class:`SessionManager`
+    keeps parsed records between calls only while the generation is the one
+    its own last commit left; a store without a meaningful one may return a
+    new value each time (nothing is then cached)."""
 
     def transaction(self) -> AbstractContextManager[None]: ...
 
+    @property
+    def generation(self) -> int: ...
+
+
+_MISSING: Final = object()
+
 
 class MemoryStore:
-    """Everything in dictionaries.  A transaction that raises is rolled back."""
+    """Everything in dictionaries.  A transaction that raises is rolled back.
+
+    Transactions keep an undo log of the entries they change, so their cost
+    is in what they write, not in the size of the store; they may nest (an
+    inner block that raises undoes only its own writes).  ``generation``
+    counts committed outermost transactions that wrote anything."""
 
     def __init__(self) -> None:
         self._identities: dict[str, IdentityKey] = {}
         self._prekeys: bytes | None = None
         self._sessions: dict[str, bytes] = {}
+        self._undo: list[list[tuple[str, Any, Any]]] = []
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        return self._generation
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        saved = (dict(self._identities), self._prekeys, dict(self._sessions))
+        self._undo.append([])
         try:
             yield
         except BaseException:
-            self._identities, self._prekeys, self._sessions = saved
+            for table, key, old in reversed(self._undo.pop()):
+                self._restore(table, key, old)
             raise
+        done = self._undo.pop()
+        if self._undo:
+            self._undo[-1].extend(done)
+        elif done:
+            self._generation += 1
+
+    def _restore(self, table: str, key: Any, old: Any) -> None:
+        if table == "prekeys":
+            self._prekeys = old
+            return
+        target: dict[str, Any] = self._identities if table == "identities" else self._sessions
+        if old is _MISSING:
+            target.pop(key, None)
+        else:
+            target[key] = old
+
+    def _log(self, table: str, key: Any) -> None:
+        if not self._undo:
+            self._generation += 1  # a write outside any transaction
+            return
+        if table == "prekeys":
+            old: Any = self._prekeys
+        else:
+            source: dict[str, Any] = self._identities if table == "identities" else self._sessions
+            old = source.get(key, _MISSING)
+        self._undo[-1].append((table, key, old))
 
     def get_identity(self, address: str) -> IdentityKey | None:
         return self._identities.get(address)
 
     def save_identity(self, address: str, key: IdentityKey) -> None:
+        self._log("identities", address)
         self._identities[address] = key
 
     def identity_addresses(self) -> list[str]:
@@ -96,16 +152,20 @@ class MemoryStore:
         return self._prekeys
 
     def save_prekeys(self, data: bytes) -> None:
+        self._log("prekeys", None)
         self._prekeys = bytes(data)
 
     def load_session(self, address: str) -> bytes | None:
         return self._sessions.get(address)
 
     def save_session(self, address: str, data: bytes) -> None:
+        self._log("sessions", address)
         self._sessions[address] = bytes(data)
 
     def delete_session(self, address: str) -> None:
-        self._sessions.pop(address, None)
+        if address in self._sessions:
+            self._log("sessions", address)
+            del self._sessions[address]
 
     def session_addresses(self) -> list[str]:
         return sorted(self._sessions)

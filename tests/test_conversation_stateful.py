@@ -270,7 +270,12 @@ class RollbackConversation(RuleBasedStateMachine):
         if not copies:
             return
         party = self.parties[name]
-        party.store._sessions = dict(copies[pick % len(copies)])
+        old = copies[pick % len(copies)]
+        with party.store.transaction():  # the store's content replaced by the old copy
+            for address in party.store.session_addresses():
+                party.store.delete_session(address)
+            for address, data in old.items():
+                party.store.save_session(address, data)
         party.manager.mark_restored()
 
     @rule(name=st.sampled_from(["alice", "bob"]))
