@@ -1,0 +1,171 @@
+"""SessionManager's record cache and batch decryption.
+
+The cache must never serve a record that differs from the store: not after
+another manager (or process) wrote, not after a call that changed a record
+and then failed, not after the store rolled a transaction back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sessions import Party, make_party
+from signalish import (
+    AuthenticationError,
+    DeterministicRandom,
+    DuplicateMessage,
+    MemoryStore,
+    SessionManager,
+    SQLiteStore,
+)
+from signalish._manager import Outcome
+from sqlite_helpers import sqlite_bob
+
+
+def talking(seed: bytes) -> tuple[Party, Party]:
+    alice, bob = make_party("alice", seed), make_party("bob", seed)
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"hi"), now=1)
+    alice.manager.decrypt("bob", bob.manager.encrypt("alice", b"hello"), now=2)
+    return alice, bob
+
+
+def test_two_managers_on_one_store_never_reuse_a_key() -> None:
+    """Each manager's cache is invalidated by the other's commits: if it
+    were not, both would send from the same cached chain position."""
+    alice, bob = talking(b"two managers")
+    twin = SessionManager(bob.identity, bob.store, rng=DeterministicRandom(b"twin"))
+    sent = []
+    for i in range(6):
+        manager = bob.manager if i % 2 else twin
+        sent.append(manager.encrypt("alice", b"%d" % i))
+    assert [alice.manager.decrypt("bob", m, now=3) for m in sent] == [b"%d" % i for i in range(6)]
+    incoming = [alice.manager.encrypt("bob", b"to both %d" % i) for i in range(4)]
+    assert bob.manager.decrypt("alice", incoming[0], now=4) == b"to both 0"
+    with pytest.raises(DuplicateMessage):
+        twin.decrypt("alice", incoming[0], now=4)
+    assert twin.decrypt("alice", incoming[1], now=4) == b"to both 1"
+    with pytest.raises(DuplicateMessage):
+        bob.manager.decrypt("alice", incoming[1], now=4)
+
+
+def test_a_failed_delivery_does_not_leave_an_advanced_record_in_the_cache() -> None:
+    alice, bob = talking(b"deliver fails")
+    message = alice.manager.encrypt("bob", b"must survive")
+    before = bob.snapshot()
+
+    def failing(plaintext: bytes) -> None:
+        raise RuntimeError("the application's database is down")
+
+    with pytest.raises(RuntimeError):
+        bob.manager.decrypt("alice", message, now=3, deliver=failing)
+    assert bob.snapshot() == before
+    # Had the cache kept the advanced record, this would be a duplicate.
+    assert bob.manager.decrypt("alice", message, now=3) == b"must survive"
+
+
+def test_a_refused_message_keeps_the_record_cached_and_unchanged() -> None:
+    alice, bob = talking(b"refused")
+    forged = bytearray(alice.manager.encrypt("bob", b"x"))
+    forged[-1] ^= 1
+    before = bob.snapshot()
+    with pytest.raises(AuthenticationError):
+        bob.manager.decrypt("alice", bytes(forged), now=3)
+    assert bob.snapshot() == before
+    assert "alice" in bob.manager._cache
+    assert bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"y"), now=3) == b"y"
+
+
+def test_another_process_writing_the_file_invalidates_the_cache(tmp_path: Path) -> None:
+    path = tmp_path / "bob.db"
+    alice, bob_identity, _ = sqlite_bob(path, b"cache file")
+    with SQLiteStore(path) as first, SQLiteStore(path) as second:
+        one = SessionManager(bob_identity, first, rng=DeterministicRandom(b"one"))
+        two = SessionManager(bob_identity, second, rng=DeterministicRandom(b"two"))
+        assert one.decrypt("alice", alice.encrypt("bob", b"a"), now=1) == b"a"
+        replies = [one.encrypt("alice", b"from one"), two.encrypt("alice", b"from two"),
+                   one.encrypt("alice", b"from one again")]
+        assert [alice.decrypt("bob", r, now=2) for r in replies] == [
+            b"from one", b"from two", b"from one again"]
+
+
+@pytest.mark.parametrize("cache_size", [0, 1, 256])
+def test_any_cache_size_gives_the_same_conversation(cache_size: int) -> None:
+    alice = make_party("alice", b"sizes")
+    bob = make_party("bob", b"sizes")
+    carol = make_party("carol", b"sizes")
+    alice.manager = SessionManager(alice.identity, alice.store, rng=alice.rng,
+                                   cache_size=cache_size)
+    alice.manager.initiate("bob", bob.bundle())
+    alice.manager.initiate("carol", carol.bundle())
+    for i in range(4):
+        for peer in (bob, carol):
+            message = alice.manager.encrypt(peer.name, b"%d" % i)
+            assert peer.manager.decrypt("alice", message, now=i) == b"%d" % i
+            reply = peer.manager.encrypt("alice", b"re %d" % i)
+            assert alice.manager.decrypt(peer.name, reply, now=i) == b"re %d" % i
+    assert len(alice.manager._cache) <= cache_size
+
+
+def test_batch_decrypts_a_backlog_in_one_commit_with_an_outcome_each() -> None:
+    alice, bob = talking(b"batch")
+    backlog = [("alice", alice.manager.encrypt("bob", b"%d" % i)) for i in range(20)]
+    backlog.insert(5, ("alice", b"garbage"))
+    backlog.append(backlog[3])                           # a duplicate
+    backlog.reverse()                                    # and out of order
+    generation = bob.store.generation
+    delivered: list[tuple[str, bytes]] = []
+    outcomes = bob.manager.decrypt_batch(backlog, now=3,
+                                         deliver=lambda a, p: delivered.append((a, p)))
+    assert bob.store.generation == generation + 1        # one commit
+    assert len(outcomes) == len(backlog)
+    assert all(isinstance(o, Outcome) for o in outcomes)
+    assert sorted(p for _, p in delivered) == sorted(b"%d" % i for i in range(20))
+    failed = [o for o in outcomes if not o.ok]
+    assert len(failed) == 2 and {type(o.error).__name__ for o in failed} == {
+        "UnexpectedType", "DuplicateMessage"}
+
+
+def test_a_batch_whose_delivery_fails_commits_nothing() -> None:
+    alice, bob = talking(b"batch fails")
+    backlog = [("alice", alice.manager.encrypt("bob", b"%d" % i)) for i in range(5)]
+    before = bob.snapshot()
+    seen: list[bytes] = []
+
+    def deliver(address: str, plaintext: bytes) -> None:
+        seen.append(plaintext)
+        if len(seen) == 3:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        bob.manager.decrypt_batch(backlog, now=3, deliver=deliver)
+    assert bob.snapshot() == before
+    outcomes = bob.manager.decrypt_batch(backlog, now=3)
+    assert [o.plaintext for o in outcomes] == [b"%d" % i for i in range(5)]
+
+
+def test_memory_store_transactions_nest_and_count_generations() -> None:
+    store = MemoryStore()
+    with store.transaction():
+        store.save_session("a", b"1")
+    assert store.generation == 1
+    with store.transaction():
+        store.save_session("a", b"2")
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.save_session("a", b"3")
+                store.save_session("b", b"new")
+                store.delete_session("a")
+                raise RuntimeError
+        assert store.load_session("a") == b"2" and store.load_session("b") is None
+    assert store.generation == 2
+    with store.transaction():
+        store.load_session("a")  # reading is not writing
+    assert store.generation == 2
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.save_prekeys(b"ring")
+            raise RuntimeError
+    assert store.load_prekeys() is None and store.generation == 2
