@@ -362,9 +362,7 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
         reachable = min(pn, state.nr + limits.max_skip + 1)
         _, old_skipped = _skip(state.ckr, state.nr, reachable, now)
         window.add(current, old_skipped)
-        current.end = max(pn, state.nr)
-        if reachable < pn:
-            current.lost_from = reachable
+        window.finish(current, max(pn, state.nr), reachable if reachable < pn else None)
     state.step += 1
     chain = window.open_chain(new_chain_id, state.step)
     window.add(chain, new_skipped)

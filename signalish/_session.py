@@ -109,7 +109,7 @@ class Session:
 
     __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
                  "initial_digest", "initiated_by_us", "pending", "state", "limits",
-                 "send_blocked", "wire", "_ad_send", "_ad_receive", "_encoded")
+                 "send_blocked", "wire", "_ad_send", "_ad_receive", "_encoded", "_prefix")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
@@ -137,6 +137,8 @@ class Session:
         #: written until it changes: an unchanged (say, archived) session
         #: costs a copy, not a re-encoding, each time its record is saved.
         self._encoded: bytes | None = None
+        #: The fields that change only when ``pending`` does, serialized.
+        self._prefix: bytes | None = None
         profile = self.state.profile
         self.wire = wire_format(profile)
         local = self.local_identity.encode(profile)
@@ -229,7 +231,9 @@ class Session:
         step = self.state.step
         plaintext = decrypt_located(self.state, where, frame, self._ad_receive, now=now, rng=rng,
                                     limits=self.limits)
-        self.pending = None
+        if self.pending is not None:
+            self.pending = None
+            self._prefix = None
         self._encoded = None
         if self.state.step != step:
             self.send_blocked = False  # a fresh sending chain from a fresh ratchet key
@@ -244,12 +248,16 @@ class Session:
 
     def _encode(self, w: Writer) -> None:
         flags = self.initiated_by_us | (self.pending is not None) << 1 | self.send_blocked << 2
-        w.u8(flags).fixed(self.local_identity.public_bytes())
-        w.fixed(self.remote_identity.public_bytes()).var(self.associated_data)
-        w.fixed(self.base_key).fixed(self.initial_digest)
-        if self.pending is not None:
-            w.var(self.pending.to_bytes())
-        write_limits(w, self.limits)
+        if self._prefix is None:
+            prefix = Writer(0)
+            prefix.fixed(self.local_identity.public_bytes())
+            prefix.fixed(self.remote_identity.public_bytes()).var(self.associated_data)
+            prefix.fixed(self.base_key).fixed(self.initial_digest)
+            if self.pending is not None:
+                prefix.var(self.pending.to_bytes())
+            write_limits(prefix, self.limits)
+            self._prefix = prefix.getvalue()[2:]
+        w.u8(flags).fixed(self._prefix)
         write_state(w, self.state)
 
     @classmethod

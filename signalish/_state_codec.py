@@ -18,6 +18,9 @@ ratchet relies on, so a state that loads is a state the ratchet can run.
 
 from __future__ import annotations
 
+import struct
+from typing import Final
+
 from ._encoding import Reader, Writer
 from ._errors import InvalidArgument, InvalidEncoding
 from ._primitives import PrivateKey, PublicKey
@@ -30,11 +33,14 @@ __all__ = ["write_limits", "read_limits", "write_state", "read_state"]
 _LIMIT_FIELDS = ("max_skip", "max_stored_keys", "max_receiving_chains", "expire_after_steps",
                  "expire_after_seconds", "max_message_size")
 _OPTIONAL = ("dhr", "cks", "ckr", "hks", "hkr", "nhks", "nhkr")
+_LIMITS: Final = struct.Struct(">IIIIII")
+_COUNTERS: Final = struct.Struct(">IIIQI")  # Ns, Nr, PN, step, chain count
+_FLOOR: Final = struct.Struct(">IBI")  # floor, reason, key count
+_KEY: Final = struct.Struct(">I32sQ")  # n, message key, stored at
 
 
 def write_limits(w: Writer, limits: RatchetLimits) -> None:
-    for name in _LIMIT_FIELDS:
-        w.u32(getattr(limits, name))
+    w.fixed(_LIMITS.pack(*(getattr(limits, name) for name in _LIMIT_FIELDS)))
 
 
 def read_limits(r: Reader) -> RatchetLimits:
@@ -47,30 +53,34 @@ def read_limits(r: Reader) -> RatchetLimits:
 
 def write_state(w: Writer, state: RatchetState) -> None:
     flags = int(state.header_encryption)
+    parts = [b"", state.dhs.private_bytes(), state.dhs_public, state.rk]
     for bit, name in enumerate(_OPTIONAL, start=1):
-        if getattr(state, name) is not None:
-            flags |= 1 << bit
-    w.u8(flags).fixed(state.dhs.private_bytes()).fixed(state.dhs_public).fixed(state.rk)
-    for name in _OPTIONAL:
         value = getattr(state, name)
         if value is not None:
-            w.fixed(value)
-    w.u32(state.ns).u32(state.nr).u32(state.pn).u64(state.step)
+            flags |= 1 << bit
+            parts.append(value)
+    parts[0] = bytes((flags,))
     window = state.window
-    w.u32(len(window.chains))
-    for chain in window.chains:
-        w.fixed(chain.chain_id).u64(chain.step).flag(chain.end is not None)
-        if chain.end is not None:
-            w.u32(chain.end)
-        w.flag(chain.lost_from is not None)
-        if chain.lost_from is not None:
-            w.u32(chain.lost_from)
-        w.u32(chain.floor).u8(chain.reason).u32(len(chain.keys))
-        for n, (key, stored_at) in chain.keys.items():
-            w.u32(n).fixed(key).u64(stored_at)
-    w.u32(len(window.forgotten))
-    for chain_id, reason in window.forgotten:
-        w.fixed(chain_id).u8(reason)
+    parts.append(_COUNTERS.pack(state.ns, state.nr, state.pn, state.step, len(window.chains)))
+    parts.extend(_chain_bytes(chain) for chain in window.chains)
+    parts.append(len(window.forgotten).to_bytes(4, "big"))
+    parts.extend(chain_id + bytes((reason,)) for chain_id, reason in window.forgotten)
+    w.fixed(b"".join(parts))
+
+
+def _chain_bytes(chain: Chain) -> bytes:
+    """One chain's serialized form, kept on the chain until the window
+    changes it (a large window is encoded once, not on every message)."""
+    if chain.encoded is None:
+        head = [chain.chain_id, chain.step.to_bytes(8, "big")]
+        head.append(b"\x00" if chain.end is None else b"\x01" + chain.end.to_bytes(4, "big"))
+        head.append(b"\x00" if chain.lost_from is None
+                    else b"\x01" + chain.lost_from.to_bytes(4, "big"))
+        head.append(_FLOOR.pack(chain.floor, chain.reason, len(chain.keys)))
+        pack = _KEY.pack
+        head.extend(pack(n, key, stored_at) for n, (key, stored_at) in chain.keys.items())
+        chain.encoded = b"".join(head)
+    return chain.encoded
 
 
 def _reason(r: Reader, allow_none: bool) -> Reason:
