@@ -30,33 +30,56 @@ __all__ = ["IdentityStore", "PreKeyStore", "SessionStore", "Store", "MemoryStore
 class IdentityStore(Protocol):
     """Peers' identity keys as last trusted (libsignal's IdentityKeyStore)."""
 
-    def get_identity(self, address: str) -> IdentityKey | None: ...
+    def get_identity(self, address: str) -> IdentityKey | None:
+        """The identity key trusted for ``address``, or None if none was
+        recorded yet."""
+        ...
 
-    def save_identity(self, address: str, key: IdentityKey) -> None: ...
+    def save_identity(self, address: str, key: IdentityKey) -> None:
+        """Record ``key`` as the trusted identity of ``address``, replacing
+        any earlier one.  Called inside a transaction."""
+        ...
 
-    def identity_addresses(self) -> list[str]: ...
+    def identity_addresses(self) -> list[str]:
+        """Every address with a recorded identity, sorted."""
+        ...
 
 
 @runtime_checkable
 class PreKeyStore(Protocol):
-    """The local :class:`~signalish.PreKeyRing`, serialized."""
+    """The local :class:`~signalish.PreKeyRing`, serialized (secret)."""
 
-    def load_prekeys(self) -> bytes | None: ...
+    def load_prekeys(self) -> bytes | None:
+        """The ring's bytes as last saved, or None if there is no ring."""
+        ...
 
-    def save_prekeys(self, data: bytes) -> None: ...
+    def save_prekeys(self, data: bytes) -> None:
+        """Replace the ring's bytes.  Called inside a transaction; use
+        :meth:`SessionManager.prekeys` rather than calling it yourself."""
+        ...
 
 
 @runtime_checkable
 class SessionStore(Protocol):
-    """One serialized :class:`~signalish.SessionRecord` per peer address."""
+    """One serialized :class:`~signalish.SessionRecord` per peer address
+    (secret).  Stores hold bytes and never parse them."""
 
-    def load_session(self, address: str) -> bytes | None: ...
+    def load_session(self, address: str) -> bytes | None:
+        """The record's bytes for ``address``, or None if there is none."""
+        ...
 
-    def save_session(self, address: str, data: bytes) -> None: ...
+    def save_session(self, address: str, data: bytes) -> None:
+        """Replace the record for ``address``.  Called inside a transaction."""
+        ...
 
-    def delete_session(self, address: str) -> None: ...
+    def delete_session(self, address: str) -> None:
+        """Remove the record for ``address`` (current and archived sessions);
+        nothing happens if there is none.  Called inside a transaction."""
+        ...
 
-    def session_addresses(self) -> list[str]: ...
+    def session_addresses(self) -> list[str]:
+        """Every address with a stored record, sorted."""
+        ...
 
 
 @runtime_checkable
@@ -74,10 +97,15 @@ class Store(IdentityStore, PreKeyStore, SessionStore, Protocol):
     its own last commit left; a store without a meaningful one may return a
     new value each time (nothing is then cached)."""
 
-    def transaction(self) -> AbstractContextManager[None]: ...
+    def transaction(self) -> AbstractContextManager[None]:
+        """A context manager: the writes inside it commit together when the
+        block ends, or none does if it raises (then the store is as before)."""
+        ...
 
     @property
-    def generation(self) -> int: ...
+    def generation(self) -> int:
+        """See the class docstring."""
+        ...
 
 
 _MISSING: Final = object()
