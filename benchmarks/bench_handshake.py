@@ -11,6 +11,13 @@ u -> y conversion and an Ed25519 verification), generating the ephemeral key,
 every X25519, the ML-KEM encapsulation and decapsulation for PQXDH, and the
 HKDF on each side.  The ratio ours / floor is the figure to compare across
 machines; absolute times are printed for context only.
+
+Syndace's X3DH 1.3.0 (the ``bench`` extra) is timed beside the X3DH row in
+both of its states: ``BaseState`` holding one prekey (the key agreement
+alone, like ``initiate`` + ``respond`` here) and ``State`` with its default
+pool of 100 prekeys (which also deletes the used prekey and republishes its
+bundle on every passive agreement).  Neither parses bytes: Syndace passes
+bundles and headers as objects.
 """
 
 from __future__ import annotations
@@ -150,6 +157,7 @@ def main() -> int:
         results.append({"name": name, "ours_us": ours_us, "ours_spread_us": ours_spread,
                         "floor_us": floor_us, "floor_spread_us": floor_spread,
                         "ratio": ours_us / floor_us})
+    syndace = syndace_handshakes(rounds=3 if args.quick else 7, n=10 if args.quick else 60)
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "cryptography": cryptography.__version__, "signalish": signalish.__version__,
             "rounds": rounds, "per_round": per_round, "quick": args.quick}
@@ -159,9 +167,33 @@ def main() -> int:
     print(f"|{'-' * 42}|-----------|------------|------------|")
     for r in results:
         print(f"| {r['name']:40} | {r['ours_us']:9.1f} | {r['floor_us']:10.1f} | {r['ratio']:10.2f} |")
+    if isinstance(syndace, str):
+        print(f"Syndace X3DH 1.3.0: {syndace}")
+    else:
+        ours_x3dh = results[0]["ours_us"]
+        print(f"\n| {'Syndace X3DH 1.3.0 handshake':48} | Syndace (us) | Syndace/ours |")
+        print(f"|{'-' * 50}|--------------|--------------|")
+        for label, us in syndace.items():
+            print(f"| {label:48} | {us:12.0f} | {us / ours_x3dh:11.2f}x |")
     if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"meta": meta, "results": results, "syndace": syndace},
+                                        indent=1) + "\n")
     return 0
+
+
+def syndace_handshakes(*, rounds: int, n: int) -> dict[str, float] | str:
+    """Median microseconds per handshake for both of Syndace's X3DH states,
+    or why they could not be timed."""
+    import peers
+
+    adapter = peers.syndace()
+    if isinstance(adapter, str):
+        return adapter
+    out = {}
+    for label, kind in (("BaseState, 1 prekey", "handshake_base_state"),
+                        ("State, default 100 prekeys", "handshake")):
+        out[label] = statistics.median(adapter[kind](n) / n * 1e6 for _ in range(rounds))
+    return out
 
 
 if __name__ == "__main__":

@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._backup import DEFAULT_MAX_COST, WrongPassword, _open_backup
+from .._backup import DEFAULT_MAX_COST, BackupParams, WrongPassword, _open_backup, create_backup
 from .._bundle import PreKeyBundle
 from .._errors import SignalishError
 from .._fingerprint import SafetyNumber
 from .._keys import IdentityKey, IdentityKeyPair
 from .._manager import SessionManager
-from .._primitives import KemPrivateKey, PrivateKey, hkdf, hmac_sha256
+from .._primitives import (
+    KemPrivateKey,
+    PrivateKey,
+    aes256_gcm_decrypt,
+    argon2id,
+    hkdf,
+    hmac_sha256,
+)
 from .._profile import PROFILES
 from .._ratchet import kdf_ck, kdf_rk
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
@@ -76,6 +83,8 @@ def check_x3dh(case: Json) -> None:
     bob = IdentityKeyPair.from_seed(h(case["bob_identity_seed"]))
     bundle = PreKeyBundle.from_bytes(h(case["bundle"]))
     expect("bundle identity", bundle.identity_key, bob.public)
+    expect("bundle registration and device ids", (bundle.registration_id, bundle.device_id),
+           (case["registration_id"], case["device_id"]))
     spk = PrivateKey.from_bytes(h(case["signed_prekey"]["private"]))
     expect("signed prekey", bundle.signed_prekey.public_key, spk.public)
     otk = case["one_time_prekey"] and PrivateKey.from_bytes(h(case["one_time_prekey"]["private"]))
@@ -125,6 +134,17 @@ def check_conversation(case: Json) -> None:
                                                 h(event["kem_encaps_m"]), "ML-KEM-1024")
             parties[event["from"]][0].initiate(other[event["from"]], bundle,
                                                kem_encapsulation=encapsulation)
+        elif event["op"] == "delete_session":
+            store = parties[event["who"]][1]
+            with store.transaction():
+                store.delete_session(other[event["who"]])
+        elif event["op"] == "send" and "error" in event:
+            try:
+                parties[event["from"]][0].encrypt(other[event["from"]], h(event["plaintext"]))
+            except SignalishError as error:
+                expect(f"{where} refusal", type(error).__name__, event["error"])
+            else:
+                raise Mismatch(f"{where}: encrypted, the vector says {event['error']}")
         elif event["op"] == "send":
             manager = parties[event["from"]][0]
             message = manager.encrypt(other[event["from"]], h(event["plaintext"]))
@@ -161,8 +181,30 @@ def check_sealed_box(case: Json) -> None:
 
 
 def check_backup(case: Json) -> None:
+    params = BackupParams(**case["params"])
+    derived = argon2id(case["password"].encode(), h(case["salt"]), length=64,
+                       iterations=params.iterations, lanes=params.lanes,
+                       memory_kib=params.memory_kib)
+    expect("Argon2id output", derived.hex(), case["argon2id_output"])
     identity, ring, identities, sessions = _open_backup(h(case["backup"]), case["password"],
                                                         DEFAULT_MAX_COST)
+    expect("identity seed", identity.seed().hex(), case["identity_seed"])
+    # Creation: the same store contents, salt and nonce give the same blob.
+    store = MemoryStore()
+    with store.transaction():
+        if ring is not None:
+            store.save_prekeys(ring)
+        for address, key in identities:
+            store.save_identity(address, key)
+        for address, record in sessions:
+            store.save_session(address, record)
+    rebuilt = create_backup(identity, store, case["password"],
+                            rng=ListRandom([case["salt"], case["nonce"]]), params=params)
+    expect("backup created from the same inputs", rebuilt.hex(), case["backup"])
+    body = h(case["backup"])[:-16]
+    head = body[:2 + 12 + 16 + 32 + 12 + 4]
+    expect("contents", aes256_gcm_decrypt(derived[:32], h(case["nonce"]), body[len(head):],
+                                          head).hex(), case["contents"])
     expect("identity", identity.public.public_bytes().hex(), case["identity_public"])
     expect("prekey ring", (ring or b"").hex(), case["prekey_ring"])
     expect("sessions", {a: record.hex() for a, record in sessions}, case["sessions"])

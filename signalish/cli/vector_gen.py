@@ -11,6 +11,7 @@ from typing import Any
 
 from .._backup import BackupParams, create_backup
 from .._bundle import PreKeyBundle
+from .._errors import SignalishError
 from .._fingerprint import SafetyNumber
 from .._keys import IdentityKeyPair
 from .._manager import SessionManager
@@ -20,7 +21,9 @@ from .._primitives import (
     HpkePrivate,
     PrivateKey,
     PublicKey,
+    aes256_gcm_decrypt,
     aes256_gcm_encrypt,
+    argon2id,
     chacha20_poly1305_encrypt,
     hkdf,
     hkdf_expand,
@@ -117,6 +120,7 @@ def _x3dh_case(profile: Profile, one_time: bool, kem: bool, seed: bytes) -> Json
     return {
         "profile": profile.name, "protocol": sent.protocol,
         "alice_identity_seed": alice.seed().hex(), "bob_identity_seed": bob.seed().hex(),
+        "registration_id": bundle.registration_id, "device_id": bundle.device_id,
         "signed_prekey": {"id": spk.key_id, "private": spk.private_key.private_bytes().hex()},
         "one_time_prekey": None if otk is None else {
             "id": otk.key_id, "private": otk.private_key.private_bytes().hex()},
@@ -147,13 +151,14 @@ def gen_x3dh() -> Json:
 
 
 class Party:
-    def __init__(self, name: str, profile: Profile, seed: bytes, options: SessionOptions) -> None:
+    def __init__(self, name: str, profile: Profile, seed: bytes, options: SessionOptions,
+                 one_time_prekeys: int = 3) -> None:
         rng = DeterministicRandom(seed + b"/" + name.encode() + b"/keys")
         self.name, self.profile = name, profile
         self.identity = IdentityKeyPair.generate(rng)
         ring = PreKeyRing.create(self.identity, profile, rng, now=0,
                                  registration_id=options.registration_id)
-        ring.generate_one_time_prekeys(3, rng)
+        ring.generate_one_time_prekeys(one_time_prekeys, rng)
         if profile.kem_key_prefix is not None:
             ring.generate_kem_prekeys(2, rng, now=0)
         self.store = MemoryStore()
@@ -189,16 +194,19 @@ def _list_prekeys(ring: PreKeyRing) -> Json:
 
 class Conversation:
     def __init__(self, name: str, description: str, profile: Profile, *,
-                 header_encryption: bool = False, limits: RatchetLimits | None = None) -> None:
-        seed = b"vectors/conversations/" + name.encode()
+                 header_encryption: bool = False, limits: RatchetLimits | None = None,
+                 pq: bool = True, one_time_prekeys: int = 3, seed: bytes | None = None) -> None:
+        seed = seed or b"vectors/conversations/" + name.encode()
         base = SessionOptions.libsignal(0) if profile is LIBSIGNAL_V3 else SessionOptions()
-        self.options: dict[str, SessionOptions] = {}
+        #: False: bundles are handed out without their KEM prekey (plain X3DH),
+        #: which keeps the vectors small where PQXDH is not the point.
+        self.pq = pq
         self.parties: dict[str, Party] = {}
         for who, reg in (("alice", 1111), ("bob", 2222)):
             options = SessionOptions(header_encryption=header_encryption,
                                      limits=limits or base.limits,
                                      max_archived=base.max_archived, registration_id=reg)
-            self.parties[who] = Party(who, profile, seed, options)
+            self.parties[who] = Party(who, profile, seed, options, one_time_prekeys)
         self.case: Json = {"name": name, "description": description, "profile": profile.name,
                            "header_encryption": header_encryption,
                            "limits": _limits(limits or base.limits),
@@ -212,6 +220,10 @@ class Conversation:
 
     def initiate(self, who: str) -> None:
         bundle = self.parties[self.other(who)].bundle()
+        if not self.pq:
+            bundle = PreKeyBundle(bundle.identity_key, bundle.signed_prekey,
+                                  bundle.one_time_prekey, None, bundle.registration_id,
+                                  bundle.device_id)
         m = hashlib.sha256(b"kem-m" + bundle.to_bytes()).digest() if bundle.kem_prekey else None
         encapsulation = kem_encapsulation(bundle, m) if m else None
         self.parties[who].manager.initiate(self.other(who), bundle,
@@ -222,32 +234,64 @@ class Conversation:
             "kem_ciphertext": None if encapsulation is None else encapsulation[0].hex(),
             "kem_shared_secret": None if encapsulation is None else encapsulation[1].hex()})
 
-    def send(self, who: str, text: str) -> int:
+    def send(self, who: str, text: str, *, refused: str | None = None) -> int:
+        """Encrypt; returns the message number.  ``refused``: the error the
+        send must end in instead (recorded, no message; returns -1)."""
         party = self.parties[who]
-        record = SessionRecord.from_bytes(party.store.load_session(self.other(who)) or b"")
+        stored = party.store.load_session(self.other(who))
+        event: Json = {"op": "send", "from": who, "plaintext": text.encode().hex()}
+        if refused is not None:
+            try:
+                party.manager.encrypt(self.other(who), text.encode())
+            except SignalishError as error:
+                event["error"] = type(error).__name__
+            expect_outcome(event, refused)
+            self.case["events"].append(event)
+            return -1
+        record = SessionRecord.from_bytes(stored or b"")
         assert record.current is not None
         message = party.manager.encrypt(self.other(who), text.encode())
         self.messages.append(message)
-        self.case["events"].append({"op": "send", "from": who, "plaintext": text.encode().hex(),
-                                    "session": record.current.base_key.hex(),
+        self.case["events"].append({**event, "session": record.current.base_key.hex(),
                                     "message": message.hex(),
                                     "type": party.manager.message_type(message)})
         return len(self.messages) - 1
 
-    def receive(self, who: str, index: int, *, flip: int | None = None) -> None:
-        data = self.messages[index]
-        if flip is not None:
-            data = data[:flip] + bytes((data[flip] ^ 0x01,)) + data[flip + 1:]
+    def receive(self, who: str, index: int, *, flip: int | None = None,
+                data: bytes | None = None, now: int | None = None,
+                expect: str | None = None) -> None:
+        """Deliver message ``index`` (or, with ``flip``, a copy with one bit of
+        that byte flipped; with ``data``, those bytes in its place) at ``now``
+        (default: one second after the last delivery).  ``expect``: the error
+        name, or "ok", that generation must see (a guard against scripts
+        that silently stop testing what they say)."""
+        if data is None:
+            data = self.messages[index]
+            if flip is not None:
+                data = data[:flip] + bytes((data[flip] ^ 0x01,)) + data[flip + 1:]
+        if now is not None:
+            assert now >= self.now - 1, "time runs forward in the vectors"
+            self.now = now
         event: Json = {"op": "receive", "to": who, "message": index, "now": self.now}
-        if flip is not None:
+        if data != self.messages[index]:
             event["bytes"] = data.hex()
         try:
             event["plaintext"] = self.parties[who].manager.decrypt(
                 self.other(who), data, now=self.now).hex()
         except Exception as error:  # noqa: BLE001 - recorded as the expected outcome
             event["error"] = type(error).__name__
+        if expect is not None:
+            expect_outcome(event, expect)
         self.case["events"].append(event)
         self.now += 1
+
+    def delete_session(self, who: str) -> None:
+        """The application deletes ``who``'s session record with the other
+        party (``Store.delete_session``); prekeys and identities stay."""
+        party = self.parties[who]
+        with party.store.transaction():
+            party.store.delete_session(self.other(who))
+        self.case["events"].append({"op": "delete_session", "who": who})
 
     def finish(self) -> Json:
         self.case["random"] = {w: [d.hex() for d in p.rng.draws]
@@ -255,6 +299,12 @@ class Conversation:
         self.case["final_state"] = {w: (p.store.load_session(self.other(w)) or b"").hex()
                                     for w, p in self.parties.items()}
         return self.case
+
+
+def expect_outcome(event: Json, wanted: str) -> None:
+    got = event.get("error", "ok")
+    if got != wanted:
+        raise AssertionError(f"vector script: {event} ended in {got}, the script expects {wanted}")
 
 
 def _limits(limits: RatchetLimits) -> Json:
@@ -317,6 +367,141 @@ def _script_negative(c: Conversation) -> None:
     c.receive("bob", first)                      # the old PreKeyMessage again
 
 
+def _warm_up(c: Conversation, first: int = 1) -> list[int]:
+    """Alice initiates and sends ``first`` messages, Bob reads the last and
+    answers, Alice reads that: both have sending chains from here on and
+    Alice's messages are no longer PreKeyMessages.  Returns Alice's first
+    messages."""
+    c.initiate("alice")
+    hello = [c.send("alice", f"hello {i}") for i in range(first)]
+    c.receive("bob", hello[-1], expect="ok")
+    c.receive("alice", c.send("bob", "hi"), expect="ok")
+    return hello
+
+
+def _ping(c: Conversation, text: str = "ping") -> None:
+    """One DH ratchet step at each party: Bob sends, Alice reads (her step),
+    Alice answers, Bob reads (his step)."""
+    c.receive("alice", c.send("bob", text), expect="ok")
+    c.receive("bob", c.send("alice", text + " back"), expect="ok")
+
+
+def _script_expiry_steps(c: Conversation) -> None:
+    """With expire_after_steps 2: a chain opened at Bob's step s is dropped
+    by the step s + 3 (step - s > 2), and not by s + 2."""
+    _warm_up(c)                                  # Bob's step 1
+    a = [c.send("alice", f"a{i}") for i in range(3)]
+    c.receive("bob", a[2], expect="ok")          # step 2 opens the chain; a0, a1 stored
+    _ping(c)                                     # step 3 ends it
+    _ping(c)                                     # step 4: 4 - 2 = 2, kept
+    c.receive("bob", a[0], expect="ok")
+    _ping(c)                                     # step 5: 5 - 2 = 3 > 2, dropped
+    c.receive("bob", a[1], expect="MessageKeyExpired")
+
+
+def _script_expiry_time(c: Conversation) -> None:
+    """With expire_after_seconds 100: a key stored at T opens at T + 99 and
+    is expired from T + 100 on (now - stored_at >= 100)."""
+    _warm_up(c)
+    a = [c.send("alice", f"a{i}") for i in range(5)]
+    t = 2_000
+    c.receive("bob", a[4], now=t, expect="ok")                   # a0..a3 stored at T
+    c.receive("bob", a[0], now=t + 99, expect="ok")
+    c.receive("bob", a[1], now=t + 100, expect="MessageKeyExpired")  # refused, still stored
+    c.receive("bob", a[2], now=t + 100, expect="MessageKeyExpired")
+    c.receive("bob", c.send("alice", "a5"), now=t + 100, expect="ok")  # drops a1..a3: floor 4
+    c.receive("bob", a[3], now=t + 100, expect="MessageKeyExpired")  # below the floor
+    c.receive("bob", a[0], now=t + 100, expect="MessageKeyExpired")  # a duplicate below it too
+
+
+def _script_chain_eviction(c: Conversation) -> None:
+    """With max_receiving_chains 2 and max_stored_keys 3: whole chains are
+    dropped oldest first, their ids remembered (at most 4) and then
+    forgotten; the key cap evicts the oldest chain's lowest numbers first."""
+    _warm_up(c)                                  # Bob's chain A0 (step 1)
+    rounds: list[list[int]] = []
+    for k, count in enumerate((2, 2, 3, 3, 1, 1, 1), start=1):
+        sent = [c.send("alice", f"r{k}-{i}") for i in range(count)]
+        c.receive("bob", sent[-1], expect="ok")  # Bob's step k + 1: chain Ak, others stored
+        c.receive("alice", c.send("bob", f"ack {k}"), expect="ok")  # Alice moves on
+        rounds.append(sent)
+        if k == 3:                               # chains A2, A3; A0 and A1 dropped
+            c.receive("bob", rounds[0][0], expect="MessageKeyEvicted")
+        if k == 4:                               # A3, A4: 4 keys > 3, A3's key 0 evicted
+            c.receive("bob", rounds[2][0], expect="MessageKeyEvicted")
+            c.receive("bob", rounds[2][1], expect="ok")
+            c.receive("bob", rounds[3][0], expect="ok")
+    # Dropped so far, oldest first: A0 .. A5; only the last four are remembered.
+    c.receive("bob", rounds[0][0], expect="AuthenticationError")  # A1: no longer known
+    c.receive("bob", rounds[1][0], expect="MessageKeyEvicted")    # A2: still remembered
+
+
+def _script_refusals(c: Conversation) -> None:
+    """With max_skip 3 and max_stored_keys 5: every refusal of the window,
+    including a new chain too far ahead and a given-up tail."""
+    hello = _warm_up(c)
+    c.receive("bob", hello[0], expect="DuplicateMessage")          # the initial message again
+    m = [c.send("alice", f"m{i}") for i in range(8)]
+    c.receive("bob", m[0], expect="ok")                            # Bob's step 2
+    c.receive("bob", m[0], expect="DuplicateMessage")
+    c.receive("bob", m[7], expect="TooFarAhead")                   # would skip 6 > 3
+    c.receive("bob", m[1], flip=len(c.messages[m[1]]) - 3, expect="AuthenticationError")
+    c.receive("bob", m[2], expect="ok")                            # m1 stored; Nr 3
+    c.receive("alice", c.send("bob", "reply"), expect="ok")        # Alice's chain ends at 8
+    n = [c.send("alice", f"n{i}") for i in range(9)]
+    c.receive("bob", n[4], expect="TooFarAhead")                   # new chain, N 4 > 3
+    c.receive("bob", n[0], expect="ok")     # m3..m6 stored (reach Nr + max_skip), m7 given up
+    c.receive("bob", m[7], expect="MessageKeyEvicted")
+    c.receive("bob", m[6], expect="ok")
+    c.receive("bob", m[4], expect="ok")
+    c.receive("bob", m[1], expect="ok")
+    c.receive("bob", n[3], expect="ok")                            # n1, n2 stored: 4 keys
+    c.receive("bob", n[4], expect="ok")
+    c.receive("bob", n[6], expect="ok")                            # n5 stored: 5 keys
+    c.receive("bob", n[8], expect="ok")                            # n7 stored: m3 evicted
+    c.receive("bob", m[3], expect="MessageKeyEvicted")
+    c.receive("bob", m[1], expect="MessageKeyEvicted")             # a duplicate below the floor
+    c.receive("bob", m[5], expect="ok")
+
+
+def _script_initial_messages(c: Conversation) -> None:
+    """Bob has one one-time prekey.  Late initial messages that are not plain
+    replays, a changed header, an archived session made current again, then
+    Bob deletes the session: NoSession, PreKeyReplayed, PreKeyAlreadyUsed."""
+    c.initiate("alice")                                   # S1, with one-time prekey 1
+    p = [c.send("alice", f"p{i}") for i in range(3)]
+    c.receive("bob", p[0], expect="ok")
+    message = c.messages[p[1]]
+    changed = message[:69] + bytes((message[69] ^ 0x01,)) + message[70:]  # signed prekey id
+    c.receive("bob", p[1], data=changed, expect="AuthenticationError")
+    c.receive("alice", c.send("bob", "r0"), expect="ok")
+    c.receive("bob", c.send("alice", "a0"), expect="ok")
+    c.receive("bob", p[1], expect="ok")                   # late, not a replay
+    c.initiate("alice")                                   # S2: no one-time prekey left
+    q0 = c.send("alice", "q0")
+    c.receive("bob", q0, expect="ok")                     # S2 current at Bob
+    c.receive("bob", p[2], expect="ok")                   # S1 current again (rule 1)
+    c.receive("alice", c.send("bob", "on S1"), expect="ok")  # promotes S1 at Alice (rule 2)
+    c.receive("bob", c.send("alice", "back on S1"), expect="ok")
+    c.delete_session("bob")
+    c.receive("bob", c.send("alice", "lost"), expect="NoSession")
+    c.send("bob", "anyone?", refused="NoSession")
+    c.receive("bob", q0, expect="PreKeyReplayed")
+    c.receive("bob", p[0], expect="PreKeyAlreadyUsed")
+
+
+def _byte_order_seed(name: str) -> bytes:
+    """The first seed whose two base keys order one way as bytes and the
+    other way as little-endian integers (so the tie-break is unambiguous)."""
+    for i in range(1_000):
+        seed = f"vectors/conversations/{name}/{i}".encode()
+        a, b = (PrivateKey.generate(DeterministicRandom(seed + f"/{w}/session".encode())).public.raw
+                for w in ("alice", "bob"))
+        if (a < b) != (int.from_bytes(a, "little") < int.from_bytes(b, "little")):
+            return seed
+    raise AssertionError("no seed found")
+
+
 def gen_conversations() -> Json:
     scenarios: list[tuple[str, str, Profile, bool, RatchetLimits | None,
                           Callable[[Conversation], None]]] = [
@@ -341,6 +526,43 @@ def gen_conversations() -> Json:
                                     limits=limits)
         script(conversation)
         cases.append(conversation.finish())
+    # Each window rule at its boundary, with and without header encryption
+    # (plain X3DH: PQXDH is not the point here and would only add bytes).
+    window: list[tuple[str, str, RatchetLimits, Callable[[Conversation], None]]] = [
+        ("expiry-steps", "expire_after_steps 2: a chain's keys at the last step they live and "
+         "the first step they are gone", RatchetLimits(expire_after_steps=2), _script_expiry_steps),
+        ("expiry-time", "expire_after_seconds 100: a key at 99 and 100 seconds, then below "
+         "the floor", RatchetLimits(expire_after_seconds=100), _script_expiry_time),
+        ("chain-eviction", "max_receiving_chains 2, max_stored_keys 3: chains dropped oldest "
+         "first, the forgotten list, key eviction across chains",
+         RatchetLimits(max_receiving_chains=2, max_stored_keys=3, expire_after_steps=100),
+         _script_chain_eviction),
+        ("refusals", "max_skip 3, max_stored_keys 5: duplicates, tampering, too far ahead on "
+         "the current and on a new chain, a given-up tail, eviction below the floor",
+         RatchetLimits(max_skip=3, max_stored_keys=5), _script_refusals),
+    ]
+    for he in (False, True):
+        for short, description, limits, script in window:
+            name = f"native-{'header-encryption-' if he else ''}{short}"
+            conversation = Conversation(name, description, NATIVE, header_encryption=he,
+                                        limits=limits, pq=False)
+            script(conversation)
+            cases.append(conversation.finish())
+    for he in (False, True):
+        conversation = Conversation(
+            f"native-{'header-encryption-' if he else ''}initial-messages",
+            "late and changed initial messages, an archived session made current by its "
+            "initial message, NoSession, PreKeyReplayed, PreKeyAlreadyUsed", NATIVE,
+            header_encryption=he, pq=False, one_time_prekeys=1)
+        _script_initial_messages(conversation)
+        cases.append(conversation.finish())
+    name = "native-simultaneous-byte-order"
+    conversation = Conversation(
+        name, "simultaneous initiation whose base keys order one way as bytes and the other "
+        "as little-endian integers: the smaller as bytes wins", NATIVE, pq=False,
+        seed=_byte_order_seed(name))
+    _script_simultaneous(conversation)
+    cases.append(conversation.finish())
     return envelope("conversation", "whole conversations, every message's bytes", cases)
 
 
@@ -425,10 +647,23 @@ def gen_backups() -> Json:
     cases = []
     for params, include in ((BackupParams(iterations=1, lanes=1, memory_kib=64), True),
                             (BackupParams(), False)):
+        rng = RecordingRandom(b"vectors/backup" + bytes([include]))
         blob = create_backup(bob.identity, bob.store, "correct horse battery staple",
-                             rng=DeterministicRandom(b"vectors/backup" + bytes([include])),
-                             include_sessions=include, params=params)
-        cases.append({"password": "correct horse battery staple", "backup": blob.hex(),
+                             rng=rng, include_sessions=include, params=params)
+        salt, nonce = rng.draws
+        password = b"correct horse battery staple"
+        derived = argon2id(password, salt, length=64, iterations=params.iterations,
+                           lanes=params.lanes, memory_kib=params.memory_kib)
+        key = derived[:32]
+        ciphertext = blob[2 + 12 + 16 + 32 + 12 + 4:-16]
+        head = blob[:2 + 12 + 16 + 32 + 12 + 4]
+        cases.append({"params": {"iterations": params.iterations, "lanes": params.lanes,
+                                 "memory_kib": params.memory_kib},
+                      "salt": salt.hex(), "nonce": nonce.hex(),
+                      "identity_seed": bob.identity.seed().hex(),
+                      "argon2id_output": derived.hex(),
+                      "contents": aes256_gcm_decrypt(key, nonce, ciphertext, head).hex(),
+                      "password": "correct horse battery staple", "backup": blob.hex(),
                       "identity_public": bob.identity.public.public_bytes().hex(),
                       "identities": {a: k.public_bytes().hex() for a, k in
                                      ((a, bob.store.get_identity(a))

@@ -19,7 +19,19 @@ def render(data: object) -> str:
 
 
 def generate(directory: Path, check: bool) -> int:
-    """Rebuild every generated vector file; with ``check``, only compare."""
+    """Rebuild every generated vector file; with ``check``, only compare.
+
+    A missing ``directory`` is created when writing; with ``check`` it is
+    reported in one line (exit 1), since there is nothing to compare with."""
+    if check and not directory.is_dir():
+        print(f"{directory}: no such directory, nothing to compare with")
+        return 1
+    if not check:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            print(f"{directory}: cannot create the directory ({error.strerror or error})")
+            return 1
     drift = 0
     for name, build in GENERATORS.items():
         path = directory / name
