@@ -357,6 +357,12 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     # Authenticated: commit.  First the receiving half of the step...
     window = state.window
     if current is not None and state.ckr is not None:
+        if current.step == 0 and pn == 1:
+            # Only libsignal's start opens a chain at step 0 (Alice's, for
+            # Bob's signed prekey with SK's chain key), and nobody sends on
+            # it: Bob ratchets on the message that creates his session.  His
+            # first PreviousCounter, max(count, 1) - 1 = 0, means a count of 0.
+            pn = 0
         # As far as a message on a current chain may reach: max_skip keys
         # skipped, plus the one at nr + max_skip (libsignal reaches as far).
         reachable = min(pn, state.nr + limits.max_skip + 1)

@@ -10,8 +10,9 @@
 PreviousCounter on the wire is libsignal's: the index of the last message of
 the previous sending chain, max(count, 1) - 1, where the Double Ratchet spec's
 PN is the count.  This module converts at the boundary (count = wire value + 1
-when reading; a chain announced as 0 may have had no message, in which case
-one unused key is derived), so the ratchet keeps the spec's meaning.
+when reading), so the ratchet keeps the spec's meaning.  The one chain that
+ends with no message is the step-0 chain of libsignal's ratchet start, which
+nobody sends on; the ratchet reads its announced 0 as a count of 0.
 
 The version byte is (message version << 4) | sender's current version;
 signalish writes (3 << 4) | 4 = 0x34 as libsignal 0.72.1 does.  It accepts

@@ -699,6 +699,8 @@ class Party:
         plaintext = self.open_body(session, mac(ck, b"\x01"), data)
         if s["ckr"] is not None:
             current = s["chains"][-1]
+            if current["step"] == 0 and pn == 1:  # libsignal.md: the step-0 chain had none
+                pn = 0
             reachable = min(pn, s["nr"] + limits["max_skip"] + 1)  # up to Nr + max_skip
             _, old = derive(s["ckr"], s["nr"], reachable, now)
             current["keys"].update(old)
