@@ -63,7 +63,8 @@ from ._prekeys import PreKeyRing
 from ._primitives import RandomSource, SystemRandom
 from ._profile import NATIVE, Profile
 from ._ratchet import Received
-from ._session import Session, SessionOptions, SessionRecord, wire_format
+from ._session import Session, SessionOptions, SessionRecord
+from ._wires import wire_format
 from ._stores import Store
 from ._wire import InitialMessage
 from ._x3dh import BundlePolicy, initiate, respond

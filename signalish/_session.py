@@ -45,25 +45,15 @@ from ._errors import (
 from ._bundle import PreKeyBundle
 from ._initial import InitialHeader
 from ._keys import IdentityKey
-from ._message import NATIVE_WIRE
 from ._primitives import PublicKey, RandomSource
 from ._profile import PROFILES, Profile
 from ._ratchet import Located, RatchetState, Received, decrypt_located, locate, ratchet_encrypt
 from ._state_codec import read_limits, read_state, write_limits, write_state
 from ._window import RatchetLimits
-from ._wire import WireFormat
-from ._wire_v3 import V3_WIRE
+from ._wires import wire_format
 from ._x3dh import AgreementResult
 
-__all__ = ["Session", "SessionRecord", "SessionOptions", "wire_format"]
-
-_WIRE_FORMATS: Final[dict[str, WireFormat]] = {NATIVE_WIRE.name: NATIVE_WIRE,
-                                               V3_WIRE.name: V3_WIRE}
-
-
-def wire_format(profile: Profile) -> WireFormat:
-    """The wire format a profile names."""
-    return _WIRE_FORMATS[profile.wire]
+__all__ = ["Session", "SessionRecord", "SessionOptions"]
 
 MAX_ARCHIVED_LIMIT: Final = 64
 #: Format version written.  Version 2 added the receive-only flag (session
