@@ -289,3 +289,11 @@ def test_the_docs_show_this_table() -> None:
     documented = [(int(m[1]), m[2], tuple(re.findall(r"`([\w.]+)`", m[3]))) for m in rows]
     expected = [(index, name, members) for index, (name, members) in enumerate(LAYERS)]
     assert documented == expected, "docs/architecture.md's layer table differs from LAYERS"
+
+
+def test_the_vector_generator_is_not_in_the_installed_package() -> None:
+    """Its pure-Python ML-KEM encapsulation is for vectors only (not constant
+    time): it lives in vectorgen/, beside vectors/, not under signalish/."""
+    names = {path.name for path in PACKAGE.rglob("*.py")}
+    assert not names & {"vector_gen.py", "mlkem_encaps.py", "generate.py"}
+    assert (PACKAGE.parent / "vectorgen" / "mlkem_encaps.py").is_file()

@@ -1,7 +1,8 @@
 """Command line: ``python -m signalish demo [--header-encryption]`` and
-``python -m signalish vectors {generate [--check],verify [PATH]}``.
+``python -m signalish vectors verify [PATH]``.
 
-Edges only: the library itself never prints.
+Edges only: the library itself never prints.  The vector generator is not
+part of the package: ``python -m vectorgen`` from a checkout.
 """
 
 from __future__ import annotations
@@ -22,19 +23,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_demo = commands.add_parser("demo", help="a conversation through an untrusted server")
     run_demo.add_argument("--header-encryption", action="store_true",
                           help="encrypt ratchet headers (Double Ratchet section 4)")
-    run_vectors = commands.add_parser("vectors", help="generate or verify vectors/")
+    run_vectors = commands.add_parser("vectors", help="verify vectors/")
     actions = run_vectors.add_subparsers(dest="action", required=True)
-    gen = actions.add_parser("generate", help="rebuild vectors/ byte for byte")
-    gen.add_argument("--check", action="store_true",
-                     help="compare with the committed files instead of writing (exit 1 on drift)")
-    gen.add_argument("--dir", type=Path, default=None)
     check = actions.add_parser("verify", help="check signalish against vector files")
     check.add_argument("path", type=Path, nargs="?", default=None)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo.run(PROFILES["native"], header_encryption=args.header_encryption)
     if args.command == "vectors":
-        if args.action == "generate":
-            return vectors.generate(args.dir or vectors.default_dir(), args.check)
         return vectors.verify(args.path or vectors.default_dir())
     return 2  # pragma: no cover - argparse enforces the choices

@@ -9,14 +9,14 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from .._backup import BackupParams, create_backup
-from .._bundle import PreKeyBundle
-from .._errors import SignalishError
-from .._fingerprint import SafetyNumber
-from .._keys import IdentityKeyPair
-from .._manager import SessionManager
-from .._prekeys import PreKeyRing
-from .._primitives import (
+from signalish._backup import BackupParams, create_backup
+from signalish._bundle import PreKeyBundle
+from signalish._errors import SignalishError
+from signalish._fingerprint import SafetyNumber
+from signalish._keys import IdentityKeyPair
+from signalish._manager import SessionManager
+from signalish._prekeys import PreKeyRing
+from signalish._primitives import (
     DeterministicRandom,
     HpkePrivate,
     PrivateKey,
@@ -29,14 +29,14 @@ from .._primitives import (
     hkdf_expand,
     hmac_sha256,
 )
-from .._profile import LIBSIGNAL_V3, NATIVE, Profile
-from .._ratchet import kdf_ck, kdf_rk
-from .._sealed import SealedBoxSuite, _info
-from .._session import SessionOptions, SessionRecord
-from .._stores import MemoryStore
-from .._window import RatchetLimits
-from .._x3dh import _respond_with_keys, initiate
-from .mlkem_encaps import encaps_internal
+from signalish._profile import LIBSIGNAL_V3, NATIVE, Profile
+from signalish._ratchet import kdf_ck, kdf_rk
+from signalish._sealed import SealedBoxSuite, _info
+from signalish._session import SessionOptions, SessionRecord
+from signalish._stores import MemoryStore
+from signalish._window import RatchetLimits
+from signalish._x3dh import _respond_with_keys, initiate
+from vectorgen.mlkem_encaps import encaps_internal
 
 Json = dict[str, Any]
 
