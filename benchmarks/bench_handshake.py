@@ -38,17 +38,16 @@ import cryptography  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519  # noqa: E402
 
 import signalish  # noqa: E402
-from signalish import (  # noqa: E402
+from signalish import (
     NATIVE,
     DeterministicRandom,
     IdentityKeyPair,
-    InitialHeader,
     PreKeyBundle,
     PreKeyRing,
     SystemRandom,
-    initiate,
-    respond,
 )
+from signalish._initial import InitialHeader
+from signalish._x3dh import initiate, respond
 
 P = 2**255 - 19
 
@@ -95,17 +94,17 @@ def scenario(pq: bool) -> tuple[Callable[[], object], Callable[[], object]]:
         return respond(ring, InitialHeader.from_bytes(sent.header.to_bytes()), now=0)
 
     # Raw material for the floor.
-    ik_b = bundle.identity_key.public_bytes()
-    spk_b = bundle.signed_prekey.public_key.raw
-    opk_b = bundle.one_time_prekey.public_key.raw  # type: ignore[union-attr]
-    kem_b = bundle.kem_prekey.public_key.raw if bundle.kem_prekey else b""
+    ik_b = bundle.identity_key.public_bytes_raw()
+    spk_b = bundle.signed_prekey.public_key.public_bytes_raw()
+    opk_b = bundle.one_time_prekey.public_key.public_bytes_raw()  # type: ignore[union-attr]
+    kem_b = bundle.kem_prekey.public_key.public_bytes_raw() if bundle.kem_prekey else b""
     signed = [(b"m" * 70, bundle.signed_prekey.signature)] * (3 if pq else 2)
-    ik_a_priv = x25519.X25519PrivateKey.from_private_bytes(alice.dh_private.private_bytes())
-    ik_b_priv = x25519.X25519PrivateKey.from_private_bytes(bob.dh_private.private_bytes())
+    ik_a_priv = x25519.X25519PrivateKey.from_private_bytes(alice.dh_private.private_bytes_raw())
+    ik_b_priv = x25519.X25519PrivateKey.from_private_bytes(bob.dh_private.private_bytes_raw())
     spk_priv = x25519.X25519PrivateKey.from_private_bytes(
-        ring.current_signed_prekey.private_key.private_bytes())
+        ring.current_signed_prekey.private_key.private_bytes_raw())
     opk_priv = x25519.X25519PrivateKey.from_private_bytes(
-        ring.one_time_prekey(1).private_key.private_bytes())
+        ring.one_time_prekey(1).private_key.private_bytes_raw())
     kem_priv = mlkem.MLKEM1024PrivateKey.from_seed_bytes(
         ring.kem_prekey(bundle.kem_prekey.key_id, now=0).private_key.seed()) if pq else None  # type: ignore[union-attr]
     ik_a_pub = ik_a_priv.public_key().public_bytes_raw()

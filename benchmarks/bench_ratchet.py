@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 import signalish  # noqa: E402
-from signalish import (  # noqa: E402
+from signalish import (
     LIBSIGNAL_V3,
     NATIVE,
     DeterministicRandom,
@@ -64,12 +64,12 @@ from signalish import (  # noqa: E402
     PreKeyRing,
     Profile,
     RatchetLimits,
+    SQLiteStore,
     SessionManager,
     SessionOptions,
-    SessionRecord,
-    SQLiteStore,
     Store,
 )
+from signalish._session import SessionRecord
 from signalish import SignalishError  # noqa: E402
 from signalish._message import parse, plain_prefix  # noqa: E402
 from signalish._primitives import PrivateKey  # noqa: E402
@@ -268,7 +268,7 @@ def hostile_set(profile: Profile, options: SessionOptions, rounds: int,
     # KDF_CK steps and X25519 operations the message makes Alice perform.
     n_sessions, max_skip = len(record.sessions), limits.max_skip
     budget = 2 * (max_skip + 1)  # KDF_CK steps one message may force, all sessions together
-    fresh_keys = iter([PrivateKey.generate(DeterministicRandom(b"forged %d" % i)).public.raw
+    fresh_keys = iter([PrivateKey.generate(DeterministicRandom(b"forged %d" % i)).public.public_bytes_raw()
                        for i in range(3 * rounds)])
     state = SessionRecord.from_bytes(mallory.store.load_session("alice") or b"").sessions[0].state
     cases: list[tuple[str, Callable[[], tuple[bytes, int, int]], tuple[int, int]]] = [

@@ -44,7 +44,8 @@ from cryptography.hazmat.primitives.asymmetric import x25519  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 import signalish  # noqa: E402
-from signalish import MemoryStore, SessionRecord, SQLiteStore  # noqa: E402
+from signalish import MemoryStore, SQLiteStore  # noqa: E402
+from signalish._session import SessionRecord  # noqa: E402
 from signalish._message import parse  # noqa: E402
 
 GAPS = (10, 100, 1_000, 10_000)

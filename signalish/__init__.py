@@ -9,9 +9,22 @@ except from the :class:`RandomSource` it is given.
 Serialized forms all start with a one-byte type tag and a one-byte format
 version, and are parsed strictly: a wrong length, an unknown version or tag,
 a presence byte other than 0 or 1, and trailing bytes each raise a named
-:class:`DecodeError` subclass.
+:class:`~signalish.errors.DecodeError` subclass.  Every exception class is in
+:mod:`signalish.errors`; the roots and the few an application catches by
+name in normal flow are also here.
+
+Key bytes have one vocabulary, pyca/cryptography's: ``from_public_bytes`` and
+``public_bytes_raw`` for raw public keys (:class:`PublicKey`,
+:class:`IdentityKey`, :class:`KemPublicKey`); ``from_private_bytes`` and
+``private_bytes_raw`` for a raw private key (:class:`PrivateKey`);
+``from_seed`` and ``seed`` for private keys held as their seed
+(:class:`IdentityKeyPair`, :class:`KemPrivateKey`); ``encode(profile)`` and
+``IdentityKey.decode(data, profile)`` for a profile's encoding of a key
+(libsignal's ``0x05`` prefix); and ``to_bytes`` and ``from_bytes`` only for
+the tagged, versioned serialized forms.
 """
 
+from ._backup import BackupParams, create_backup, restore_backup
 from ._bundle import (
     KemPreKey,
     KemPreKeyPublic,
@@ -21,53 +34,9 @@ from ._bundle import (
     SignedPreKey,
     SignedPreKeyPublic,
 )
-from ._errors import (
-    AuthenticationError,
-    CorruptState,
-    DecodeError,
-    DuplicateMessage,
-    InvalidArgument,
-    InvalidEncoding,
-    InvalidKey,
-    InvalidLength,
-    InvalidSignature,
-    LocalError,
-    MessageKeyEvicted,
-    MessageKeyExpired,
-    MessageRejected,
-    NoSession,
-    PolicyViolation,
-    PreKeyAlreadyUsed,
-    PreKeyError,
-    PreKeyExpired,
-    PreKeyReplayed,
-    RemoteError,
-    SignalishError,
-    StaleSession,
-    ChainExhausted,
-    StoreError,
-    StoreBusy,
-    StoreRolledBack,
-    TooFarAhead,
-    TrailingBytes,
-    TruncatedInput,
-    UnexpectedType,
-    UnknownPreKey,
-    UnknownVersion,
-    UnsupportedByProfile,
-    UntrustedIdentity,
-)
-from ._backup import (
-    BackupCostExceeded,
-    BackupDamaged,
-    BackupError,
-    BackupParams,
-    WrongPassword,
-    create_backup,
-    restore_backup,
-)
 from ._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from ._keys import IdentityKey, IdentityKeyPair
+from ._manager import Direction, SessionManager, TrustDecision, trust_on_first_use
 from ._prekeys import PreKeyRing
 from ._primitives import (
     DeterministicRandom,
@@ -79,46 +48,41 @@ from ._primitives import (
     SystemRandom,
 )
 from ._profile import LIBSIGNAL_V3, NATIVE, PreKeyKind, Profile
-from ._manager import Direction, SessionManager, TrustDecision, trust_on_first_use
 from ._sealed import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
-from ._session import Session, SessionOptions, SessionRecord
+from ._session import SessionOptions
 from ._stores import IdentityStore, MemoryStore, PreKeyStore, SessionStore, SQLiteStore, Store
 from ._window import RatchetLimits
-from ._initial import InitialHeader
-from ._x3dh import AgreementResult, BundlePolicy, initiate, respond
+from ._x3dh import BundlePolicy
+from .errors import (
+    LocalError,
+    NoSession,
+    RemoteError,
+    SignalishError,
+    StoreError,
+    UntrustedIdentity,
+    WrongPassword,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    # profiles
-    "Profile", "NATIVE", "LIBSIGNAL_V3", "PreKeyKind",
-    # randomness
-    "RandomSource", "SystemRandom", "DeterministicRandom",
-    # keys
-    "PrivateKey", "PublicKey", "KemPrivateKey", "KemPublicKey",
-    "IdentityKey", "IdentityKeyPair",
-    # safety numbers, sealed boxes, backups
-    "SafetyNumber", "FingerprintMatch", "compare_scannable",
-    "SealedBoxSuite", "SealedBoxPrivateKey", "SealedBoxPublicKey",
-    "BackupParams", "create_backup", "restore_backup", "BackupError", "WrongPassword",
-    "BackupDamaged", "BackupCostExceeded",
-    # prekeys and bundles
-    "SignedPreKey", "SignedPreKeyPublic", "OneTimePreKey", "OneTimePreKeyPublic",
-    "KemPreKey", "KemPreKeyPublic", "PreKeyBundle", "PreKeyRing",
-    # key agreement
-    "BundlePolicy", "InitialHeader", "AgreementResult", "initiate", "respond",
-    # sessions and the ratchet
-    "SessionManager", "SessionOptions", "RatchetLimits", "Session", "SessionRecord",
+    # the manager, its options and trust
+    "SessionManager", "SessionOptions", "RatchetLimits", "BundlePolicy",
     "TrustDecision", "Direction", "trust_on_first_use",
     # stores
     "Store", "IdentityStore", "PreKeyStore", "SessionStore", "MemoryStore", "SQLiteStore",
-    # errors
-    "SignalishError", "LocalError", "InvalidArgument", "UnsupportedByProfile",
-    "RemoteError", "DecodeError", "TruncatedInput", "TrailingBytes", "UnknownVersion",
-    "UnexpectedType", "InvalidLength", "InvalidEncoding", "InvalidKey", "InvalidSignature",
-    "AuthenticationError", "PolicyViolation", "PreKeyError", "UnknownPreKey",
-    "PreKeyAlreadyUsed", "PreKeyExpired", "MessageRejected", "DuplicateMessage",
-    "MessageKeyEvicted", "MessageKeyExpired", "TooFarAhead", "UntrustedIdentity", "NoSession",
-    "StaleSession", "ChainExhausted", "CorruptState", "PreKeyReplayed",
-    "StoreError", "StoreBusy", "StoreRolledBack",
+    # profiles and randomness
+    "Profile", "NATIVE", "LIBSIGNAL_V3", "PreKeyKind",
+    "RandomSource", "SystemRandom", "DeterministicRandom",
+    # keys, prekeys and bundles
+    "IdentityKeyPair", "IdentityKey", "PrivateKey", "PublicKey", "KemPrivateKey", "KemPublicKey",
+    "SignedPreKey", "SignedPreKeyPublic", "OneTimePreKey", "OneTimePreKeyPublic",
+    "KemPreKey", "KemPreKeyPublic", "PreKeyBundle", "PreKeyRing",
+    # safety numbers, sealed boxes, backups
+    "SafetyNumber", "FingerprintMatch", "compare_scannable",
+    "SealedBoxSuite", "SealedBoxPrivateKey", "SealedBoxPublicKey",
+    "BackupParams", "create_backup", "restore_backup",
+    # errors: the roots and those caught by name in normal flow (the rest: signalish.errors)
+    "SignalishError", "LocalError", "RemoteError", "StoreError",
+    "UntrustedIdentity", "NoSession", "WrongPassword",
 ]

@@ -49,6 +49,8 @@ from ._errors import (
     DecodeError,
     InvalidArgument,
     InvalidEncoding,
+    LocalError,
+    RemoteError,
     SignalishError,
 )
 from ._keys import IdentityKey, IdentityKeyPair
@@ -67,18 +69,21 @@ _MAX_ENTRIES: Final = 1_000_000
 
 
 class BackupError(SignalishError):
-    """A backup could not be opened."""
+    """A backup could not be opened.  Never raised itself: each subclass
+    also says who is at fault, :class:`WrongPassword` the user (a
+    :class:`~signalish.LocalError`), :class:`BackupDamaged` and
+    :class:`BackupCostExceeded` the blob (a :class:`~signalish.RemoteError`)."""
 
 
-class WrongPassword(BackupError):
+class WrongPassword(BackupError, LocalError):
     """The password does not open this backup."""
 
 
-class BackupDamaged(BackupError):
+class BackupDamaged(BackupError, RemoteError):
     """The backup is truncated, altered or malformed."""
 
 
-class BackupCostExceeded(BackupError):
+class BackupCostExceeded(BackupError, RemoteError):
     """The backup asks for a costlier Argon2id derivation than the caller's
     ``max_cost`` allows.  Nothing was derived.  A genuine backup made with
     higher parameters needs a higher ``max_cost``; a blob nobody chose may
@@ -126,7 +131,7 @@ def _contents(identity: IdentityKeyPair, store: Store, include_sessions: bool) -
     for address in addresses:
         key = store.get_identity(address)
         assert key is not None
-        w.var(address.encode()).fixed(key.public_bytes())
+        w.var(address.encode()).fixed(key.public_bytes_raw())
     sessions = store.session_addresses() if include_sessions else []
     w.u32(len(sessions))
     for address in sessions:
@@ -158,7 +163,7 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
     ``store`` (one transaction) and return the identity key pair.
 
     Every restored session is receive-only until the peer's next DH ratchet
-    step or a new session (:class:`~signalish.StaleSession` on encrypt): the
+    step or a new session (:class:`~signalish.errors.StaleSession` on encrypt): the
     backed-up device may have sent on it since.  The prekey ring keeps its id
     counters but gets a new signed prekey (and, where the profile has PQXDH,
     a new last-resort KEM prekey) made at ``now`` from ``rng``, and no

@@ -105,16 +105,16 @@ class SignedPreKeyPublic(Codec):
         _check_signature_size(self.signature)
 
     def verify(self, identity: IdentityKey, profile: Profile) -> None:
-        """Raises :class:`~signalish.InvalidSignature` unless the signature holds."""
+        """Raises :class:`~signalish.errors.InvalidSignature` unless the signature holds."""
         _verify(identity, profile, PreKeyKind.SIGNED, self.key_id,
-                profile.encode_ec(self.public_key.raw), self.signature, "signed prekey")
+                profile.encode_ec(self.public_key.public_bytes_raw()), self.signature, "signed prekey")
 
     def _write(self, w: Writer) -> None:
-        w.u32(self.key_id).fixed(self.public_key.raw).fixed(self.signature)
+        w.u32(self.key_id).fixed(self.public_key.public_bytes_raw()).fixed(self.signature)
 
     @classmethod
     def _read(cls, r: Reader) -> SignedPreKeyPublic:
-        return cls(r.u32("key id"), PublicKey.from_bytes(r.fixed(32, "public key")),
+        return cls(r.u32("key id"), PublicKey.from_public_bytes(r.fixed(32, "public key")),
                    r.fixed(SIGNATURE_SIZE, "signature"))
 
 
@@ -135,15 +135,15 @@ class OneTimePreKeyPublic(Codec):
 
     def verify(self, identity: IdentityKey, profile: Profile) -> None:
         _verify(identity, profile, PreKeyKind.ONE_TIME, self.key_id,
-                profile.encode_ec(self.public_key.raw), self.signature, "one-time prekey")
+                profile.encode_ec(self.public_key.public_bytes_raw()), self.signature, "one-time prekey")
 
     def _write(self, w: Writer) -> None:
-        w.u32(self.key_id).fixed(self.public_key.raw)
+        w.u32(self.key_id).fixed(self.public_key.public_bytes_raw())
         _write_signature(w, self.signature)
 
     @classmethod
     def _read(cls, r: Reader) -> OneTimePreKeyPublic:
-        return cls(r.u32("key id"), PublicKey.from_bytes(r.fixed(32, "public key")),
+        return cls(r.u32("key id"), PublicKey.from_public_bytes(r.fixed(32, "public key")),
                    _read_signature(r))
 
 
@@ -169,17 +169,17 @@ class KemPreKeyPublic(Codec):
 
     def verify(self, identity: IdentityKey, profile: Profile) -> None:
         _verify(identity, profile, self.kind, self.key_id,
-                profile.encode_kem(self.public_key.raw), self.signature, "KEM prekey")
+                profile.encode_kem(self.public_key.public_bytes_raw()), self.signature, "KEM prekey")
 
     def _write(self, w: Writer) -> None:
-        w.u32(self.key_id).flag(self.last_resort).fixed(self.public_key.raw)
+        w.u32(self.key_id).flag(self.last_resort).fixed(self.public_key.public_bytes_raw())
         w.fixed(self.signature)
 
     @classmethod
     def _read(cls, r: Reader) -> KemPreKeyPublic:
         key_id = r.u32("key id")
         last_resort = r.flag("last resort")
-        key = KemPublicKey.from_bytes(r.fixed(MLKEM1024_PUBLIC_KEY_SIZE, "public key"))
+        key = KemPublicKey.from_public_bytes(r.fixed(MLKEM1024_PUBLIC_KEY_SIZE, "public key"))
         return cls(key_id, key, r.fixed(SIGNATURE_SIZE, "signature"), last_resort)
 
 
@@ -201,7 +201,7 @@ class SignedPreKey:
         _check_id(key_id)
         private = PrivateKey.generate(rng)
         signature = _sign(identity, profile, PreKeyKind.SIGNED, key_id,
-                          profile.encode_ec(private.public.raw))
+                          profile.encode_ec(private.public.public_bytes_raw()))
         assert signature is not None  # every profile signs the signed prekey
         return cls(key_id, now, private, signature)
 
@@ -223,7 +223,7 @@ class OneTimePreKey:
         _check_id(key_id)
         private = PrivateKey.generate(rng)
         signature = _sign(identity, profile, PreKeyKind.ONE_TIME, key_id,
-                          profile.encode_ec(private.public.raw))
+                          profile.encode_ec(private.public.public_bytes_raw()))
         return cls(key_id, private, signature)
 
     def public(self) -> OneTimePreKeyPublic:
@@ -249,7 +249,7 @@ class KemPreKey:
         private = KemPrivateKey.generate(rng)
         kind = PreKeyKind.KEM_LAST_RESORT if last_resort else PreKeyKind.KEM_ONE_TIME
         signature = _sign(identity, profile, kind, key_id,
-                          profile.encode_kem(private.public.raw))
+                          profile.encode_kem(private.public.public_bytes_raw()))
         assert signature is not None
         return cls(key_id, now, private, signature, last_resort)
 
@@ -288,8 +288,8 @@ class PreKeyBundle(Codec):
     def verify(self, profile: Profile) -> None:
         """Check every signature in the bundle under its identity key.
 
-        Raises :class:`~signalish.InvalidSignature` naming the prekey whose
-        signature failed, or :class:`~signalish.UnsupportedByProfile` if the
+        Raises :class:`~signalish.errors.InvalidSignature` naming the prekey whose
+        signature failed, or :class:`~signalish.errors.UnsupportedByProfile` if the
         bundle carries a KEM prekey and the profile has no PQXDH.
         """
         if self.kem_prekey is not None and profile.kem_key_prefix is None:
@@ -301,7 +301,7 @@ class PreKeyBundle(Codec):
             self.kem_prekey.verify(self.identity_key, profile)
 
     def _write(self, w: Writer) -> None:
-        w.u32(self.registration_id).u32(self.device_id).fixed(self.identity_key.public_bytes())
+        w.u32(self.registration_id).u32(self.device_id).fixed(self.identity_key.public_bytes_raw())
         self.signed_prekey._write(w)
         w.flag(self.one_time_prekey is not None)
         if self.one_time_prekey is not None:
@@ -314,7 +314,7 @@ class PreKeyBundle(Codec):
     def _read(cls, r: Reader) -> PreKeyBundle:
         registration_id = r.u32("registration id")
         device_id = r.u32("device id")
-        identity = IdentityKey(PublicKey.from_bytes(r.fixed(32, "identity key")))
+        identity = IdentityKey(PublicKey.from_public_bytes(r.fixed(32, "identity key")))
         signed = SignedPreKeyPublic._read(r)
         one_time = OneTimePreKeyPublic._read(r) if r.flag("one-time prekey present") else None
         kem = KemPreKeyPublic._read(r) if r.flag("KEM prekey present") else None

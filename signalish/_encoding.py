@@ -206,7 +206,7 @@ class Codec:
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
         """Strict inverse of :meth:`to_bytes`: raises a named
-        :class:`~signalish.DecodeError` subclass for any malformed input."""
+        :class:`~signalish.errors.DecodeError` subclass for any malformed input."""
         r = Reader(data, cls._TAG, cls.__name__)
         value = cls._read(r)
         r.finish()

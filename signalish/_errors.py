@@ -3,11 +3,18 @@
 Like h11, errors are split by who is at fault:
 
 * :class:`LocalError`: the caller used the API wrongly (a bad argument, a
-  profile that cannot do what was asked).  Fix the calling code.
+  profile that cannot do what was asked, a session that cannot send, a
+  wrong password).  Fix the calling code or ask the user again.
 * :class:`RemoteError`: bytes or keys that came from elsewhere (a peer, a
-  server, a disk) are malformed, forged or no longer valid.  Drop the input.
+  server, a backup blob) are malformed, forged or no longer valid.  Drop
+  the input.
+* :class:`StoreError`: the application's own storage failed or holds
+  damaged state.  Neither the caller nor the peer is at fault; see
+  docs/security.md.
 
-Every exception signalish raises on purpose is a :class:`SignalishError`.
+Every exception signalish raises on purpose is a :class:`SignalishError`,
+and every class is importable from :mod:`signalish.errors`, whose docstring
+draws the whole tree (checked against these classes by tests/test_docs.py).
 Messages never contain secret material.
 """
 
@@ -101,10 +108,6 @@ class DecodeError(RemoteError, ValueError):
 
     The message names the structure and the problem, never the secret bytes.
     """
-
-
-class CorruptState(DecodeError):
-    """Stored state failed its integrity check (truncated or altered on disk)."""
 
 
 class TruncatedInput(DecodeError):
@@ -209,7 +212,8 @@ class UntrustedIdentity(RemoteError):
 
 
 class StoreError(SignalishError):
-    """The store could not carry out a transaction.  Nothing was written."""
+    """The application's own storage failed: it could not carry out a
+    transaction (nothing was written), or it holds damaged state."""
 
 
 class StoreBusy(StoreError):
@@ -221,3 +225,11 @@ class StoreRolledBack(StoreError):
     """The store is older than one this process (or the application's own
     record of its generation) has already seen: it was rolled back.  See
     docs/security.md for what to do."""
+
+
+class CorruptState(StoreError):
+    """Stored state failed its integrity check (truncated or altered on
+    disk): a serialized identity, prekey ring or session record, or an
+    SQLiteStore row.  It came from our own storage, not from a peer, so it is
+    a :class:`StoreError`, not a :class:`DecodeError`; restore the data from
+    a backup or start the affected sessions again."""

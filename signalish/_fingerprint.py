@@ -37,7 +37,7 @@ class FingerprintMatch(Enum):
 
 
 def _hash(key: IdentityKey, identifier: bytes, iterations: int) -> bytes:
-    encoded = b"\x05" + key.public_bytes()
+    encoded = b"\x05" + key.public_bytes_raw()
     digest = _FINGERPRINT_VERSION + encoded + identifier
     for _ in range(iterations):
         digest = hashlib.sha512(digest + encoded).digest()
@@ -98,7 +98,7 @@ def _parse_combined(data: bytes) -> tuple[int, bytes, bytes]:
 def compare_scannable(ours: SafetyNumber | bytes, scanned: bytes) -> FingerprintMatch:
     """Compare our scannable fingerprint with one scanned from the peer's
     screen: it matches when its local part is our remote part and the other
-    way round.  Raises :class:`~signalish.InvalidEncoding` for malformed input."""
+    way round.  Raises :class:`~signalish.errors.InvalidEncoding` for malformed input."""
     mine = ours.scannable if isinstance(ours, SafetyNumber) else ours
     my_version, my_local, my_remote = _parse_combined(mine)
     their_version, their_local, their_remote = _parse_combined(scanned)

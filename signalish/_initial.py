@@ -48,7 +48,7 @@ class InitialHeader(Codec):
         return "X3DH" if self.kem_ciphertext is None else "PQXDH"
 
     def _write(self, w: Writer) -> None:
-        w.fixed(self.identity_key.public_bytes()).fixed(self.base_key.raw)
+        w.fixed(self.identity_key.public_bytes_raw()).fixed(self.base_key.public_bytes_raw())
         w.u32(self.signed_prekey_id)
         w.flag(self.one_time_prekey_id is not None)
         if self.one_time_prekey_id is not None:
@@ -59,8 +59,8 @@ class InitialHeader(Codec):
 
     @classmethod
     def _read(cls, r: Reader) -> InitialHeader:
-        identity = IdentityKey(PublicKey.from_bytes(r.fixed(32, "identity key")))
-        base = PublicKey.from_bytes(r.fixed(32, "base key"))
+        identity = IdentityKey(PublicKey.from_public_bytes(r.fixed(32, "identity key")))
+        base = PublicKey.from_public_bytes(r.fixed(32, "base key"))
         signed_id = r.u32("signed prekey id")
         one_time_id = r.u32("one-time prekey id") if r.flag("one-time prekey present") else None
         kem_id: int | None = None

@@ -10,8 +10,10 @@ libsignal carries it in the top bit of signature byte 63.  signalish only
 creates and accepts seeds whose sign bit is 0, so every signature it makes
 verifies in both forms.  This keeps all scalar arithmetic inside OpenSSL.
 
-Public identity keys imported from elsewhere (32 bytes, or 33 with libsignal's
-0x05 prefix) can verify and agree but cannot sign.
+Public identity keys imported from elsewhere (the raw 32 bytes with
+:meth:`IdentityKey.from_public_bytes`, or a profile's encoding, 33 bytes with
+libsignal's 0x05 prefix, with :meth:`IdentityKey.decode`) can verify and agree
+but cannot sign.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from ._profile import Profile
 
 __all__ = ["IdentityKey", "IdentityKeyPair"]
 
-_DJB_TYPE: Final = 0x05
 _MAX_SEED_TRIES: Final = 256
 
 
@@ -49,47 +50,54 @@ class IdentityKey:
 
     @classmethod
     def from_public_bytes(cls, data: bytes) -> IdentityKey:
-        """Import the 32-byte u-coordinate or the 33-byte ``0x05 || u`` form.
+        """Import the raw 32-byte u-coordinate, the inverse of
+        :meth:`public_bytes_raw`.  For a profile's encoding (libsignal's
+        33-byte ``0x05 || u``) use :meth:`decode`.
 
-        Raises :class:`~signalish.InvalidKey` for any other length or prefix,
-        a non-canonical u, or a low-order point.
+        Raises :class:`~signalish.errors.InvalidKey` for any other length, a
+        non-canonical u, or a low-order point.
         """
-        if len(data) == 33:
-            if data[0] != _DJB_TYPE:
-                raise InvalidKey(f"33-byte identity key must start 0x05, got 0x{data[0]:02x}")
-            data = data[1:]
-        elif len(data) != 32:
-            raise InvalidKey(f"an identity key is 32 or 33 bytes, got {len(data)}")
-        return cls(PublicKey.from_bytes(data))
+        return cls(PublicKey.from_public_bytes(data))
+
+    @classmethod
+    def decode(cls, data: bytes, profile: Profile) -> IdentityKey:
+        """Import Encode(IK) under ``profile`` (X3DH section 2.5), the inverse
+        of :meth:`encode`: 32 bytes under NATIVE, ``0x05 || u`` under
+        LIBSIGNAL_V3.
+
+        Raises :class:`~signalish.errors.InvalidKey` for a wrong length or
+        prefix, a non-canonical u, or a low-order point.
+        """
+        return cls(PublicKey.from_public_bytes(profile.decode_ec(data)))
 
     @property
     def public_key(self) -> PublicKey:
         """The X25519 public key used in Diffie-Hellman."""
         return self._dh
 
-    def public_bytes(self) -> bytes:
-        """The 32-byte u-coordinate."""
-        return self._dh.raw
+    def public_bytes_raw(self) -> bytes:
+        """The raw 32-byte u-coordinate, as :meth:`from_public_bytes` takes it."""
+        return self._dh.public_bytes_raw()
 
     def encode(self, profile: Profile) -> bytes:
-        """Encode(IK) under ``profile`` (X3DH section 2.5)."""
-        return profile.encode_ec(self._dh.raw)
+        """Encode(IK) under ``profile`` (X3DH section 2.5); :meth:`decode` reverses it."""
+        return profile.encode_ec(self._dh.public_bytes_raw())
 
     def verify_signature(self, message: bytes, signature: bytes, profile: Profile) -> bool:
         """XEdDSA verification in the profile's form (XEdDSA section 3.3)."""
         if self._verifier is None:
-            self._verifier = XEdDSAVerifier(self._dh.raw)
+            self._verifier = XEdDSAVerifier(self._dh.public_bytes_raw())
         return self._verifier.verify(message, signature, profile.xeddsa_form)
 
     def to_bytes(self) -> bytes:
         """Versioned serialization: tag 0x02, version 1, u (32 bytes)."""
-        return Writer(Tag.IDENTITY_KEY).fixed(self._dh.raw).getvalue()
+        return Writer(Tag.IDENTITY_KEY).fixed(self._dh.public_bytes_raw()).getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> IdentityKey:
         """Inverse of :meth:`to_bytes`; strict (see :mod:`signalish`)."""
         r = Reader(data, Tag.IDENTITY_KEY, "IdentityKey")
-        key = cls(PublicKey.from_bytes(r.fixed(32, "u")))
+        key = cls(PublicKey.from_public_bytes(r.fixed(32, "u")))
         r.finish()
         return key
 
@@ -100,7 +108,7 @@ class IdentityKey:
         return hash(self._dh)
 
     def __repr__(self) -> str:
-        return f"IdentityKey({self._dh.raw.hex()})"
+        return f"IdentityKey({self._dh.public_bytes_raw().hex()})"
 
 
 class IdentityKeyPair:
@@ -113,20 +121,20 @@ class IdentityKeyPair:
     __slots__ = ("_signer", "_dh", "_public")
 
     def __init__(self, signer: Ed25519Signer) -> None:
-        if signer.public_bytes[31] & 0x80:
+        if signer.public_bytes_raw()[31] & 0x80:
             raise InvalidArgument(
                 "this seed's Ed25519 public key has sign bit 1; XEdDSA needs 0 "
                 "(IdentityKeyPair.generate picks a suitable seed)"
             )
         self._signer = signer
-        self._dh = PrivateKey.from_bytes(signer.x25519_scalar())
+        self._dh = PrivateKey.from_private_bytes(signer.x25519_scalar())
         self._public = IdentityKey(self._dh.public)
 
     @classmethod
     def from_seed(cls, seed: bytes) -> IdentityKeyPair:
         """Load a 32-byte Ed25519 seed whose public key has Edwards sign bit 0.
 
-        Raises :class:`~signalish.InvalidArgument` for a wrong length or a
+        Raises :class:`~signalish.errors.InvalidArgument` for a wrong length or a
         seed with sign bit 1.
         """
         return cls(Ed25519Signer(seed))
@@ -136,7 +144,7 @@ class IdentityKeyPair:
         """Draw seeds from ``rng`` until one has sign bit 0 (half of them do)."""
         for _ in range(_MAX_SEED_TRIES):
             signer = Ed25519Signer(rng.random_bytes(32))
-            if not signer.public_bytes[31] & 0x80:
+            if not signer.public_bytes_raw()[31] & 0x80:
                 return cls(signer)
         raise InvalidArgument("random source produced no usable seed in 256 tries")
 
@@ -165,7 +173,7 @@ class IdentityKeyPair:
     def to_bytes(self) -> bytes:
         """Versioned serialization (secret): tag 0x01, version 1, seed (32),
         then a 16-byte SHA-256 digest so that a damaged copy is an error
-        (:class:`~signalish.CorruptState`) rather than another identity."""
+        (:class:`~signalish.errors.CorruptState`) rather than another identity."""
         return add_digest(Writer(Tag.IDENTITY_KEY_PAIR).fixed(self.seed()).getvalue())
 
     @classmethod
@@ -179,4 +187,4 @@ class IdentityKeyPair:
             raise InvalidEncoding("IdentityKeyPair: seed has Edwards sign bit 1") from None
 
     def __repr__(self) -> str:
-        return f"IdentityKeyPair(public={self._public.public_bytes().hex()})"
+        return f"IdentityKeyPair(public={self._public.public_bytes_raw().hex()})"

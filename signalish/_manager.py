@@ -23,7 +23,7 @@ Restores and rollbacks: a session whose state may be older than what it
 already sent must not send again (its next message key could be one already
 used).  :func:`~signalish.restore_backup` and :meth:`SessionManager.mark_restored`
 make every session receive-only; encrypting then raises
-:class:`~signalish.StaleSession` until the peer's next DH ratchet step or a
+:class:`~signalish.errors.StaleSession` until the peer's next DH ratchet step or a
 new session (:meth:`SessionManager.initiate`).
 
 Prekeys: the store owns them.  :meth:`SessionManager.prekeys` opens the ring
@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from ._bundle import PreKeyBundle
 from ._errors import (
     AuthenticationError,
+    CorruptState,
     InvalidArgument,
     NoSession,
     PolicyViolation,
@@ -208,9 +209,9 @@ class SessionManager:
 
         Call this after the store was restored from any older copy (a file
         copied back, a file-system or VM snapshot, a
-        :class:`~signalish.StoreRolledBack` error): sending on such state
+        :class:`~signalish.errors.StoreRolledBack` error): sending on such state
         could reuse message keys already used.  Encrypting then raises
-        :class:`~signalish.StaleSession` until the peer's next DH ratchet
+        :class:`~signalish.errors.StaleSession` until the peer's next DH ratchet
         step, or until :meth:`initiate` starts a new session from a fresh
         bundle.  :func:`~signalish.restore_backup` does this itself.
         """
@@ -257,9 +258,14 @@ class SessionManager:
         session becomes current; messages to ``address`` carry the initial
         header until the peer answers.
 
-        Raises what :func:`~signalish.initiate` raises, and
-        :class:`~signalish.UntrustedIdentity`.  ``kem_encapsulation`` is for
-        reproducible test vectors only (see :func:`~signalish.initiate`).
+        Raises :class:`~signalish.errors.InvalidSignature` (before any DH) if a
+        bundle signature fails, :class:`~signalish.errors.PolicyViolation` if the
+        manager's :class:`~signalish.BundlePolicy` refuses the bundle,
+        :class:`~signalish.errors.UnsupportedByProfile` for a KEM prekey under a
+        profile without PQXDH, :class:`~signalish.errors.InvalidKey` if a DH
+        output is all zeros, and :class:`~signalish.UntrustedIdentity`.
+        ``kem_encapsulation`` (ciphertext, shared secret) is for reproducible
+        test vectors only: it is trusted to match the bundle's KEM key.
         """
         touched = {address}
         with self._transaction(touched):
@@ -277,7 +283,7 @@ class SessionManager:
         """Encrypt with the current session.
 
         Raises :class:`~signalish.NoSession` (no session, or one that cannot
-        send yet), its subclass :class:`~signalish.StaleSession` (restored
+        send yet), its subclass :class:`~signalish.errors.StaleSession` (restored
         state: start a new session), and
         :class:`~signalish.UntrustedIdentity` if the session's identity is
         not trusted for sending.  Nothing changes on error."""
@@ -305,11 +311,11 @@ class SessionManager:
         plaintext and the new state committed together.  If ``deliver``
         raises, nothing is committed and the message can be decrypted again.
 
-        Raises a :class:`~signalish.DecodeError` for malformed bytes,
-        :class:`~signalish.AuthenticationError` for anything forged or
-        undecryptable, a :class:`~signalish.MessageRejected` subclass for
+        Raises a :class:`~signalish.errors.DecodeError` for malformed bytes,
+        :class:`~signalish.errors.AuthenticationError` for anything forged or
+        undecryptable, a :class:`~signalish.errors.MessageRejected` subclass for
         duplicates and messages outside the window, a
-        :class:`~signalish.PreKeyError` for a PreKeyMessage whose prekeys are
+        :class:`~signalish.errors.PreKeyError` for a PreKeyMessage whose prekeys are
         gone or that replays an earlier one, :class:`~signalish.UntrustedIdentity`
         if the session the message belongs to has an identity not trusted for
         receiving (it is not decrypted), or :class:`~signalish.NoSession`.
@@ -332,9 +338,11 @@ class SessionManager:
         the :class:`~signalish.SignalishError` that message alone raised (a
         refused message changes nothing, and the others go on).
         ``deliver(address, plaintext)`` is called inside the transaction for
-        each message that decrypted; if it raises, or the store fails, the
-        whole batch is rolled back and the error propagates: nothing of it
-        was committed and every message can be decrypted again.
+        each message that decrypted.  A record that fails its integrity check
+        (:class:`~signalish.errors.CorruptState`) is that message's outcome; if
+        ``deliver`` raises, or the store fails otherwise, the whole batch is
+        rolled back and the error propagates: nothing of it was committed and
+        every message can be decrypted again.
         """
         outcomes: list[Outcome] = []
         touched: set[str] = set()
@@ -344,6 +352,11 @@ class SessionManager:
                 try:
                     plaintext = self._decrypt_one(address, self.wire.parse(message, limit), now,
                                                   touched)
+                except CorruptState as error:
+                    # Only this address's record is damaged: the rest of the
+                    # backlog goes on.
+                    outcomes.append(Outcome(address, None, error))
+                    continue
                 except StoreError:
                     raise
                 except SignalishError as error:
@@ -376,7 +389,7 @@ class SessionManager:
     def _decrypt_prekey(self, address: str, record: SessionRecord, frame: InitialMessage,
                         now: int, trusted: Callable[[Session], None]) -> bytes:
         header = frame.header
-        session = record.find(header.base_key.raw)
+        session = record.find(header.base_key.public_bytes_raw())
         if session is not None:
             if not session.matches_initial(header):
                 raise AuthenticationError("decryption failed")

@@ -21,12 +21,12 @@ prekey, and at most a last-resort KEM prekey) could be, once the session it
 built has left the session record; so the ring remembers the base key of
 every such message beside the signed prekey it used, for as long as that
 signed prekey lives, and refuses a repeat with
-:class:`~signalish.PreKeyReplayed` (as libsignal does for last-resort Kyber
+:class:`~signalish.errors.PreKeyReplayed` (as libsignal does for last-resort Kyber
 prekeys).
 
 A ring obtained from :meth:`SessionManager.prekeys` is closed when its
 ``with`` block ends: every changing method then raises
-:class:`~signalish.InvalidArgument`, so a stale copy cannot be kept and
+:class:`~signalish.errors.InvalidArgument`, so a stale copy cannot be kept and
 saved over the store's.
 """
 
@@ -321,7 +321,7 @@ class PreKeyRing:
     def signed_prekey(self, key_id: int, *, now: int) -> SignedPreKey:
         """The signed prekey ``key_id`` if it is current or within its grace.
 
-        Raises :class:`~signalish.PreKeyExpired` or :class:`~signalish.UnknownPreKey`.
+        Raises :class:`~signalish.errors.PreKeyExpired` or :class:`~signalish.errors.UnknownPreKey`.
         """
         record = self._lookup_retirable(self._signed, self._next_signed, key_id, now, "signed")
         assert isinstance(record, SignedPreKey)
@@ -330,7 +330,7 @@ class PreKeyRing:
     def one_time_prekey(self, key_id: int) -> OneTimePreKey:
         """The unused one-time EC prekey ``key_id``.
 
-        Raises :class:`~signalish.PreKeyAlreadyUsed` or :class:`~signalish.UnknownPreKey`.
+        Raises :class:`~signalish.errors.PreKeyAlreadyUsed` or :class:`~signalish.errors.UnknownPreKey`.
         """
         record = self._one_time.get(key_id)
         if record is None:
@@ -371,7 +371,7 @@ class PreKeyRing:
 
     def take_one_time_prekey(self, key_id: int) -> OneTimePreKey:
         """Remove and return one-time EC prekey ``key_id``; a second take raises
-        :class:`~signalish.PreKeyAlreadyUsed`."""
+        :class:`~signalish.errors.PreKeyAlreadyUsed`."""
         self._check_open()
         record = self.one_time_prekey(key_id)
         del self._one_time[key_id]
@@ -383,14 +383,14 @@ class PreKeyRing:
 
     def check_replay(self, header: InitialHeader, *, now: int) -> None:
         """Refuse an initial message without a one-time prekey whose base key
-        this signed prekey already accepted (:class:`~signalish.PreKeyReplayed`),
+        this signed prekey already accepted (:class:`~signalish.errors.PreKeyReplayed`),
         or that the signed prekey has no room left to remember
-        (:class:`~signalish.PolicyViolation`).  Changes nothing."""
+        (:class:`~signalish.errors.PolicyViolation`).  Changes nothing."""
         if self._uses_one_time(header):
             return
         self.signed_prekey(header.signed_prekey_id, now=now)
         seen = self._signed[header.signed_prekey_id].seen
-        if header.base_key.raw in seen:
+        if header.base_key.public_bytes_raw() in seen:
             raise PreKeyReplayed("this initial message was already accepted")
         if len(seen) >= MAX_REMEMBERED:
             raise PolicyViolation(f"signed prekey {header.signed_prekey_id} accepted "
@@ -409,7 +409,7 @@ class PreKeyRing:
             self.kem_prekey(header.kem_prekey_id, now=now)
         self.check_replay(header, now=now)
         if not self._uses_one_time(header):
-            self._signed[header.signed_prekey_id].seen.add(header.base_key.raw)
+            self._signed[header.signed_prekey_id].seen.add(header.base_key.public_bytes_raw())
         if header.one_time_prekey_id is not None:
             del self._one_time[header.one_time_prekey_id]
         if header.kem_prekey_id is not None:
@@ -425,7 +425,7 @@ class PreKeyRing:
         each signed prekey; version 1 is still read."""
         name = self._profile.name.encode()
         w = Writer(Tag.PREKEY_RING, RING_VERSION)
-        w.var(name).fixed(self._identity.public.public_bytes())
+        w.var(name).fixed(self._identity.public.public_bytes_raw())
         w.u32(self.registration_id).u32(self.device_id)
         for value in (self._next_signed, self._next_one_time, self._next_kem,
                       self._one_time_cursor, self._kem_cursor):
@@ -434,7 +434,7 @@ class PreKeyRing:
         for key_id, entry in sorted(self._signed.items()):
             record = entry.record
             assert isinstance(record, SignedPreKey)
-            w.u32(key_id).u64(record.created_at).fixed(record.private_key.private_bytes())
+            w.u32(key_id).u64(record.created_at).fixed(record.private_key.private_bytes_raw())
             w.fixed(record.signature)
             _write_retire(w, entry.retire_at)
             w.u32(len(entry.seen))
@@ -442,7 +442,7 @@ class PreKeyRing:
                 w.fixed(base_key)
         w.u32(len(self._one_time))
         for key_id, one in sorted(self._one_time.items()):
-            w.u32(key_id).fixed(one.private_key.private_bytes()).flag(one.signature is not None)
+            w.u32(key_id).fixed(one.private_key.private_bytes_raw()).flag(one.signature is not None)
             if one.signature is not None:
                 w.fixed(one.signature)
         w.u32(len(self._kem_one_time))
@@ -461,8 +461,8 @@ class PreKeyRing:
     def from_bytes(cls, data: bytes, identity: IdentityKeyPair) -> PreKeyRing:
         """Load a ring written by :meth:`to_bytes` for ``identity``.
 
-        Raises a :class:`~signalish.DecodeError` subclass for malformed data
-        and :class:`~signalish.InvalidArgument` if the ring belongs to a
+        Raises a :class:`~signalish.errors.DecodeError` subclass for malformed data
+        and :class:`~signalish.errors.InvalidArgument` if the ring belongs to a
         different identity.
         """
         r = Reader(check_digest(data, "PreKeyRing"), Tag.PREKEY_RING, "PreKeyRing",
@@ -482,7 +482,7 @@ class PreKeyRing:
         for _ in range(r.count("signed count", MAX_STORED)):
             key_id = ids.next(ring._next_signed)
             created = r.u64("created at")
-            private = PrivateKey.from_bytes(r.fixed(32, "private key"))
+            private = PrivateKey.from_private_bytes(r.fixed(32, "private key"))
             signature = r.fixed(SIGNATURE_SIZE, "signature")
             entry = _Retirable(SignedPreKey(key_id, created, private, signature),
                                _read_retire(r))
@@ -492,14 +492,14 @@ class PreKeyRing:
         ids = _IdOrder(r)
         for _ in range(r.count("one-time count", MAX_STORED)):
             key_id = ids.next(ring._next_one_time)
-            private = PrivateKey.from_bytes(r.fixed(32, "private key"))
+            private = PrivateKey.from_private_bytes(r.fixed(32, "private key"))
             sig = r.fixed(SIGNATURE_SIZE, "signature") if r.flag("signature present") else None
             ring._one_time[key_id] = OneTimePreKey(key_id, private, sig)
         ids = _IdOrder(r)
         for _ in range(r.count("KEM count", MAX_STORED)):
             key_id = ids.next(ring._next_kem)
             created = r.u64("created at")
-            kem_private = KemPrivateKey(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
+            kem_private = KemPrivateKey.from_seed(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
             ring._kem_one_time[key_id] = KemPreKey(
                 key_id, created, kem_private, r.fixed(SIGNATURE_SIZE, "signature"), False)
         ids = _IdOrder(r)
@@ -508,13 +508,13 @@ class PreKeyRing:
             if key_id in ring._kem_one_time:
                 raise InvalidEncoding("PreKeyRing: KEM id used twice")
             created = r.u64("created at")
-            kem_private = KemPrivateKey(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
+            kem_private = KemPrivateKey.from_seed(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
             record = KemPreKey(key_id, created, kem_private,
                                r.fixed(SIGNATURE_SIZE, "signature"), True)
             ring._last_resort[key_id] = _Retirable(record, _read_retire(r))
         r.finish()
         ring._check_loaded()
-        if owner != identity.public.public_bytes():
+        if owner != identity.public.public_bytes_raw():
             raise InvalidArgument("this PreKeyRing belongs to a different identity")
         return ring
 

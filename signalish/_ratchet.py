@@ -75,7 +75,7 @@ class Received(Protocol):
 
     def open(self, message_key: bytes, ad: bytes) -> bytes:
         """DECRYPT (section 3.1): the plaintext, or
-        :class:`~signalish.AuthenticationError`."""
+        :class:`~signalish.errors.AuthenticationError`."""
 
 
 def kdf_rk(profile: Profile, rk: bytes, dh_out: bytes, header_keys: bool) -> tuple[bytes, bytes, bytes]:
@@ -124,13 +124,13 @@ class RatchetState:
         """RatchetInitAlice (section 3.3) / RatchetInitAliceHE (section 4.3)."""
         rk, hka, nhkb = _split_sk(profile, sk, header_encryption)
         dhs = PrivateKey.generate(rng)
-        state = cls(profile, header_encryption, dhs, dhs.public.raw, rk)
-        state.dhr = bob_ratchet_key.raw
+        state = cls(profile, header_encryption, dhs, dhs.public.public_bytes_raw(), rk)
+        state.dhr = bob_ratchet_key.public_bytes_raw()
         if profile.ratchet_start == "libsignal":
             # libsignal: Bob may send at once on SK's chain key, with his
             # signed prekey as ratchet key; Alice keeps that receiving chain.
             state.ckr = sk[32:64]
-            state.window.open_chain(bob_ratchet_key.raw, 0)
+            state.window.open_chain(bob_ratchet_key.public_bytes_raw(), 0)
         state.rk, state.cks, nhks = kdf_rk(profile, rk, dhs.exchange(bob_ratchet_key),
                                            header_encryption)
         if header_encryption:
@@ -142,7 +142,7 @@ class RatchetState:
                  header_encryption: bool) -> RatchetState:
         """RatchetInitBob (section 3.3) / RatchetInitBobHE (section 4.3)."""
         rk, hka, nhkb = _split_sk(profile, sk, header_encryption)
-        state = cls(profile, header_encryption, bob_ratchet_key, bob_ratchet_key.public.raw, rk)
+        state = cls(profile, header_encryption, bob_ratchet_key, bob_ratchet_key.public.public_bytes_raw(), rk)
         if profile.ratchet_start == "libsignal":
             state.cks = sk[32:64]
         if header_encryption:
@@ -164,7 +164,7 @@ def ratchet_encrypt(state: RatchetState) -> Sending:
     wire format needs to write the message.
 
     Raises :class:`~signalish.NoSession` if the state has no sending chain,
-    :class:`~signalish.ChainExhausted` at the chain's last number."""
+    :class:`~signalish.errors.ChainExhausted` at the chain's last number."""
     if state.cks is None:
         raise NoSession("this session cannot send until it has received a message")
     if state.ns >= MAX_COUNTER:
@@ -248,8 +248,8 @@ def ratchet_decrypt(state: RatchetState, frame: Received, ad: bytes, *,
     """RatchetDecrypt (section 3.5) / RatchetDecryptHE (section 4.3).
 
     On success the state has advanced and the plaintext is returned.  On any
-    error (:class:`~signalish.AuthenticationError` or a
-    :class:`~signalish.MessageRejected` subclass) the state is exactly as it was.
+    error (:class:`~signalish.errors.AuthenticationError` or a
+    :class:`~signalish.errors.MessageRejected` subclass) the state is exactly as it was.
     """
     where = locate(state, frame)
     if where is None:
@@ -343,7 +343,7 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     if n > limits.max_skip:
         raise TooFarAhead(f"message {n} would skip {n} keys (max_skip {limits.max_skip})")
     try:
-        their_key = PublicKey.from_bytes(key)
+        their_key = PublicKey.from_public_bytes(key)
     except InvalidKey:
         raise AuthenticationError("decryption failed") from None
     profile, he = state.profile, state.header_encryption
@@ -379,7 +379,7 @@ def _decrypt_new_step(state: RatchetState, current: Chain | None, key: bytes, pn
     # ...then the sending half, with a fresh ratchet key.
     dhs = PrivateKey.generate(rng)
     state.rk, state.cks, state.nhks = kdf_rk(profile, rk, dhs.exchange(their_key), he)
-    state.dhs, state.dhs_public = dhs, dhs.public.raw
+    state.dhs, state.dhs_public = dhs, dhs.public.public_bytes_raw()
     if not he:
         state.nhks = None
     window.enforce(now, state.step, limits)

@@ -72,21 +72,23 @@ class SealedBoxPublicKey:
     def __init__(self, suite: SealedBoxSuite, public: HpkePublic) -> None:
         self.suite, self._public = suite, public
 
-    def public_bytes(self) -> bytes:
-        return self._public.raw
+    def public_bytes_raw(self) -> bytes:
+        """The suite's raw HPKE public key (without the suite byte that
+        :meth:`to_bytes` adds)."""
+        return self._public.public_bytes_raw()
 
     def seal(self, plaintext: bytes) -> bytes:
         """Encrypt ``plaintext`` (at most 64 MiB) to this key."""
         if len(plaintext) > MAX_PLAINTEXT:
             raise InvalidLength("sealed box plaintext exceeds 64 MiB")
-        sealed = self._public.seal(plaintext, _info(self.suite, self._public.raw))
+        sealed = self._public.seal(plaintext, _info(self.suite, self._public.public_bytes_raw()))
         enc_size = HPKE_ENC_SIZE[self.suite.hpke]
         enc, ciphertext = sealed[:enc_size], sealed[enc_size:]
         return (bytes((Tag.SEALED_BOX, 1, self.suite)) + enc
                 + struct.pack(">I", len(ciphertext)) + ciphertext)
 
     def to_bytes(self) -> bytes:
-        return Writer(Tag.SEALED_BOX_PUBLIC).u8(self.suite).fixed(self._public.raw).getvalue()
+        return Writer(Tag.SEALED_BOX_PUBLIC).u8(self.suite).fixed(self._public.public_bytes_raw()).getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SealedBoxPublicKey:
@@ -94,16 +96,16 @@ class SealedBoxPublicKey:
         suite = _suite(r.u8("suite"), "SealedBoxPublicKey")
         raw = r.fixed(HPKE_PUBLIC_SIZE[suite.hpke], "public key")
         r.finish()
-        return cls(suite, HpkePublic.from_bytes(suite.hpke, raw))
+        return cls(suite, HpkePublic.from_public_bytes(suite.hpke, raw))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SealedBoxPublicKey) and self.to_bytes() == other.to_bytes()
 
     def __hash__(self) -> int:
-        return hash(self._public.raw)
+        return hash(self._public.public_bytes_raw())
 
     def __repr__(self) -> str:
-        return f"SealedBoxPublicKey({self.suite.name}, {self._public.raw[:8].hex()}...)"
+        return f"SealedBoxPublicKey({self.suite.name}, {self._public.public_bytes_raw()[:8].hex()}...)"
 
 
 class SealedBoxPrivateKey:
@@ -121,9 +123,9 @@ class SealedBoxPrivateKey:
         return cls(suite, rng.random_bytes(32))
 
     def open(self, box: bytes) -> bytes:
-        """Decrypt a sealed box.  Raises a :class:`~signalish.DecodeError` for
-        malformed bytes, :class:`~signalish.UnexpectedType` for a box of the
-        other suite, and :class:`~signalish.AuthenticationError` for anything
+        """Decrypt a sealed box.  Raises a :class:`~signalish.errors.DecodeError` for
+        malformed bytes, :class:`~signalish.errors.UnexpectedType` for a box of the
+        other suite, and :class:`~signalish.errors.AuthenticationError` for anything
         that does not decrypt under this key."""
         r = Reader(box, Tag.SEALED_BOX, "SealedBox")
         suite = _suite(r.u8("suite"), "SealedBox")
@@ -132,7 +134,7 @@ class SealedBoxPrivateKey:
         enc = r.fixed(HPKE_ENC_SIZE[suite.hpke], "enc")
         ciphertext = r.var("ciphertext", MAX_PLAINTEXT + 16)
         r.finish()
-        return self._private.open(enc + ciphertext, _info(suite, self.public_key.public_bytes()))
+        return self._private.open(enc + ciphertext, _info(suite, self.public_key.public_bytes_raw()))
 
     def to_bytes(self) -> bytes:
         """Secret: suite and seed."""

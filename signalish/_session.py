@@ -1,7 +1,7 @@
 """Sessions: a Double Ratchet plus what the X3DH/PQXDH handshake decided.
 
 Theory of operation.  A :class:`Session` is one ratchet with one peer.  The
-initiator's session carries the :class:`~signalish.InitialHeader` and wraps
+initiator's session carries the :class:`~signalish._initial.InitialHeader` and wraps
 every message in a PreKeyMessage until the first message from the peer
 arrives in that session (as libsignal does), so that the responder can
 build the session from whichever of those messages it receives first.
@@ -108,7 +108,7 @@ class Session:
         self.local_identity = local_identity
         self.associated_data = associated_data
         #: The initiator's ephemeral key (EK_A): names this session on both sides.
-        self.base_key = initial_header.base_key.raw
+        self.base_key = initial_header.base_key.public_bytes_raw()
         #: SHA-256 of the X3DH/PQXDH header that created this session.
         self.initial_digest = _digest(initial_header)
         self.initiated_by_us = initiated_by_us
@@ -154,7 +154,7 @@ class Session:
                      profile: Profile, options: SessionOptions,
                      header_encryption: bool) -> Session:
         """Bob's session after X3DH/PQXDH (RatchetInitBob, section 3.3), with
-        the signed prekey that :func:`~signalish.respond` used as his first
+        the signed prekey that :func:`~signalish._x3dh.respond` used as his first
         ratchet key pair."""
         if agreement.signed_prekey is None:
             raise InvalidArgument("a responder session needs respond()'s agreement")
@@ -189,7 +189,7 @@ class Session:
     def encrypt(self, plaintext: bytes, registration_id: int = 0) -> bytes:
         """RatchetEncrypt, wrapped in a PreKeyMessage while ``pending``.
 
-        Raises :class:`~signalish.StaleSession` if sending is blocked,
+        Raises :class:`~signalish.errors.StaleSession` if sending is blocked,
         :class:`~signalish.NoSession` if the session cannot send yet."""
         if self.send_blocked:
             raise StaleSession("this session's sending state may be older than what it has "
@@ -240,8 +240,8 @@ class Session:
         flags = self.initiated_by_us | (self.pending is not None) << 1 | self.send_blocked << 2
         if self._prefix is None:
             prefix = Writer(0)
-            prefix.fixed(self.local_identity.public_bytes())
-            prefix.fixed(self.remote_identity.public_bytes()).var(self.associated_data)
+            prefix.fixed(self.local_identity.public_bytes_raw())
+            prefix.fixed(self.remote_identity.public_bytes_raw()).var(self.associated_data)
             prefix.fixed(self.base_key).fixed(self.initial_digest)
             if self.pending is not None:
                 prefix.var(self.pending.to_bytes())
@@ -255,15 +255,15 @@ class Session:
         flags = r.u8("session flags")
         if flags > (7 if version >= 2 else 3) or flags & 3 == 2:
             raise InvalidEncoding("Session: unknown flag bits")
-        local = IdentityKey(PublicKey.from_bytes(r.fixed(32, "local identity")))
-        remote = IdentityKey(PublicKey.from_bytes(r.fixed(32, "remote identity")))
+        local = IdentityKey(PublicKey.from_public_bytes(r.fixed(32, "local identity")))
+        remote = IdentityKey(PublicKey.from_public_bytes(r.fixed(32, "remote identity")))
         ad = r.var("associated data", 66)
         if ad != local.encode(profile) + remote.encode(profile) and \
                 ad != remote.encode(profile) + local.encode(profile):
             raise InvalidEncoding("Session: associated data does not match the identities")
         base_key, digest = r.fixed(32, "base key"), r.fixed(32, "initial header digest")
         pending = InitialHeader.from_bytes(r.var("pending header", 4096)) if flags & 2 else None
-        if pending is not None and (pending.base_key.raw != base_key or _digest(pending) != digest
+        if pending is not None and (pending.base_key.public_bytes_raw() != base_key or _digest(pending) != digest
                                     or pending.identity_key != local):
             raise InvalidEncoding("Session: pending header does not match the session")
         limits = read_limits(r)
@@ -351,7 +351,7 @@ class SessionRecord:
            two attempts always fit, one at most ``max_skip + 1``); a session
            that the rest of this budget cannot reach is not tried, and if
            no attempt succeeded the message is refused with
-           :class:`~signalish.TooFarAhead`.
+           :class:`~signalish.errors.TooFarAhead`.
 
         ``check``, if given, is called with a session before the message is
         decrypted in it and may raise (the manager's trust decision): an
@@ -360,8 +360,8 @@ class SessionRecord:
         other session took the message.  So no plaintext is ever computed in
         a session the check refuses.
 
-        Raises :class:`~signalish.AuthenticationError`, a
-        :class:`~signalish.MessageRejected` subclass, what ``check`` raises,
+        Raises :class:`~signalish.errors.AuthenticationError`, a
+        :class:`~signalish.errors.MessageRejected` subclass, what ``check`` raises,
         or :class:`~signalish.NoSession`.  Nothing changes on error.
         """
         if not self.sessions:
@@ -441,9 +441,9 @@ class SessionRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SessionRecord:
-        """Load a record; raises :class:`~signalish.CorruptState` if the
-        integrity check fails, another :class:`~signalish.DecodeError` if the
-        content is malformed."""
+        """Load a record; raises :class:`~signalish.errors.CorruptState` (a
+        :class:`~signalish.StoreError`) if the integrity check fails, a
+        :class:`~signalish.errors.DecodeError` if the content is malformed."""
         r = Reader(check_digest(data, "SessionRecord"), Tag.SESSION_RECORD, "SessionRecord",
                    frozenset({1, RECORD_VERSION}))
         profile = PROFILES.get(r.var("profile", 64).decode("ascii", "replace"))

@@ -53,7 +53,7 @@ def read_limits(r: Reader) -> RatchetLimits:
 
 def write_state(w: Writer, state: RatchetState) -> None:
     flags = int(state.header_encryption)
-    parts = [b"", state.dhs.private_bytes(), state.dhs_public, state.rk]
+    parts = [b"", state.dhs.private_bytes_raw(), state.dhs_public, state.rk]
     for bit, name in enumerate(_OPTIONAL, start=1):
         value = getattr(state, name)
         if value is not None:
@@ -96,8 +96,8 @@ def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int)
     flags = r.u8("state flags")
     he = bool(flags & 1)
     dhs_private, dhs_public = r.fixed(32, "DHs private"), r.fixed(32, "DHs public")
-    PublicKey.from_bytes(dhs_public)
-    state = RatchetState(profile, he, PrivateKey.from_bytes(dhs_private), dhs_public,
+    PublicKey.from_public_bytes(dhs_public)
+    state = RatchetState(profile, he, PrivateKey.from_private_bytes(dhs_private), dhs_public,
                          r.fixed(32, "RK"))
     for bit, name in enumerate(_OPTIONAL, start=1):
         if flags & (1 << bit):

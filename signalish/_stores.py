@@ -61,7 +61,7 @@ class PreKeyStore(Protocol):
 
 @runtime_checkable
 class SessionStore(Protocol):
-    """One serialized :class:`~signalish.SessionRecord` per peer address
+    """One serialized :class:`~signalish._session.SessionRecord` per peer address
     (secret).  Stores hold bytes and never parse them."""
 
     def load_session(self, address: str) -> bytes | None:
@@ -245,7 +245,7 @@ class SQLiteStore:
     transaction survives a crash and an uncommitted one leaves no trace.
     Every row carries a 16-byte SHA-256 check over its table, key and value:
     a damaged row, or a row moved to another address, reads as
-    :class:`~signalish.CorruptState`, never as different data.
+    :class:`~signalish.errors.CorruptState`, never as different data.
     One connection per store; not for use from several threads at once.
     Several stores (in several processes) may share one file: their
     transactions run one at a time.
@@ -254,7 +254,7 @@ class SQLiteStore:
     for another connection's write transaction to end (``0`` waits not at
     all).  If the lock cannot be had, at ``BEGIN IMMEDIATE`` or at any
     statement or ``COMMIT`` after it, the transaction is rolled back and
-    :class:`~signalish.StoreBusy` is raised: nothing was written, and the
+    :class:`~signalish.errors.StoreBusy` is raised: nothing was written, and the
     same call can simply be retried later (a message that was being
     decrypted decrypts then).  Any other ``sqlite3`` error becomes
     :class:`~signalish.StoreError`, chained to the original (``from``);
@@ -268,7 +268,7 @@ class SQLiteStore:
     At the start of every transaction, right after ``BEGIN IMMEDIATE``, the
     file's generation is read; if it is lower than one this object has
     already seen, the transaction is rolled back and
-    :class:`~signalish.StoreRolledBack` is raised.  ``min_generation`` does
+    :class:`~signalish.errors.StoreRolledBack` is raised.  ``min_generation`` does
     the same at open: an application that records :attr:`generation` outside
     the database (after its transactions, somewhere an old copy of the file
     does not bring back, such as the OS keystore) and passes it here finds
@@ -281,7 +281,7 @@ class SQLiteStore:
     What this detects: while a store is open, the file rolled back through
     SQLite by someone else (an older copy written over it with SQLite's
     backup API, say, by a restore in another process): the next transaction
-    raises :class:`~signalish.StoreRolledBack`; while a store is open, the
+    raises :class:`~signalish.errors.StoreRolledBack`; while a store is open, the
     file at ``path`` replaced by another file (renamed over it) or moved
     away: the next transaction raises :class:`~signalish.StoreError`,
     because the connection would go on writing the old file (close the
@@ -466,10 +466,10 @@ class SQLiteStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Run the body as one write transaction: on a normal exit all its
-        writes commit at once (raising :class:`~signalish.StoreBusy` or
+        writes commit at once (raising :class:`~signalish.errors.StoreBusy` or
         :class:`~signalish.StoreError`, with nothing written, if they
         cannot); if the body raises, nothing it wrote is kept.  Raises
-        :class:`~signalish.StoreRolledBack` before the body runs if the file
+        :class:`~signalish.errors.StoreRolledBack` before the body runs if the file
         is older than this store has seen.  Transactions do not nest."""
         if self._in_transaction:
             raise InvalidArgument("SQLiteStore transactions do not nest")

@@ -61,7 +61,7 @@ class RatchetLimits:
 
     ``max_skip``: message keys one incoming message may make us skip
     (the spec's MAX_SKIP); a header asking for more is refused with
-    :class:`~signalish.TooFarAhead` before any key is derived.
+    :class:`~signalish.errors.TooFarAhead` before any key is derived.
     ``max_stored_keys``: skipped keys kept per session; the oldest go first.
     ``max_receiving_chains``: receiving chains remembered (libsignal: 5).
     ``expire_after_steps``: a chain's keys are dropped this many DH ratchet

@@ -44,7 +44,7 @@ class WireFormat(Protocol):
     header_encryption: bool
 
     def parse(self, data: bytes, max_plaintext: int) -> Received | InitialMessage:
-        """Parse a message strictly; raises a :class:`~signalish.DecodeError`."""
+        """Parse a message strictly; raises a :class:`~signalish.errors.DecodeError`."""
 
     def seal(self, sending: Sending, plaintext: bytes, ad: bytes) -> bytes:
         """ENCRYPT and frame one message (section 3.4's CONCAT included)."""

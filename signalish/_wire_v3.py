@@ -250,8 +250,8 @@ def prekey_message_v3(header: InitialHeader, registration_id: int, message: byte
     body = b""
     if header.one_time_prekey_id is not None:
         body += _uint_field(1, header.one_time_prekey_id)
-    body += _bytes_field(2, b"\x05" + header.base_key.raw)
-    body += _bytes_field(3, b"\x05" + header.identity_key.public_bytes())
+    body += _bytes_field(2, b"\x05" + header.base_key.public_bytes_raw())
+    body += _bytes_field(3, b"\x05" + header.identity_key.public_bytes_raw())
     body += _bytes_field(4, message)
     body += _uint_field(5, registration_id) + _uint_field(6, header.signed_prekey_id)
     return bytes((VERSION,)) + body
@@ -277,8 +277,8 @@ def parse_v3(data: bytes, max_plaintext: int) -> V3Frame | V3PreKeyFrame:
         return _parse_signal(data, max_ciphertext)
     r = _ProtoReader(data[1:], "PreKeySignalMessage")
     one_time = r.uint32(1, optional=True)
-    base_key = PublicKey.from_bytes(_key33(r.bytes_(2, 33), "PreKeySignalMessage"))
-    identity = IdentityKey(PublicKey.from_bytes(_key33(r.bytes_(3, 33), "PreKeySignalMessage")))
+    base_key = PublicKey.from_public_bytes(_key33(r.bytes_(2, 33), "PreKeySignalMessage"))
+    identity = IdentityKey(PublicKey.from_public_bytes(_key33(r.bytes_(3, 33), "PreKeySignalMessage")))
     inner = _parse_signal(r.bytes_(4, max_ciphertext + 64), max_ciphertext)
     registration_id, signed = r.uint32(5), r.uint32(6)
     r.finish()

@@ -115,10 +115,10 @@ def initiate(
     otherwise they come from ``rng`` and OpenSSL.  A supplied encapsulation
     is trusted to match the bundle's KEM key.
 
-    Raises :class:`~signalish.InvalidSignature` before any DH if a bundle
-    signature fails, :class:`~signalish.PolicyViolation` if ``policy``
-    refuses the bundle, :class:`~signalish.UnsupportedByProfile` for a KEM
-    prekey under a profile without PQXDH, :class:`~signalish.InvalidKey` if a
+    Raises :class:`~signalish.errors.InvalidSignature` before any DH if a bundle
+    signature fails, :class:`~signalish.errors.PolicyViolation` if ``policy``
+    refuses the bundle, :class:`~signalish.errors.UnsupportedByProfile` for a KEM
+    prekey under a profile without PQXDH, :class:`~signalish.errors.InvalidKey` if a
     DH output is all zeros.
     """
     bundle.verify(profile)
@@ -169,12 +169,12 @@ def respond(
     """Bob's side (X3DH section 3.4, PQXDH section 3.4), using the prekeys
     the header names from ``prekeys``.  Changes nothing in ``prekeys``.
 
-    Raises :class:`~signalish.UnknownPreKey`, :class:`~signalish.PreKeyAlreadyUsed`
-    or :class:`~signalish.PreKeyExpired` for a prekey it cannot use,
-    :class:`~signalish.PreKeyReplayed` for an initial message without a
+    Raises :class:`~signalish.errors.UnknownPreKey`, :class:`~signalish.errors.PreKeyAlreadyUsed`
+    or :class:`~signalish.errors.PreKeyExpired` for a prekey it cannot use,
+    :class:`~signalish.errors.PreKeyReplayed` for an initial message without a
     one-time prekey that this signed prekey already accepted,
-    :class:`~signalish.PolicyViolation` if ``policy`` refuses the header, and
-    :class:`~signalish.InvalidKey` if a DH output is all zeros.
+    :class:`~signalish.errors.PolicyViolation` if ``policy`` refuses the header, and
+    :class:`~signalish.errors.InvalidKey` if a DH output is all zeros.
     """
     profile = prekeys.profile
     policy.check(header.one_time_prekey_id is not None, header.kem_prekey_id is not None,

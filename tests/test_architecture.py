@@ -41,7 +41,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("session", ("_session",)),
     ("stores", ("_stores",)),
     ("services", ("_manager", "_backup")),
-    ("api", ("__init__",)),
+    ("api", ("errors", "__init__")),
     ("edge", ("cli", "__main__")),
 )
 

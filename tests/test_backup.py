@@ -16,21 +16,23 @@ import signalish._backup as backup_module
 from signalish import (
     LIBSIGNAL_V3,
     NATIVE,
-    AuthenticationError,
-    BackupDamaged,
     BackupParams,
     DeterministicRandom,
-    InvalidArgument,
     MemoryStore,
-    PreKeyExpired,
     PreKeyRing,
     Profile,
     SessionManager,
     SessionOptions,
-    StaleSession,
     WrongPassword,
     create_backup,
     restore_backup,
+)
+from signalish.errors import (
+    AuthenticationError,
+    BackupDamaged,
+    InvalidArgument,
+    PreKeyExpired,
+    StaleSession,
 )
 from signalish._backup import BackupCostExceeded
 from sessions import Party, make_party, message_key_id

@@ -9,13 +9,15 @@ from hypothesis import strategies as st
 from signalish import (
     LIBSIGNAL_V3,
     NATIVE,
-    DecodeError,
-    InvalidKey,
-    InvalidSignature,
     KemPreKeyPublic,
     OneTimePreKeyPublic,
     PreKeyBundle,
     SignedPreKeyPublic,
+)
+from signalish.errors import (
+    DecodeError,
+    InvalidKey,
+    InvalidSignature,
     TrailingBytes,
     TruncatedInput,
     UnsupportedByProfile,
@@ -60,12 +62,12 @@ def test_libsignal_bundle_signature_covers_signed_prekey_only() -> None:
     bundle = ring.issue_bundle()
     bundle.verify(LIBSIGNAL_V3)
     spk = bundle.signed_prekey
-    raw = spk.public_key.raw
+    raw = spk.public_key.public_bytes_raw()
     for i in range(32):
         for b in range(8):
             changed = raw[:i] + bytes((raw[i] ^ (1 << b),)) + raw[i + 1:]
             try:
-                key = type(spk.public_key).from_bytes(changed)
+                key = type(spk.public_key).from_public_bytes(changed)
             except InvalidKey:
                 continue
             forged = PreKeyBundle(bundle.identity_key, SignedPreKeyPublic(spk.key_id, key, spk.signature))

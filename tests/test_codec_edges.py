@@ -6,15 +6,13 @@ from __future__ import annotations
 import pytest
 
 from sessions import make_party
-from signalish import (
-    LIBSIGNAL_V3,
+from signalish import LIBSIGNAL_V3, RatchetLimits, SessionOptions
+from signalish._session import SessionRecord
+from signalish.errors import (
     DecodeError,
     InvalidArgument,
     InvalidEncoding,
     InvalidLength,
-    RatchetLimits,
-    SessionOptions,
-    SessionRecord,
     TruncatedInput,
 )
 from signalish._message import parse, plain_prefix
@@ -191,7 +189,7 @@ def test_window_limits_at_their_exact_boundaries() -> None:
     alice.ns = MAX_COUNTER - 1
     send(alice, b"last")
     assert alice.ns == MAX_COUNTER
-    from signalish import ChainExhausted
+    from signalish.errors import ChainExhausted
     before = snapshot(alice)
     with pytest.raises(ChainExhausted):
         send(alice, b"one too many")
@@ -199,10 +197,12 @@ def test_window_limits_at_their_exact_boundaries() -> None:
 
 
 def test_prekey_ids_span_the_whole_u32_range() -> None:
-    from signalish import InitialHeader, InvalidArgument, PublicKey
+    from signalish import PublicKey
+    from signalish._initial import InitialHeader
+    from signalish.errors import InvalidArgument
     from strategies import make_ring
     identity, _, _ = make_ring(b"ids", one_time=0, kem=0)
-    base = PublicKey.from_bytes(bytes(range(2, 34)))
+    base = PublicKey.from_public_bytes(bytes(range(2, 34)))
     for key_id in (0, 2**32 - 1):
         header = InitialHeader(identity.public, base, key_id, key_id)
         assert InitialHeader.from_bytes(header.to_bytes()) == header

@@ -35,16 +35,13 @@ from hypothesis.stateful import (
 from signalish import (
     LIBSIGNAL_V3,
     NATIVE,
-    DuplicateMessage,
     MemoryStore,
-    MessageKeyEvicted,
-    MessageKeyExpired,
     RatchetLimits,
     SessionManager,
     SessionOptions,
     SignalishError,
-    TooFarAhead,
 )
+from signalish.errors import DuplicateMessage, MessageKeyEvicted, MessageKeyExpired, TooFarAhead
 from sessions import make_party, message_key_id
 from signalish._wire_v3 import V3PreKeyFrame, parse_v3
 

@@ -4,12 +4,15 @@ The Sphinx build itself runs in CI with warnings as errors (.ci/run)."""
 
 from __future__ import annotations
 
+import importlib
 import runpy
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import signalish
+import signalish.errors
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 EXAMPLES = sorted((DOCS / "examples").glob("*.py"))
@@ -26,11 +29,52 @@ def test_every_example_is_shown_in_the_docs() -> None:
         assert f"examples/{example.name}" in pages
 
 
-def test_every_public_name_is_documented() -> None:
+def _is_documented(obj: object, name: str, api: str) -> bool:
+    return f"py:data:: {name}\n" in api or bool(
+        getattr(obj, "__doc__", None) and obj.__doc__ is not type(obj).__doc__
+        and not isinstance(obj, (int, str, bytes)))
+
+
+@pytest.mark.parametrize("module", [signalish, signalish.errors], ids=lambda m: m.__name__)
+def test_every_public_name_is_documented(module: ModuleType) -> None:
     api = (DOCS / "api.rst").read_text()
-    for name in signalish.__all__:
-        obj = getattr(signalish, name)
-        documented = f"py:data:: {name}\n" in api or (
-            getattr(obj, "__doc__", None) and obj.__doc__ is not type(obj).__doc__
-            and not isinstance(obj, (int, str, bytes)))
-        assert documented, f"signalish.{name} has no documentation"
+    assert f"automodule:: {module.__name__}\n" in api
+    for name in module.__all__:
+        obj = getattr(module, name)
+        assert _is_documented(obj, name, api), f"{module.__name__}.{name} has no documentation"
+
+
+def test_every_error_class_is_in_signalish_errors() -> None:
+    """signalish.errors lists every subclass of SignalishError, and nothing else."""
+    exported = {getattr(signalish.errors, name) for name in signalish.errors.__all__}
+
+    def subclasses(cls: type) -> set[type]:
+        return {cls} | {s for c in cls.__subclasses__() for s in subclasses(c)}
+    assert subclasses(signalish.SignalishError) == exported
+
+
+def _drawn_parents(docstring: str) -> dict[str, set[str]]:
+    """Each class's parents as drawn in a docstring's ``+--`` tree."""
+    lines = docstring[docstring.index("    SignalishError\n"):].splitlines()
+    parents: dict[str, set[str]] = {"SignalishError": set()}
+    path = ["SignalishError"]
+    for line in lines[1:]:
+        if "+-- " not in line:
+            break
+        depth = line.index("+-- ") // 4
+        name = line[line.index("+-- ") + 4:].split()[0]
+        del path[depth:]
+        parents.setdefault(name, set()).add(path[-1])
+        path.append(name)
+    return parents
+
+
+@pytest.mark.parametrize("module", ["signalish.errors"])
+def test_the_error_tree_in_the_docs_is_the_hierarchy(module: str) -> None:
+    docstring = importlib.import_module(module).__doc__
+    assert docstring is not None
+    actual = {
+        name: {base.__name__ for base in getattr(signalish.errors, name).__bases__
+               if issubclass(base, signalish.SignalishError)}
+        for name in signalish.errors.__all__}
+    assert _drawn_parents(docstring) == actual

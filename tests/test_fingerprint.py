@@ -8,18 +8,19 @@ import pytest
 
 from helpers import load_vectors
 from signalish import (
+    LIBSIGNAL_V3,
     DeterministicRandom,
     FingerprintMatch,
     IdentityKey,
     IdentityKeyPair,
-    InvalidEncoding,
     SafetyNumber,
     compare_scannable,
 )
+from signalish.errors import InvalidEncoding
 
 V = load_vectors("third_party/signal_published.json")["safety_number"]
-ALICE = IdentityKey.from_public_bytes(bytes.fromhex(V["alice_key"]))
-BOB = IdentityKey.from_public_bytes(bytes.fromhex(V["bob_key"]))
+ALICE = IdentityKey.decode(bytes.fromhex(V["alice_key"]), LIBSIGNAL_V3)
+BOB = IdentityKey.decode(bytes.fromhex(V["bob_key"]), LIBSIGNAL_V3)
 
 
 def test_published_safety_number() -> None:

@@ -21,30 +21,32 @@ from hypothesis import strategies as st
 from sessions import make_party
 from signalish import (
     LIBSIGNAL_V3,
-    AuthenticationError,
     BackupParams,
-    CorruptState,
-    DecodeError,
     DeterministicRandom,
     IdentityKey,
     IdentityKeyPair,
-    InitialHeader,
-    InvalidLength,
     KemPreKeyPublic,
     OneTimePreKeyPublic,
     PreKeyBundle,
     PreKeyRing,
+    SQLiteStore,
     SealedBoxPrivateKey,
     SealedBoxPublicKey,
     SealedBoxSuite,
-    SessionRecord,
     SignalishError,
     SignedPreKeyPublic,
-    SQLiteStore,
-    TooFarAhead,
     compare_scannable,
     create_backup,
     restore_backup,
+)
+from signalish._initial import InitialHeader
+from signalish._session import SessionRecord
+from signalish.errors import (
+    AuthenticationError,
+    CorruptState,
+    DecodeError,
+    InvalidLength,
+    TooFarAhead,
 )
 from signalish._message import parse, plain_prefix
 from signalish._primitives import ed25519_verify, xeddsa_verify
@@ -84,9 +86,12 @@ LIMIT = 1 << 20
 PARSERS: dict[str, tuple[bytes, Callable[[bytes], Any], Callable[[Any], bytes] | None]] = {
     "IdentityKey": (W["bob"].identity.public.to_bytes(), IdentityKey.from_bytes,
                     lambda v: v.to_bytes()),
-    "IdentityKey.from_public_bytes": (b"\x05" + W["bob"].identity.public.public_bytes(),
+    "IdentityKey.from_public_bytes": (W["bob"].identity.public.public_bytes_raw(),
                                       IdentityKey.from_public_bytes,
-                                      lambda v: b"\x05" + v.public_bytes()),
+                                      lambda v: v.public_bytes_raw()),
+    "IdentityKey.decode": (W["bob"].identity.public.encode(LIBSIGNAL_V3),
+                           lambda data: IdentityKey.decode(data, LIBSIGNAL_V3),
+                           lambda v: v.encode(LIBSIGNAL_V3)),
     "IdentityKeyPair": (W["bob"].identity.to_bytes(), IdentityKeyPair.from_bytes,
                         lambda v: v.to_bytes()),
     "SignedPreKeyPublic": (W["bundle"].signed_prekey.to_bytes(), SignedPreKeyPublic.from_bytes,
@@ -168,7 +173,8 @@ def test_parser_fuzz(name: str, data: st.DataObject) -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_backup_fuzz(data: st.DataObject) -> None:
-    from signalish import BackupError, MemoryStore
+    from signalish import MemoryStore
+    from signalish.errors import BackupError
     mutated = data.draw(mutations(W["backup"]))
     store = MemoryStore()
     try:
@@ -221,7 +227,7 @@ def fresh_pair(seed: bytes) -> tuple[Any, bytes]:
 
 def test_huge_counters_are_refused_before_any_derivation() -> None:
     alice, current = fresh_pair(b"counters")
-    new_key = IdentityKeyPair.generate(DeterministicRandom(b"new")).public.public_bytes()
+    new_key = IdentityKeyPair.generate(DeterministicRandom(b"new")).public.public_bytes_raw()
     # N huge on the current chain or on a DH step: refused before any derivation.
     for key, pn, n in ((current, 0, 2**32 - 1), (current, 2**32 - 1, 2**31),
                        (new_key, 0, 2**32 - 1)):
@@ -239,7 +245,7 @@ def test_many_new_ratchet_keys_in_a_row() -> None:
     flood_target, _ = fresh_pair(b"flood")
     start = time.perf_counter()
     for _ in range(50):
-        key = IdentityKeyPair.generate(rng).public.public_bytes()
+        key = IdentityKeyPair.generate(rng).public.public_bytes_raw()
         refuse_quickly(flood_target, forged(key, 0, 0), AuthenticationError)
     assert (time.perf_counter() - start) / 50 < 0.02
 
@@ -272,8 +278,8 @@ def test_signatures_with_s_at_least_l_are_rejected() -> None:
             continue
         forged_sig = signature[:32] + bigger.to_bytes(32, "little")
         for form in ("spec", "libsignal"):
-            assert not xeddsa_verify(identity.public.public_bytes(), message, forged_sig, form)  # type: ignore[arg-type]
-    assert xeddsa_verify(identity.public.public_bytes(), message, signature, "spec")
+            assert not xeddsa_verify(identity.public.public_bytes_raw(), message, forged_sig, form)  # type: ignore[arg-type]
+    assert xeddsa_verify(identity.public.public_bytes_raw(), message, signature, "spec")
     ed_public = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
     ed_sig = bytes.fromhex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb"
                            "8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b")

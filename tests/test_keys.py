@@ -7,13 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helpers import load_vectors
-from signalish import (
-    LIBSIGNAL_V3,
+from signalish import LIBSIGNAL_V3, NATIVE, DeterministicRandom, IdentityKey, IdentityKeyPair
+from signalish.errors import (
     CorruptState,
-    NATIVE,
-    DeterministicRandom,
-    IdentityKey,
-    IdentityKeyPair,
     InvalidArgument,
     InvalidEncoding,
     InvalidKey,
@@ -34,7 +30,7 @@ def flips(data: bytes) -> list[bytes]:
 
 def test_libsignal_published_xeddsa_signature() -> None:
     v = SIGNAL["xeddsa"]
-    key = IdentityKey.from_public_bytes(bytes.fromhex(v["identity_public"]))
+    key = IdentityKey.decode(bytes.fromhex(v["identity_public"]), LIBSIGNAL_V3)
     message, signature = bytes.fromhex(v["message"]), bytes.fromhex(v["signature"])
     assert key.verify_signature(message, signature, LIBSIGNAL_V3)
     # The sign bit is 1 here, so the spec form (sign bit forced to 0) refuses it.
@@ -49,13 +45,13 @@ def test_libsignal_published_xeddsa_signature() -> None:
 @given(st.binary(min_size=32, max_size=32), st.binary(max_size=64))
 def test_seed_signature_is_xeddsa_in_both_forms(seed: bytes, message: bytes) -> None:
     signer = Ed25519Signer(seed)
-    if signer.public_bytes[31] & 0x80:
+    if signer.public_bytes_raw()[31] & 0x80:
         with pytest.raises(InvalidArgument):
             IdentityKeyPair.from_seed(seed)
         return
     pair = IdentityKeyPair.from_seed(seed)
     # The X25519 public key is the Montgomery form of the Ed25519 key.
-    assert pair.public.public_bytes() == montgomery_u_from_edwards(signer.public_bytes)
+    assert pair.public.public_bytes_raw() == montgomery_u_from_edwards(signer.public_bytes_raw())
     signature = pair.sign(message)
     for form in (NATIVE, LIBSIGNAL_V3):
         assert pair.public.verify_signature(message, signature, form)
@@ -68,9 +64,9 @@ def test_libsignal_form_reads_sign_bit_from_byte_63() -> None:
     rng = DeterministicRandom(b"sign-bit")
     while True:
         signer = Ed25519Signer(rng.random_bytes(32))
-        if signer.public_bytes[31] & 0x80:
+        if signer.public_bytes_raw()[31] & 0x80:
             break
-    u = PrivateKey.from_bytes(signer.x25519_scalar()).public.raw
+    u = PrivateKey.from_private_bytes(signer.x25519_scalar()).public.public_bytes_raw()
     key = IdentityKey.from_public_bytes(u)
     signature = bytearray(signer.sign(b"msg"))
     assert not key.verify_signature(b"msg", bytes(signature), LIBSIGNAL_V3)
@@ -88,14 +84,20 @@ def test_generate_yields_sign_bit_zero_and_agrees() -> None:
 
 def test_public_identity_import_forms() -> None:
     pair = IdentityKeyPair.generate(DeterministicRandom(b"imp"))
-    raw = pair.public.public_bytes()
+    raw = pair.public.public_bytes_raw()
     assert IdentityKey.from_public_bytes(raw) == pair.public
-    assert IdentityKey.from_public_bytes(b"\x05" + raw) == pair.public
+    assert IdentityKey.decode(b"\x05" + raw, LIBSIGNAL_V3) == pair.public
+    assert IdentityKey.decode(raw, NATIVE) == pair.public
     assert pair.public.encode(LIBSIGNAL_V3) == b"\x05" + raw
     assert pair.public.encode(NATIVE) == raw
-    for bad in (b"\x06" + raw, raw[:31], raw + b"\x00\x00"):
+    for bad in (b"\x05" + raw, b"\x06" + raw, raw[:31], raw + b"\x00\x00"):
         with pytest.raises(InvalidKey):
             IdentityKey.from_public_bytes(bad)
+    for bad in (b"\x06" + raw, raw, raw[:31], b"\x05" + raw + b"\x00"):
+        with pytest.raises(InvalidKey):
+            IdentityKey.decode(bad, LIBSIGNAL_V3)
+    with pytest.raises(InvalidKey):
+        IdentityKey.decode(b"\x05" + raw, NATIVE)
     with pytest.raises(InvalidKey):
         IdentityKey.from_public_bytes((2**255 - 1).to_bytes(32, "little"))
 
@@ -137,7 +139,7 @@ def test_identity_pair_rejects_sign_bit_one_seed_on_load() -> None:
     rng = DeterministicRandom(b"bad-seed")
     while True:
         seed = rng.random_bytes(32)
-        if Ed25519Signer(seed).public_bytes[31] & 0x80:
+        if Ed25519Signer(seed).public_bytes_raw()[31] & 0x80:
             break
     from signalish._encoding import add_digest
     with pytest.raises(InvalidEncoding):

@@ -35,12 +35,8 @@ import pytest
 
 from sqlite_helpers import fork, sqlite_bob
 
-from signalish import (
-    DuplicateMessage,
-    IdentityKeyPair,
-    SessionManager,
-    SQLiteStore,
-)
+from signalish import IdentityKeyPair, SQLiteStore, SessionManager
+from signalish.errors import DuplicateMessage
 from signalish._message import PlainFrame, parse
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

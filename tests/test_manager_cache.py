@@ -12,14 +12,8 @@ from pathlib import Path
 import pytest
 
 from sessions import Party, make_party
-from signalish import (
-    AuthenticationError,
-    DeterministicRandom,
-    DuplicateMessage,
-    MemoryStore,
-    SessionManager,
-    SQLiteStore,
-)
+from signalish import DeterministicRandom, MemoryStore, SQLiteStore, SessionManager
+from signalish.errors import AuthenticationError, CorruptState, DuplicateMessage
 from signalish._manager import Outcome
 from sqlite_helpers import sqlite_bob
 
@@ -126,6 +120,24 @@ def test_batch_decrypts_a_backlog_in_one_commit_with_an_outcome_each() -> None:
     failed = [o for o in outcomes if not o.ok]
     assert len(failed) == 2 and {type(o.error).__name__ for o in failed} == {
         "UnexpectedType", "DuplicateMessage"}
+
+
+def test_a_damaged_record_is_the_outcome_of_its_messages_only() -> None:
+    """CorruptState is a StoreError, but one damaged record must not hold up
+    the rest of a backlog: it is the outcome of that address's messages."""
+    alice, bob = talking(b"batch corrupt")
+    carol = make_party("carol", b"batch corrupt")
+    carol.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("carol", carol.manager.encrypt("bob", b"hi"), now=1)
+    damaged = bytearray(bob.store.load_session("carol") or b"")
+    damaged[-1] ^= 1
+    with bob.store.transaction():
+        bob.store.save_session("carol", bytes(damaged))
+    backlog = [("carol", carol.manager.encrypt("bob", b"c")),
+               ("alice", alice.manager.encrypt("bob", b"a"))]
+    outcomes = bob.manager.decrypt_batch(backlog, now=3)
+    assert type(outcomes[0].error) is CorruptState
+    assert outcomes[1].plaintext == b"a"
 
 
 def test_a_batch_whose_delivery_fails_commits_nothing() -> None:

@@ -6,18 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signalish import (
-    LIBSIGNAL_V3,
+from signalish import LIBSIGNAL_V3, NATIVE, DeterministicRandom, IdentityKeyPair, PreKeyRing
+from signalish._initial import InitialHeader
+from signalish.errors import (
     CorruptState,
-    NATIVE,
     DecodeError,
-    DeterministicRandom,
-    IdentityKeyPair,
-    InitialHeader,
     InvalidArgument,
     PreKeyAlreadyUsed,
     PreKeyExpired,
-    PreKeyRing,
     UnknownPreKey,
     UnsupportedByProfile,
 )
@@ -156,7 +152,7 @@ def test_ring_refuses_out_of_order_ids() -> None:
     identity, ring, rng = make_ring(b"order", one_time=2, kem=0)
     data = bytearray(ring.to_bytes()[:-16])
     # Find both one-time ids (1 and 2, 4 bytes each) and swap them.
-    first = ring.one_time_prekey(1).private_key.private_bytes()
+    first = ring.one_time_prekey(1).private_key.private_bytes_raw()
     at = data.index(first) - 4
     data[at:at + 4] = (5).to_bytes(4, "big")
     with pytest.raises(DecodeError, match="order"):

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import case_id, load_vectors, wycheproof_cases
-from signalish import InvalidArgument, InvalidKey
+from signalish.errors import InvalidArgument, InvalidKey
 from signalish._errors import AuthenticationError
 from signalish._primitives import (
     Ed25519Signer,
@@ -51,9 +51,9 @@ def test_rfc7748_scalar_mult(vector: dict[str, str]) -> None:
         # RFC 7748 decodeUCoordinate masks bit 255; signalish refuses such
         # encodings outright, so the test applies the RFC's masking itself.
         with pytest.raises(InvalidKey):
-            PublicKey.from_bytes(u)
+            PublicKey.from_public_bytes(u)
         u = u[:31] + bytes((u[31] & 0x7F,))
-    out = PrivateKey.from_bytes(h(vector["scalar"])).exchange(PublicKey.from_bytes(u))
+    out = PrivateKey.from_private_bytes(h(vector["scalar"])).exchange(PublicKey.from_public_bytes(u))
     assert out.hex() == vector["output"]
 
 
@@ -61,16 +61,16 @@ def test_rfc7748_scalar_mult(vector: dict[str, str]) -> None:
 def test_rfc7748_iterated(vector: dict[str, Any]) -> None:
     k = u = (9).to_bytes(32, "little")
     for _ in range(vector["iterations"]):
-        k, u = PrivateKey.from_bytes(k).exchange(PublicKey.from_bytes(u)), k
+        k, u = PrivateKey.from_private_bytes(k).exchange(PublicKey.from_public_bytes(u)), k
     assert k.hex() == vector["output"]
 
 
 def test_rfc7748_diffie_hellman() -> None:
     dh = RFC7748["diffie_hellman"]
-    alice = PrivateKey.from_bytes(h(dh["alice_private"]))
-    bob = PrivateKey.from_bytes(h(dh["bob_private"]))
-    assert alice.public.raw.hex() == dh["alice_public"]
-    assert bob.public.raw.hex() == dh["bob_public"]
+    alice = PrivateKey.from_private_bytes(h(dh["alice_private"]))
+    bob = PrivateKey.from_private_bytes(h(dh["bob_private"]))
+    assert alice.public.public_bytes_raw().hex() == dh["alice_public"]
+    assert bob.public.public_bytes_raw().hex() == dh["bob_public"]
     assert alice.exchange(bob.public).hex() == dh["shared"]
     assert bob.exchange(alice.public).hex() == dh["shared"]
 
@@ -79,23 +79,23 @@ def test_rfc7748_diffie_hellman() -> None:
 def test_wycheproof_x25519(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
     _, t = case
     flags = set(t["flags"])
-    private = PrivateKey.from_bytes(h(t["private"]))
+    private = PrivateKey.from_private_bytes(h(t["private"]))
     if "ZeroSharedSecret" in flags or "NonCanonicalPublic" in flags:
         # "acceptable" in Wycheproof; signalish's policy is to refuse both: an
         # all-zero output must never reach a KDF, and a public key has exactly
         # one accepted encoding.
         with pytest.raises(InvalidKey):
-            private.exchange(PublicKey.from_bytes(h(t["public"])))
+            private.exchange(PublicKey.from_public_bytes(h(t["public"])))
         return
     # Everything else (valid, and acceptable twist points) must agree exactly.
     assert t["result"] in ("valid", "acceptable")
-    assert private.exchange(PublicKey.from_bytes(h(t["public"]))).hex() == t["shared"]
+    assert private.exchange(PublicKey.from_public_bytes(h(t["public"]))).hex() == t["shared"]
 
 
 def test_low_order_points_refused_on_import() -> None:
     for u in (0, 1, 2**255 - 20):
         with pytest.raises(InvalidKey):
-            PublicKey.from_bytes(u.to_bytes(32, "little"))
+            PublicKey.from_public_bytes(u.to_bytes(32, "little"))
 
 
 # --- HKDF and HMAC --------------------------------------------------------------
@@ -146,7 +146,7 @@ def test_wycheproof_hmac(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
                          ids=lambda v: v["name"])
 def test_rfc8032(vector: dict[str, str]) -> None:
     signer = Ed25519Signer(h(vector["seed"]))
-    assert signer.public_bytes.hex() == vector["public"]
+    assert signer.public_bytes_raw().hex() == vector["public"]
     assert signer.sign(h(vector["message"])).hex() == vector["signature"]
     assert ed25519_verify(h(vector["public"]), h(vector["message"]), h(vector["signature"]))
 
@@ -163,8 +163,8 @@ def test_birational_map_matches_x25519() -> None:
     the same point as X25519 of the clamped SHA-512 scalar (RFC 7748 4.1)."""
     for vector in load_vectors("third_party/rfc8032_ed25519.json")["tests"]:
         signer = Ed25519Signer(h(vector["seed"]))
-        x25519_public = PrivateKey.from_bytes(signer.x25519_scalar()).public.raw
-        assert montgomery_u_from_edwards(signer.public_bytes) == x25519_public
+        x25519_public = PrivateKey.from_private_bytes(signer.x25519_scalar()).public.public_bytes_raw()
+        assert montgomery_u_from_edwards(signer.public_bytes_raw()) == x25519_public
 
 
 # --- AEAD and CBC ---------------------------------------------------------------
@@ -233,28 +233,28 @@ def test_wycheproof_aes256_cbc(case: tuple[dict[str, Any], dict[str, Any]]) -> N
 def test_wycheproof_mlkem1024(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
     _, t = case
     if t["result"] == "valid":
-        private = KemPrivateKey(h(t["seed"]))
-        assert private.public.raw.hex() == t["ek"]
+        private = KemPrivateKey.from_seed(h(t["seed"]))
+        assert private.public.public_bytes_raw().hex() == t["ek"]
         assert private.decapsulate(h(t["c"])).hex() == t["K"]
     else:
         # Invalid cases carry a malformed seed or ciphertext; some step must refuse.
         with pytest.raises((InvalidArgument, InvalidKey)):
-            private = KemPrivateKey(h(t["seed"]))
-            assert private.public.raw.hex() == t["ek"]
+            private = KemPrivateKey.from_seed(h(t["seed"]))
+            assert private.public.public_bytes_raw().hex() == t["ek"]
             private.decapsulate(h(t["c"]))
 
 
 def test_mlkem_encapsulation_round_trip() -> None:
-    private = KemPrivateKey(bytes(range(64)))
-    ciphertext, secret = KemPublicKey.from_bytes(private.public.raw).encapsulate()
+    private = KemPrivateKey.from_seed(bytes(range(64)))
+    ciphertext, secret = KemPublicKey.from_public_bytes(private.public.public_bytes_raw()).encapsulate()
     assert private.decapsulate(ciphertext) == secret
 
 
 def test_mlkem_public_key_modulus_check() -> None:
     with pytest.raises(InvalidKey):
-        KemPublicKey.from_bytes(b"\xff" * 1568)
+        KemPublicKey.from_public_bytes(b"\xff" * 1568)
     with pytest.raises(InvalidKey):
-        KemPublicKey.from_bytes(b"\x00" * 1567)
+        KemPublicKey.from_public_bytes(b"\x00" * 1567)
 
 
 def test_rfc9106_argon2id() -> None:

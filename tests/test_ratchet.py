@@ -13,15 +13,12 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from helpers import load_vectors
-from signalish import (
-    NATIVE,
+from signalish import NATIVE, NoSession, RatchetLimits, SignalishError
+from signalish.errors import (
     AuthenticationError,
     DuplicateMessage,
     MessageKeyEvicted,
     MessageKeyExpired,
-    NoSession,
-    RatchetLimits,
-    SignalishError,
     TooFarAhead,
 )
 from signalish._primitives import hkdf

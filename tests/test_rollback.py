@@ -13,13 +13,8 @@ from pathlib import Path
 import pytest
 
 from sessions import Party, make_party, message_key_id
-from signalish import (
-    DeterministicRandom,
-    SessionManager,
-    SQLiteStore,
-    StaleSession,
-    StoreRolledBack,
-)
+from signalish import DeterministicRandom, SQLiteStore, SessionManager
+from signalish.errors import StaleSession, StoreRolledBack
 
 
 def sqlite_bob(path: Path, seed: bytes, min_generation: int = 0) -> tuple[SessionManager,

@@ -31,15 +31,12 @@ import pytest
 
 from sqlite_helpers import fork, sqlite_bob
 
-from signalish import (
+from signalish import IdentityKeyPair, SQLiteStore, SessionManager, StoreError
+from signalish.errors import (
     CorruptState,
     DuplicateMessage,
-    IdentityKeyPair,
     InvalidArgument,
-    SessionManager,
-    SQLiteStore,
     StoreBusy,
-    StoreError,
     StoreRolledBack,
 )
 from signalish._message import PlainFrame, parse

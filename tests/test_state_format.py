@@ -12,16 +12,9 @@ from typing import Any
 
 import pytest
 
-from signalish import (
-    CorruptState,
-    DeterministicRandom,
-    DuplicateMessage,
-    IdentityKeyPair,
-    MemoryStore,
-    SessionManager,
-    SessionRecord,
-    StaleSession,
-)
+from signalish import DeterministicRandom, IdentityKeyPair, MemoryStore, SessionManager
+from signalish._session import SessionRecord
+from signalish.errors import CorruptState, DuplicateMessage, StaleSession
 from signalish._session import RECORD_VERSION
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -18,17 +18,17 @@ from sqlite_helpers import sqlite_bob
 
 from signalish import (
     DeterministicRandom,
-    DuplicateMessage,
     IdentityKeyPair,
     IdentityStore,
     MemoryStore,
     PreKeyStore,
-    SessionManager,
-    SessionRecord,
-    SessionStore,
     SQLiteStore,
+    SessionManager,
+    SessionStore,
     Store,
 )
+from signalish._session import SessionRecord
+from signalish.errors import DuplicateMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,7 +145,7 @@ def test_killed_process_mid_transaction_loses_no_message(tmp_path: Path) -> None
 
 
 def test_sqlite_writes_need_a_transaction(tmp_path: Path) -> None:
-    from signalish import InvalidArgument
+    from signalish.errors import InvalidArgument
     with SQLiteStore(tmp_path / "x.db") as store:
         with pytest.raises(InvalidArgument):
             store.save_session("a", b"x")

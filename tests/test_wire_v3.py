@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from signalish import LIBSIGNAL_V3, DecodeError, SignalishError
+from signalish import LIBSIGNAL_V3, SignalishError
+from signalish.errors import DecodeError
 from signalish._wire_v3 import V3Frame, V3PreKeyFrame, message_type_v3, parse_v3
 from sessions import make_party
 

@@ -22,22 +22,22 @@ from signalish import (
     BundlePolicy,
     IdentityKey,
     IdentityKeyPair,
-    InitialHeader,
-    InvalidSignature,
-    PolicyViolation,
-    PreKeyAlreadyUsed,
     PreKeyBundle,
     PrivateKey,
     Profile,
     PublicKey,
     SignedPreKeyPublic,
+)
+from signalish._initial import InitialHeader
+from signalish._x3dh import _respond_with_keys, initiate, respond
+from signalish.errors import (
+    InvalidSignature,
+    PolicyViolation,
+    PreKeyAlreadyUsed,
     TrailingBytes,
     TruncatedInput,
     UnknownPreKey,
-    initiate,
-    respond,
 )
-from signalish._x3dh import _respond_with_keys
 from strategies import make_ring, seeds
 
 SIGNAL = load_vectors("third_party/signal_published.json")
@@ -60,13 +60,13 @@ def reference_sk(profile_info: bytes, length: int, dh_pairs: list[tuple[bytes, b
 
 def test_signal_published_x3dh_as_bob() -> None:
     v = SIGNAL["x3dh_as_bob"]
-    alice_identity = IdentityKey.from_public_bytes(bytes.fromhex(v["alice_identity_public"]))
-    base_key = PublicKey.from_bytes(bytes.fromhex(v["alice_base_key_public"])[1:])
-    bob_identity = PrivateKey.from_bytes(bytes.fromhex(v["bob_identity_private"]))
+    alice_identity = IdentityKey.decode(bytes.fromhex(v["alice_identity_public"]), LIBSIGNAL_V3)
+    base_key = PublicKey.from_public_bytes(bytes.fromhex(v["alice_base_key_public"])[1:])
+    bob_identity = PrivateKey.from_private_bytes(bytes.fromhex(v["bob_identity_private"]))
     header = InitialHeader(alice_identity, base_key, signed_prekey_id=1)
     result = _respond_with_keys(
         LIBSIGNAL_V3, bob_identity, IdentityKey(bob_identity.public),
-        PrivateKey.from_bytes(bytes.fromhex(v["bob_signed_prekey_private"])), None, None, header)
+        PrivateKey.from_private_bytes(bytes.fromhex(v["bob_signed_prekey_private"])), None, None, header)
     # libsignal's 64-byte output is root key || chain key.
     assert result.shared_secret[32:].hex() == v["expected_chain_key"]
 
@@ -89,19 +89,19 @@ def test_both_parties_agree_native(seed: bytes, one_time: bool, kem: bool) -> No
     alice, ring, bundle, ek, sent, received = _agree(seed, NATIVE, one_time, kem)
     assert sent.shared_secret == received.shared_secret
     assert sent.associated_data == received.associated_data
-    assert sent.associated_data == alice.public.public_bytes() + ring.identity.public.public_bytes()
+    assert sent.associated_data == alice.public.public_bytes_raw() + ring.identity.public.public_bytes_raw()
     assert sent.protocol == ("PQXDH" if kem else "X3DH")
     if kem:
         # The KEM secret is only known through decapsulation by Bob.
         assert bundle.kem_prekey is not None and sent.header.kem_ciphertext is not None
         kem_secret = ring.kem_prekey(bundle.kem_prekey.key_id, now=1_000).private_key.decapsulate(
             sent.header.kem_ciphertext)
-    pairs = [(alice.dh_private.private_bytes(), bundle.signed_prekey.public_key.raw),
-             (ek.private_bytes(), bundle.identity_key.public_bytes()),
-             (ek.private_bytes(), bundle.signed_prekey.public_key.raw)]
+    pairs = [(alice.dh_private.private_bytes_raw(), bundle.signed_prekey.public_key.public_bytes_raw()),
+             (ek.private_bytes_raw(), bundle.identity_key.public_bytes_raw()),
+             (ek.private_bytes_raw(), bundle.signed_prekey.public_key.public_bytes_raw())]
     if one_time:
         assert bundle.one_time_prekey is not None
-        pairs.append((ek.private_bytes(), bundle.one_time_prekey.public_key.raw))
+        pairs.append((ek.private_bytes_raw(), bundle.one_time_prekey.public_key.public_bytes_raw()))
     info = NATIVE.pqxdh_info if kem else NATIVE.x3dh_info
     assert info is not None
     assert sent.shared_secret == reference_sk(info, 32, pairs, kem_secret if kem else None)
@@ -111,8 +111,8 @@ def test_both_parties_agree_native(seed: bytes, one_time: bool, kem: bool) -> No
 def test_both_parties_agree_libsignal(seed: bytes, one_time: bool) -> None:
     alice, ring, bundle, ek, sent, received = _agree(seed, LIBSIGNAL_V3, one_time, False)
     assert sent.shared_secret == received.shared_secret and len(sent.shared_secret) == 64
-    assert sent.associated_data == b"\x05" + alice.public.public_bytes() + b"\x05" + \
-        ring.identity.public.public_bytes()
+    assert sent.associated_data == b"\x05" + alice.public.public_bytes_raw() + b"\x05" + \
+        ring.identity.public.public_bytes_raw()
 
 
 def test_signatures_checked_before_any_dh(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,7 +62,7 @@ def envelope(kind: str, description: str, cases: list[Json]) -> Json:
 def kem_encapsulation(bundle: PreKeyBundle, m: bytes) -> tuple[bytes, bytes] | None:
     if bundle.kem_prekey is None:
         return None
-    return encaps_internal(bundle.kem_prekey.public_key.raw, m, "ML-KEM-1024")
+    return encaps_internal(bundle.kem_prekey.public_key.public_bytes_raw(), m, "ML-KEM-1024")
 
 
 # --- kdf.json -------------------------------------------------------------------
@@ -121,12 +121,12 @@ def _x3dh_case(profile: Profile, one_time: bool, kem: bool, seed: bytes) -> Json
         "profile": profile.name, "protocol": sent.protocol,
         "alice_identity_seed": alice.seed().hex(), "bob_identity_seed": bob.seed().hex(),
         "registration_id": bundle.registration_id, "device_id": bundle.device_id,
-        "signed_prekey": {"id": spk.key_id, "private": spk.private_key.private_bytes().hex()},
+        "signed_prekey": {"id": spk.key_id, "private": spk.private_key.private_bytes_raw().hex()},
         "one_time_prekey": None if otk is None else {
-            "id": otk.key_id, "private": otk.private_key.private_bytes().hex()},
+            "id": otk.key_id, "private": otk.private_key.private_bytes_raw().hex()},
         "kem_prekey": None if kpk is None else {
             "id": kpk.key_id, "seed": kpk.private_key.seed().hex(), "last_resort": kpk.last_resort},
-        "alice_ephemeral_private": ek.private_bytes().hex(),
+        "alice_ephemeral_private": ek.private_bytes_raw().hex(),
         "kem_encaps_m": None if m is None else m.hex(),
         "bundle": bundle.to_bytes().hex(),
         "kem_ciphertext": None if encapsulation is None else encapsulation[0].hex(),
@@ -181,8 +181,8 @@ class Party:
 
 def _list_prekeys(ring: PreKeyRing) -> Json:
     signed = ring.current_signed_prekey
-    return {"signed": {"id": signed.key_id, "private": signed.private_key.private_bytes().hex()},
-            "one_time": [{"id": k.key_id, "private": k.private_key.private_bytes().hex()}
+    return {"signed": {"id": signed.key_id, "private": signed.private_key.private_bytes_raw().hex()},
+            "one_time": [{"id": k.key_id, "private": k.private_key.private_bytes_raw().hex()}
                          for k in ring._one_time.values()],
             "kem": [{"id": k.key_id, "seed": k.private_key.seed().hex(), "last_resort": False}
                     for k in ring._kem_one_time.values()]
@@ -495,7 +495,7 @@ def _byte_order_seed(name: str) -> bytes:
     other way as little-endian integers (so the tie-break is unambiguous)."""
     for i in range(1_000):
         seed = f"vectors/conversations/{name}/{i}".encode()
-        a, b = (PrivateKey.generate(DeterministicRandom(seed + f"/{w}/session".encode())).public.raw
+        a, b = (PrivateKey.generate(DeterministicRandom(seed + f"/{w}/session".encode())).public.public_bytes_raw()
                 for w in ("alice", "bob"))
         if (a < b) != (int.from_bytes(a, "little") < int.from_bytes(b, "little")):
             return seed
@@ -599,18 +599,18 @@ def seal_deterministic(suite: SealedBoxSuite, public: bytes, plaintext: bytes,
     """RFC 9180 SealBase with the encapsulation randomness given (``eseed``),
     so that sealed-box vectors can be rebuilt byte for byte."""
     if suite is SealedBoxSuite.X25519:
-        ephemeral = PrivateKey.from_bytes(eseed[:32])  # DHKEM's skE
-        enc = ephemeral.public.raw
-        dh = ephemeral.exchange(PublicKey.from_bytes(public))
+        ephemeral = PrivateKey.from_private_bytes(eseed[:32])  # DHKEM's skE
+        enc = ephemeral.public.public_bytes_raw()
+        dh = ephemeral.exchange(PublicKey.from_public_bytes(public))
         kem_suite = b"KEM\x00\x20"
         shared = _expand(kem_suite, _extract(kem_suite, b"", b"eae_prk", dh), b"shared_secret",
                          enc + public, 32)
         kem_id, aead_id = b"\x00\x20", b"\x00\x02"
     else:  # X-Wing EncapsulateDerand: eseed = ML-KEM m (32) || X25519 ephemeral (32)
         ct_m, ss_m = encaps_internal(public[:1184], eseed[:32], "ML-KEM-768")
-        ephemeral = PrivateKey.from_bytes(eseed[32:64])
-        ct_x, pk_x = ephemeral.public.raw, public[1184:]
-        ss_x = ephemeral.exchange(PublicKey.from_bytes(pk_x))
+        ephemeral = PrivateKey.from_private_bytes(eseed[32:64])
+        ct_x, pk_x = ephemeral.public.public_bytes_raw(), public[1184:]
+        ss_x = ephemeral.exchange(PublicKey.from_public_bytes(pk_x))
         shared = hashlib.sha3_256(ss_m + ss_x + ct_x + pk_x + b"\\.//^\\").digest()
         enc, kem_id, aead_id = ct_m + ct_x, b"\x64\x7a", b"\x00\x03"
     suite_id = b"HPKE" + kem_id + b"\x00\x01" + aead_id
@@ -632,10 +632,10 @@ def gen_sealed_boxes() -> Json:
             seed, eseed = rng.random_bytes(32), rng.random_bytes(64)
             recipient = HpkePrivate(suite.hpke, seed)
             cases.append({"suite": suite.name, "recipient_seed": seed.hex(),
-                          "recipient_public": recipient.public.raw.hex(),
+                          "recipient_public": recipient.public.public_bytes_raw().hex(),
                           "encapsulation_randomness": eseed.hex(),
                           "plaintext": plaintext.hex(),
-                          "box": seal_deterministic(suite, recipient.public.raw, plaintext,
+                          "box": seal_deterministic(suite, recipient.public.public_bytes_raw(), plaintext,
                                                     eseed).hex()})
     return envelope("sealed_box", "sealed boxes to open (HPKE base mode, single shot)", cases)
 
@@ -664,8 +664,8 @@ def gen_backups() -> Json:
                       "argon2id_output": derived.hex(),
                       "contents": aes256_gcm_decrypt(key, nonce, ciphertext, head).hex(),
                       "password": "correct horse battery staple", "backup": blob.hex(),
-                      "identity_public": bob.identity.public.public_bytes().hex(),
-                      "identities": {a: k.public_bytes().hex() for a, k in
+                      "identity_public": bob.identity.public.public_bytes_raw().hex(),
+                      "identities": {a: k.public_bytes_raw().hex() for a, k in
                                      ((a, bob.store.get_identity(a))
                                       for a in bob.store.identity_addresses()) if k},
                       "sessions": ({a: (bob.store.load_session(a) or b"").hex()

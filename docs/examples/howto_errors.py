@@ -2,21 +2,23 @@
 
 from signalish import (
     NATIVE,
-    AuthenticationError,
-    DecodeError,
-    DuplicateMessage,
     IdentityKeyPair,
     MemoryStore,
-    MessageKeyEvicted,
-    MessageKeyExpired,
     NoSession,
-    PreKeyError,
     RatchetLimits,
     SessionManager,
     SessionOptions,
     SystemRandom,
-    TooFarAhead,
     UntrustedIdentity,
+)
+from signalish.errors import (
+    AuthenticationError,
+    DecodeError,
+    DuplicateMessage,
+    MessageKeyEvicted,
+    MessageKeyExpired,
+    PreKeyError,
+    TooFarAhead,
 )
 
 rng = SystemRandom()

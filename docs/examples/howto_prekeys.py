@@ -5,14 +5,8 @@ which writes the ring back in one transaction when the block ends and then
 closes the ring object, so a stale copy can never put used prekeys back.
 """
 
-from signalish import (
-    IdentityKeyPair,
-    InvalidArgument,
-    MemoryStore,
-    PreKeyExpired,
-    SessionManager,
-    SystemRandom,
-)
+from signalish import IdentityKeyPair, MemoryStore, SessionManager, SystemRandom
+from signalish.errors import InvalidArgument, PreKeyExpired
 
 rng = SystemRandom()
 DAY = 24 * 3600

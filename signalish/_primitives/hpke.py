@@ -40,19 +40,19 @@ def _suite(name: HpkeSuiteName) -> _hpke.Suite:
 class HpkePublic:
     """An HPKE recipient public key of one of the two sealed-box suites."""
 
-    __slots__ = ("suite", "raw", "_key")
+    __slots__ = ("suite", "_raw", "_key")
 
     def __init__(self, suite: HpkeSuiteName, raw: bytes,
                  key: _x25519.X25519PublicKey | _hpke.MLKEM768X25519PublicKey) -> None:
-        self.suite, self.raw, self._key = suite, raw, key
+        self.suite, self._raw, self._key = suite, raw, key
 
     @classmethod
-    def from_bytes(cls, suite: HpkeSuiteName, raw: bytes) -> HpkePublic:
+    def from_public_bytes(cls, suite: HpkeSuiteName, raw: bytes) -> HpkePublic:
         if len(raw) != HPKE_PUBLIC_SIZE[suite]:
             raise InvalidKey(f"a {suite} HPKE public key is {HPKE_PUBLIC_SIZE[suite]} bytes")
         raw = bytes(raw)
         x25519_raw = raw[-32:]
-        PublicKey.from_bytes(x25519_raw)  # canonical, not low order
+        PublicKey.from_public_bytes(x25519_raw)  # canonical, not low order
         x_key = _x25519.X25519PublicKey.from_public_bytes(x25519_raw)
         if suite == "x25519":
             return cls(suite, raw, x_key)
@@ -61,6 +61,9 @@ class HpkePublic:
         except ValueError:
             raise InvalidKey("ML-KEM-768 public key fails the modulus check") from None
         return cls(suite, raw, _hpke.MLKEM768X25519PublicKey(m_key, x_key))
+
+    def public_bytes_raw(self) -> bytes:
+        return self._raw
 
     def seal(self, plaintext: bytes, info: bytes) -> bytes:
         """HPKE single-shot SealBase: enc || ciphertext.  The encapsulation's
@@ -107,4 +110,4 @@ class HpkePrivate:
             raise AuthenticationError("decryption failed") from None
 
     def __repr__(self) -> str:
-        return f"HpkePrivate({self.suite}, public={self.public.raw[:8].hex()}...)"
+        return f"HpkePrivate({self.suite}, public={self.public.public_bytes_raw()[:8].hex()}...)"

@@ -32,7 +32,10 @@ class KemPublicKey:
         self._key = key
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> KemPublicKey:
+    def from_public_bytes(cls, raw: bytes) -> KemPublicKey:
+        """Import a 1568-byte encapsulation key.  Raises
+        :class:`~signalish.errors.InvalidKey` for another length or a key that
+        fails FIPS 203's modulus check."""
         if len(raw) != MLKEM1024_PUBLIC_KEY_SIZE:
             raise InvalidKey(f"an ML-KEM-1024 public key is 1568 bytes, got {len(raw)}")
         raw = bytes(raw)
@@ -43,8 +46,8 @@ class KemPublicKey:
             raise InvalidKey("ML-KEM-1024 public key fails the modulus check") from None
         return cls(raw, key)
 
-    @property
-    def raw(self) -> bytes:
+    def public_bytes_raw(self) -> bytes:
+        """The 1568-byte encapsulation key, as :meth:`from_public_bytes` takes it."""
         return self._raw
 
     def encapsulate(self) -> tuple[bytes, bytes]:
@@ -65,7 +68,13 @@ class KemPublicKey:
 
 class KemPrivateKey:
     """An ML-KEM-1024 decapsulation key, held as its 64-byte seed d || z and
-    expanded (a key generation) only when first used."""
+    expanded (a key generation) only when first used.
+
+    Its only serialized form is that seed (FIPS 203 section 7.1), not the
+    expanded decapsulation key, so it is loaded with :meth:`from_seed` and
+    read with :meth:`seed` rather than ``from_private_bytes`` and
+    ``private_bytes_raw``.
+    """
 
     __slots__ = ("_seed", "_key", "_public")
 
@@ -80,12 +89,19 @@ class KemPrivateKey:
     def generate(cls, rng: RandomSource) -> KemPrivateKey:
         return cls(rng.random_bytes(MLKEM1024_SEED_SIZE))
 
+    @classmethod
+    def from_seed(cls, seed: bytes) -> KemPrivateKey:
+        """Load the 64-byte seed d || z.  Raises
+        :class:`~signalish.errors.InvalidArgument` for another length."""
+        return cls(seed)
+
     def _loaded(self) -> _mlkem.MLKEM1024PrivateKey:
         if self._key is None:
             self._key = _mlkem.MLKEM1024PrivateKey.from_seed_bytes(self._seed)
         return self._key
 
     def seed(self) -> bytes:
+        """The 64-byte seed d || z (secret), as :meth:`from_seed` takes it."""
         return self._seed
 
     @property
@@ -105,4 +121,4 @@ class KemPrivateKey:
         return self._loaded().decapsulate(ciphertext)
 
     def __repr__(self) -> str:
-        return f"KemPrivateKey(public={self.public.raw[:8].hex()}...)"
+        return f"KemPrivateKey(public={self.public.public_bytes_raw()[:8].hex()}...)"

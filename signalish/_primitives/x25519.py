@@ -47,7 +47,10 @@ class PublicKey:
         self._key = key
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> PublicKey:
+    def from_public_bytes(cls, raw: bytes) -> PublicKey:
+        """Import the 32-byte u-coordinate (RFC 7748 section 5).  Raises
+        :class:`~signalish.errors.InvalidKey` for another length, u >= p, or a
+        low-order point."""
         if len(raw) != X25519_KEY_SIZE:
             raise InvalidKey(f"an X25519 public key is 32 bytes, got {len(raw)}")
         u = int.from_bytes(raw, "little")
@@ -58,8 +61,8 @@ class PublicKey:
         raw = bytes(raw)
         return cls(raw, _x25519.X25519PublicKey.from_public_bytes(raw))
 
-    @property
-    def raw(self) -> bytes:
+    def public_bytes_raw(self) -> bytes:
+        """The 32-byte u-coordinate, as :meth:`from_public_bytes` takes it."""
         return self._raw
 
     def __eq__(self, other: object) -> bool:
@@ -89,10 +92,10 @@ class PrivateKey:
 
     @classmethod
     def generate(cls, rng: RandomSource) -> PrivateKey:
-        return cls.from_bytes(rng.random_bytes(X25519_KEY_SIZE))
+        return cls.from_private_bytes(rng.random_bytes(X25519_KEY_SIZE))
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> PrivateKey:
+    def from_private_bytes(cls, raw: bytes) -> PrivateKey:
         """A 32-byte scalar; X25519 clamps it as RFC 7748 section 5 says."""
         if len(raw) != X25519_KEY_SIZE:
             raise InvalidArgument(f"an X25519 private key is 32 bytes, got {len(raw)}")
@@ -103,8 +106,8 @@ class PrivateKey:
             self._key = _x25519.X25519PrivateKey.from_private_bytes(self._raw)
         return self._key
 
-    def private_bytes(self) -> bytes:
-        """The 32-byte scalar as stored (secret)."""
+    def private_bytes_raw(self) -> bytes:
+        """The 32-byte scalar as stored, as :meth:`from_private_bytes` takes it (secret)."""
         return self._raw
 
     @property
@@ -126,4 +129,4 @@ class PrivateKey:
         return shared
 
     def __repr__(self) -> str:
-        return f"PrivateKey(public={self.public.raw.hex()})"
+        return f"PrivateKey(public={self.public.public_bytes_raw().hex()})"

@@ -52,8 +52,7 @@ class Ed25519Signer:
         self._key = _ed25519.Ed25519PrivateKey.from_private_bytes(bytes(seed))
         self._public = self._key.public_key().public_bytes_raw()
 
-    @property
-    def public_bytes(self) -> bytes:
+    def public_bytes_raw(self) -> bytes:
         return self._public
 
     def seed(self) -> bytes:

@@ -52,7 +52,7 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
         if profile.kem_key_prefix is not None:
             ring.generate_kem_prekeys(5, rng, now=now)
         wire_bundle = ring.issue_bundle().to_bytes()
-    print(f"Bob's identity key {_short(bob.public.public_bytes())}; state in {workdir / 'bob.db'}")
+    print(f"Bob's identity key {_short(bob.public.public_bytes_raw())}; state in {workdir / 'bob.db'}")
     print(f"bundle on the server: {len(wire_bundle)} bytes, public keys and signatures only")
 
     _section("2. Alice writes first, while Bob is offline")

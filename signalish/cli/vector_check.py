@@ -19,7 +19,7 @@ from .._primitives import (
     hkdf,
     hmac_sha256,
 )
-from .._profile import PROFILES
+from .._profile import LIBSIGNAL_V3, PROFILES
 from .._ratchet import kdf_ck, kdf_rk
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
 from .._session import SessionOptions
@@ -84,10 +84,10 @@ def check_x3dh(case: Json) -> None:
     expect("bundle identity", bundle.identity_key, bob.public)
     expect("bundle registration and device ids", (bundle.registration_id, bundle.device_id),
            (case["registration_id"], case["device_id"]))
-    spk = PrivateKey.from_bytes(h(case["signed_prekey"]["private"]))
+    spk = PrivateKey.from_private_bytes(h(case["signed_prekey"]["private"]))
     expect("signed prekey", bundle.signed_prekey.public_key, spk.public)
-    otk = case["one_time_prekey"] and PrivateKey.from_bytes(h(case["one_time_prekey"]["private"]))
-    kem = case["kem_prekey"] and KemPrivateKey(h(case["kem_prekey"]["seed"]))
+    otk = case["one_time_prekey"] and PrivateKey.from_private_bytes(h(case["one_time_prekey"]["private"]))
+    kem = case["kem_prekey"] and KemPrivateKey.from_seed(h(case["kem_prekey"]["seed"]))
     # The encapsulation is taken as recorded (making it from kem_encaps_m
     # needs a derandomized ML-KEM, which only the generator has): its shared
     # secret must be what the KEM prekey decapsulates from its ciphertext.
@@ -97,7 +97,7 @@ def check_x3dh(case: Json) -> None:
         encapsulation = (h(case["kem_ciphertext"]), h(case["kem_shared_secret"]))
         expect("KEM decapsulation", kem.decapsulate(encapsulation[0]).hex(),
                case["kem_shared_secret"])
-    sent = initiate(alice, bundle, profile, ephemeral_key=PrivateKey.from_bytes(
+    sent = initiate(alice, bundle, profile, ephemeral_key=PrivateKey.from_private_bytes(
         h(case["alice_ephemeral_private"])), kem_encapsulation=encapsulation)
     expect("initiator SK", sent.shared_secret.hex(), case["shared_secret"])
     expect("AD", sent.associated_data.hex(), case["associated_data"])
@@ -168,8 +168,8 @@ def check_conversation(case: Json) -> None:
 
 def check_safety_number(case: Json) -> None:
     number = SafetyNumber.compute(
-        IdentityKey.from_public_bytes(h(case["local_key"])), h(case["local_id"]),
-        IdentityKey.from_public_bytes(h(case["remote_key"])), h(case["remote_id"]),
+        IdentityKey.decode(h(case["local_key"]), LIBSIGNAL_V3), h(case["local_id"]),
+        IdentityKey.decode(h(case["remote_key"]), LIBSIGNAL_V3), h(case["remote_id"]),
         iterations=case["iterations"], version=case["version"])
     expect("displayable", number.displayable, case["displayable"])
     expect("scannable", number.scannable.hex(), case["scannable"])
@@ -177,7 +177,7 @@ def check_safety_number(case: Json) -> None:
 
 def check_sealed_box(case: Json) -> None:
     key = SealedBoxPrivateKey(SealedBoxSuite[case["suite"]], h(case["recipient_seed"]))
-    expect("recipient public key", key.public_key.public_bytes().hex(), case["recipient_public"])
+    expect("recipient public key", key.public_key.public_bytes_raw().hex(), case["recipient_public"])
     expect("opened", key.open(h(case["box"])).hex(), case["plaintext"])
 
 
@@ -206,10 +206,10 @@ def check_backup(case: Json) -> None:
     head = body[:2 + 12 + 16 + 32 + 12 + 4]
     expect("contents", aes256_gcm_decrypt(derived[:32], h(case["nonce"]), body[len(head):],
                                           head).hex(), case["contents"])
-    expect("identity", identity.public.public_bytes().hex(), case["identity_public"])
+    expect("identity", identity.public.public_bytes_raw().hex(), case["identity_public"])
     expect("prekey ring", (ring or b"").hex(), case["prekey_ring"])
     expect("sessions", {a: record.hex() for a, record in sessions}, case["sessions"])
-    expect("identities", {a: k.public_bytes().hex() for a, k in identities},
+    expect("identities", {a: k.public_bytes_raw().hex() for a, k in identities},
            case["identities"])
     try:
         _open_backup(h(case["backup"]), case["password"] + "!", DEFAULT_MAX_COST)

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 with atheris.instrument_imports():
     from signalish import (
+        LIBSIGNAL_V3,
         DeterministicRandom,
         IdentityKey,
         IdentityKeyPair,
-        InitialHeader,
         KemPreKeyPublic,
         OneTimePreKeyPublic,
         PreKeyBundle,
@@ -32,11 +32,12 @@ with atheris.instrument_imports():
         SealedBoxPrivateKey,
         SealedBoxPublicKey,
         SealedBoxSuite,
-        SessionRecord,
         SignalishError,
         SignedPreKeyPublic,
         compare_scannable,
     )
+    from signalish._initial import InitialHeader
+    from signalish._session import SessionRecord
     from signalish._message import parse
     from signalish._wire_v3 import parse_v3
 
@@ -52,6 +53,7 @@ OTHERS = [
     BOX.open,
     lambda d: compare_scannable(d, d),
     IdentityKey.from_public_bytes,
+    lambda d: IdentityKey.decode(d, LIBSIGNAL_V3),
 ]
 
 

@@ -21,23 +21,22 @@ from signalish._wire_v3 import (
 )
 from signalish import (
     LIBSIGNAL_V3,
-    FingerprintMatch,
-    SafetyNumber,
-    compare_scannable,
-    AuthenticationError,
     DeterministicRandom,
+    FingerprintMatch,
     IdentityKey,
     IdentityKeyPair,
-    InvalidSignature,
     MemoryStore,
     OneTimePreKeyPublic,
     PreKeyBundle,
     PreKeyRing,
     PublicKey,
+    SafetyNumber,
     SessionManager,
     SessionOptions,
     SignedPreKeyPublic,
+    compare_scannable,
 )
+from signalish.errors import AuthenticationError, InvalidSignature
 
 ALICE_REG, BOB_REG = 1111, 2222
 
@@ -62,9 +61,9 @@ def bundle_fields(bundle: PreKeyBundle) -> dict[str, Any]:
     return {
         "registration_id": bundle.registration_id, "device_id": bundle.device_id,
         "prekey_id": None if one_time is None else one_time.key_id,
-        "prekey": None if one_time is None else enc(one_time.public_key.raw).hex(),
+        "prekey": None if one_time is None else enc(one_time.public_key.public_bytes_raw()).hex(),
         "signed_prekey_id": bundle.signed_prekey.key_id,
-        "signed_prekey": enc(bundle.signed_prekey.public_key.raw).hex(),
+        "signed_prekey": enc(bundle.signed_prekey.public_key.public_bytes_raw()).hex(),
         "signature": bundle.signed_prekey.signature.hex(),
         "identity": bundle.identity_key.encode(LIBSIGNAL_V3).hex(),
     }
@@ -73,13 +72,13 @@ def bundle_fields(bundle: PreKeyBundle) -> dict[str, Any]:
 def bundle_from_libsignal(fields: dict[str, Any]) -> PreKeyBundle:
     dec = LIBSIGNAL_V3.decode_ec
     return PreKeyBundle(
-        identity_key=IdentityKey.from_public_bytes(bytes.fromhex(fields["identity"])),
+        identity_key=IdentityKey.decode(bytes.fromhex(fields["identity"]), LIBSIGNAL_V3),
         signed_prekey=SignedPreKeyPublic(
             fields["signed_prekey_id"],
-            PublicKey.from_bytes(dec(bytes.fromhex(fields["signed_prekey"]))),
+            PublicKey.from_public_bytes(dec(bytes.fromhex(fields["signed_prekey"]))),
             bytes.fromhex(fields["signature"])),
         one_time_prekey=OneTimePreKeyPublic(
-            fields["prekey_id"], PublicKey.from_bytes(dec(bytes.fromhex(fields["prekey"]))), None),
+            fields["prekey_id"], PublicKey.from_public_bytes(dec(bytes.fromhex(fields["prekey"]))), None),
         registration_id=fields["registration_id"], device_id=fields["device_id"])
 
 

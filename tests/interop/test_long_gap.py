@@ -34,7 +34,7 @@ from __future__ import annotations
 import pytest
 
 from libsignal_peer import LibsignalPeer
-from signalish import MessageKeyEvicted, TooFarAhead
+from signalish.errors import MessageKeyEvicted, TooFarAhead
 from test_libsignal import (
     ALICE_REG,
     BOB_REG,

@@ -26,7 +26,8 @@ import pytest
 
 import signalish._wire_v3 as wire_v3
 from libsignal_peer import LibsignalPeer
-from signalish import AuthenticationError, SessionManager, SignalishError, UnknownVersion
+from signalish import SessionManager, SignalishError
+from signalish.errors import AuthenticationError, UnknownVersion
 from signalish._wire_v3 import parse_v3
 from test_libsignal import (
     ALICE_REG,
