@@ -30,6 +30,7 @@ KDF_CK is HMAC-SHA-256 with 0x01 (message key) and 0x02 (next chain key).
 
 from __future__ import annotations
 
+from hmac import digest as _hmac_digest
 from typing import Final, NamedTuple, Protocol
 
 from ._errors import AuthenticationError, ChainExhausted, InvalidKey, NoSession, TooFarAhead
@@ -86,8 +87,10 @@ def kdf_rk(profile: Profile, rk: bytes, dh_out: bytes, header_keys: bool) -> tup
 
 
 def kdf_ck(ck: bytes) -> tuple[bytes, bytes]:
-    """KDF_CK (section 5.2): (next chain key, message key)."""
-    return hmac_sha256(ck, _CHAIN_KEY), hmac_sha256(ck, _MESSAGE_KEY)
+    """KDF_CK (section 5.2): (next chain key, message key).  The hot loop of
+    a long gap calls it once per key, so it calls the standard library's
+    one-shot HMAC directly (OpenSSL underneath, as ``hmac_sha256`` is)."""
+    return _hmac_digest(ck, _CHAIN_KEY, "sha256"), _hmac_digest(ck, _MESSAGE_KEY, "sha256")
 
 
 class RatchetState:
