@@ -346,12 +346,13 @@ class SessionManager:
         """
         outcomes: list[Outcome] = []
         touched: set[str] = set()
+        unsaved: dict[str, SessionRecord] = {}
         limit = self.options.limits.max_message_size
         with self._transaction(touched):
             for address, message in messages:
                 try:
                     plaintext = self._decrypt_one(address, self.wire.parse(message, limit), now,
-                                                  touched)
+                                                  touched, unsaved)
                 except CorruptState as error:
                     # Only this address's record is damaged: the rest of the
                     # backlog goes on.
@@ -365,11 +366,18 @@ class SessionManager:
                 if deliver is not None:
                     deliver(address, plaintext)
                 outcomes.append(Outcome(address, plaintext, None))
+            for address, record in unsaved.items():
+                self._save(address, record)
         return outcomes
 
     def _decrypt_one(self, address: str, frame: Received | InitialMessage, now: int,
-                     touched: set[str]) -> bytes:
-        record = self._record(address)
+                     touched: set[str],
+                     unsaved: dict[str, SessionRecord] | None = None) -> bytes:
+        """Decrypt one message inside the caller's transaction and save its
+        record, or, with ``unsaved``, leave it there for the caller to save
+        once (a batch writes each record once, not once per message)."""
+        record = unsaved.get(address) if unsaved is not None else None
+        record = record or self._record(address)
 
         def trusted(session: Session) -> None:
             self._check_trust(address, session.remote_identity, Direction.RECEIVING,
@@ -383,7 +391,10 @@ class SessionManager:
                 raise NoSession(f"no session with {address!r}")
             plaintext, _ = record.decrypt(frame, now=now, rng=self.rng, check=trusted)
         touched.add(address)
-        self._save(address, record)
+        if unsaved is None:
+            self._save(address, record)
+        else:
+            unsaved[address] = record
         return plaintext
 
     def _decrypt_prekey(self, address: str, record: SessionRecord, frame: InitialMessage,

@@ -120,6 +120,13 @@ def test_batch_decrypts_a_backlog_in_one_commit_with_an_outcome_each() -> None:
     failed = [o for o in outcomes if not o.ok]
     assert len(failed) == 2 and {type(o.error).__name__ for o in failed} == {
         "UnexpectedType", "DuplicateMessage"}
+    # The record was written once, at the end, with every message's advance:
+    # a manager that starts cold from the store sees all of them.
+    cold = SessionManager(bob.identity, bob.store, rng=DeterministicRandom(b"cold"))
+    for _, message in backlog[:3]:
+        with pytest.raises(DuplicateMessage):
+            cold.decrypt("alice", message, now=4)
+    assert cold.decrypt("alice", alice.manager.encrypt("bob", b"next"), now=4) == b"next"
 
 
 def test_a_damaged_record_is_the_outcome_of_its_messages_only() -> None:
