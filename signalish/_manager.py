@@ -174,16 +174,26 @@ class SessionManager:
         self._remember(address, record)
 
     def _check_trust(self, address: str, key: IdentityKey, direction: Direction, *,
-                     record_new: bool) -> None:
+                     record_new: bool) -> IdentityKey | None:
         """Ask the trust decision; raise :class:`UntrustedIdentity` if it
-        refuses.  ``record_new``: a session is being built with ``key``, which
-        then becomes the stored identity; otherwise only a first key is
-        recorded (an existing session never overwrites the trusted key)."""
+        refuses.  Returns the key to record as ``address``'s identity once the
+        operation has succeeded, or None: ``record_new`` means a session is
+        being built with ``key``, which then becomes the stored identity;
+        otherwise only a first key is recorded (an existing session never
+        overwrites the trusted key).  Recording waits for success so that a
+        refused message changes nothing, even inside a batch."""
         stored = self.store.get_identity(address)
         if not self.trust(address, stored, key, direction):
             raise UntrustedIdentity(address, stored, key)
-        if stored is None or (record_new and stored != key):
-            self.store.save_identity(address, key)
+        return key if stored is None or (record_new and stored != key) else None
+
+    def _trust(self, address: str, key: IdentityKey, direction: Direction, *,
+               record_new: bool) -> None:
+        """:meth:`_check_trust`, recording at once (for calls whose whole
+        transaction fails with them)."""
+        learned = self._check_trust(address, key, direction, record_new=record_new)
+        if learned is not None:
+            self.store.save_identity(address, learned)
 
     # --- public API ----------------------------------------------------------------
 
@@ -269,7 +279,7 @@ class SessionManager:
         """
         touched = {address}
         with self._transaction(touched):
-            self._check_trust(address, bundle.identity_key, Direction.SENDING, record_new=True)
+            self._trust(address, bundle.identity_key, Direction.SENDING, record_new=True)
             agreement = initiate(self.identity, bundle, self.profile, policy=self.policy,
                                  rng=self.rng, kem_encapsulation=kem_encapsulation)
             session = Session.as_initiator(agreement, bundle, self.identity.public,
@@ -292,8 +302,8 @@ class SessionManager:
             record = self._record(address)
             if record is None or record.current is None:
                 raise NoSession(f"no session with {address!r}")
-            self._check_trust(address, record.current.remote_identity, Direction.SENDING,
-                              record_new=False)
+            self._trust(address, record.current.remote_identity, Direction.SENDING,
+                        record_new=False)
             message = record.encrypt(plaintext, self.options.registration_id)
             touched.add(address)
             self._save(address, record)
@@ -379,17 +389,23 @@ class SessionManager:
         record = unsaved.get(address) if unsaved is not None else None
         record = record or self._record(address)
 
+        learned: list[IdentityKey] = []
+
         def trusted(session: Session) -> None:
-            self._check_trust(address, session.remote_identity, Direction.RECEIVING,
-                              record_new=False)
+            key = self._check_trust(address, session.remote_identity, Direction.RECEIVING,
+                                    record_new=False)
+            if key is not None:
+                learned.append(key)
 
         if isinstance(frame, InitialMessage):
             record = record or SessionRecord(self.profile, self.options.max_archived)
-            plaintext = self._decrypt_prekey(address, record, frame, now, trusted)
+            plaintext = self._decrypt_prekey(address, record, frame, now, trusted, learned)
         else:
             if record is None:
                 raise NoSession(f"no session with {address!r}")
             plaintext, _ = record.decrypt(frame, now=now, rng=self.rng, check=trusted)
+        for key in learned[-1:]:  # the key of the session that took the message
+            self.store.save_identity(address, key)
         touched.add(address)
         if unsaved is None:
             self._save(address, record)
@@ -398,7 +414,8 @@ class SessionManager:
         return plaintext
 
     def _decrypt_prekey(self, address: str, record: SessionRecord, frame: InitialMessage,
-                        now: int, trusted: Callable[[Session], None]) -> bytes:
+                        now: int, trusted: Callable[[Session], None],
+                        learned: list[IdentityKey]) -> bytes:
         header = frame.header
         session = record.find(header.base_key.public_bytes_raw())
         if session is not None:
@@ -411,7 +428,8 @@ class SessionManager:
         he = frame.inner.header is None
         if self.options.header_encryption and not he:
             raise PolicyViolation("session without header encryption refused by options")
-        self._check_trust(address, header.identity_key, Direction.RECEIVING, record_new=True)
+        key = self._check_trust(address, header.identity_key, Direction.RECEIVING,
+                                record_new=True)
         ring_bytes = self.store.load_prekeys()
         if ring_bytes is None:
             raise NoSession("no prekeys in the store")
@@ -423,4 +441,6 @@ class SessionManager:
         ring.consume(header, now=now)
         self.store.save_prekeys(ring.to_bytes())
         record.install(session)
+        if key is not None:
+            learned.append(key)
         return plaintext

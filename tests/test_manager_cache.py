@@ -188,3 +188,22 @@ def test_memory_store_transactions_nest_and_count_generations() -> None:
             store.save_prekeys(b"ring")
             raise RuntimeError
     assert store.load_prekeys() is None and store.generation == 2
+
+
+def test_a_refused_message_in_a_batch_records_no_identity() -> None:
+    """A batch runs in one transaction, so a refused message must change
+    nothing by itself: not even a first-use identity for its sender."""
+    alice, bob = talking(b"batch identity")
+    carol = make_party("carol", b"batch identity")
+    carol.manager.initiate("bob", bob.bundle())
+    first = carol.manager.encrypt("bob", b"hello")
+    forged = bytearray(first)
+    forged[-1] ^= 1                                      # same header, body forged
+    outcomes = bob.manager.decrypt_batch([("carol", bytes(forged)),
+                                          ("alice", alice.manager.encrypt("bob", b"ok"))], now=3)
+    assert [type(o.error).__name__ if o.error else o.plaintext for o in outcomes] == [
+        "AuthenticationError", b"ok"]
+    assert bob.store.get_identity("carol") is None
+    assert bob.store.load_session("carol") is None
+    assert bob.manager.decrypt("carol", first, now=4) == b"hello"
+    assert bob.store.get_identity("carol") == carol.identity.public
