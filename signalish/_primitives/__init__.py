@@ -12,7 +12,8 @@ rules enforced here:
 
 One module per concern: ``randomness``, ``kdf`` (HMAC, HKDF, comparison),
 ``x25519``, ``xeddsa`` (Ed25519 and XEdDSA), ``ciphers`` (AEADs and
-AES-CBC), ``mlkem``, ``hpke`` and ``argon2``.  This module re-exports the
+AES-CBC), ``mlkem``, ``kyber`` (libsignal's round-3 Kyber1024 over ML-KEM), ``hpke``
+and ``argon2``.  This module re-exports the
 names the rest of signalish uses, so that callers import from
 ``signalish._primitives`` and never from a submodule.
 tests/test_architecture.py holds the rule that nothing else imports
@@ -32,6 +33,12 @@ from .ciphers import (
 )
 from .hpke import HPKE_ENC_SIZE, HPKE_PUBLIC_SIZE, HpkePrivate, HpkePublic, HpkeSuiteName
 from .kdf import ct_equal, hkdf, hkdf_expand, hmac_sha256
+from .kyber import (
+    KYBER1024_SHARED_SECRET_SIZE,
+    kyber1024_decapsulate,
+    kyber1024_encapsulate,
+    kyber1024_shared_secret,
+)
 from .mlkem import (
     MLKEM1024_CIPHERTEXT_SIZE,
     MLKEM1024_PUBLIC_KEY_SIZE,
@@ -81,6 +88,11 @@ __all__ = [
     "MLKEM1024_SEED_SIZE",
     "KemPrivateKey",
     "KemPublicKey",
+    # kyber (round-3 Kyber1024 via ML-KEM-1024)
+    "KYBER1024_SHARED_SECRET_SIZE",
+    "kyber1024_shared_secret",
+    "kyber1024_encapsulate",
+    "kyber1024_decapsulate",
     # hpke
     "HpkeSuiteName",
     "HPKE_PUBLIC_SIZE",
