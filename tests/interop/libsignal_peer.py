@@ -1,4 +1,11 @@
-"""Drives driver.mjs: one libsignal-client 0.72.1 party over JSON lines."""
+"""Drives a libsignal-client party over JSON lines.
+
+``LibsignalPeer()`` runs driver.mjs, one libsignal-client 0.72.1 party
+(protocol version 3); ``LibsignalPeer("0.90.0")`` runs driver_v4.mjs, one
+libsignal-client 0.90.0 party (protocol version 4, PQXDH with Kyber1024),
+installed under the npm alias ``libsignal-v4``.  Both come from
+package-lock.json (``npm ci`` in tests/interop).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +17,30 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
+# version -> (driver script, package directory under node_modules)
+DRIVERS: dict[str, tuple[str, str]] = {
+    "0.72.1": ("driver.mjs", "@signalapp/libsignal-client"),
+    "0.90.0": ("driver_v4.mjs", "libsignal-v4"),
+}
+
 
 class LibsignalPeer:
-    def __init__(self) -> None:
+    def __init__(self, version: str = "0.72.1") -> None:
+        if version not in DRIVERS:
+            raise ValueError(f"no driver for libsignal-client {version!r}; have {sorted(DRIVERS)}")
+        script, package = DRIVERS[version]
+        self.version = version
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("node is not installed: the libsignal interop tests need it")
-        if not (HERE / "node_modules" / "@signalapp" / "libsignal-client").is_dir():
+        manifest = HERE / "node_modules" / package / "package.json"
+        if not manifest.is_file():
             raise RuntimeError("run `npm ci` in tests/interop (bash .ci/run does)")
-        self._process = subprocess.Popen([node, str(HERE / "driver.mjs")], cwd=HERE,
+        installed = json.loads(manifest.read_text()).get("version")
+        if installed != version:
+            raise RuntimeError(f"node_modules/{package} is {installed}, not {version}: "
+                               "run `npm ci` in tests/interop")
+        self._process = subprocess.Popen([node, str(HERE / script)], cwd=HERE,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          text=True)
 
@@ -26,7 +48,11 @@ class LibsignalPeer:
         assert self._process.stdin is not None and self._process.stdout is not None
         self._process.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
         self._process.stdin.flush()
-        answer: dict[str, Any] = json.loads(self._process.stdout.readline())
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"libsignal {self.version} driver exited "
+                               f"(code {self._process.poll()}) during {cmd!r}")
+        answer: dict[str, Any] = json.loads(line)
         return answer
 
     def ok(self, cmd: str, **args: Any) -> dict[str, Any]:
