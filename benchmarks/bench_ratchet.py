@@ -70,6 +70,7 @@ from signalish import (
     Store,
 )
 from signalish._session import SessionRecord
+from signalish._storage import load_record, record_bytes, save_record  # noqa: E402
 from signalish import SignalishError  # noqa: E402
 from signalish._message import parse, plain_prefix  # noqa: E402
 from signalish._primitives import PrivateKey  # noqa: E402
@@ -100,8 +101,8 @@ def pair(store_a: Store, store_b: Store) -> tuple[SessionManager, SessionManager
 def sessions() -> tuple[Session, Session, DeterministicRandom]:
     a_store, b_store = MemoryStore(), MemoryStore()
     pair(a_store, b_store)
-    alice = SessionRecord.from_bytes(a_store.load_session("bob") or b"").current
-    bob = SessionRecord.from_bytes(b_store.load_session("alice") or b"").current
+    alice = SessionRecord.from_bytes(record_bytes(a_store, "bob") or b"").current
+    bob = SessionRecord.from_bytes(record_bytes(b_store, "alice") or b"").current
     assert alice is not None and bob is not None
     return alice, bob, DeterministicRandom(b"steps")
 
@@ -153,7 +154,9 @@ clock = time.process_time
 def skip_unsent(store: Store, count: int) -> None:
     """The adversary moves its sending chain ``count`` messages ahead without
     sending them (what encrypting and dropping them would do, but cheaper)."""
-    record = SessionRecord.from_bytes(store.load_session("alice") or b"")
+    loaded = load_record(store, "alice")
+    assert loaded is not None
+    record, rows = loaded
     assert record.current is not None
     state = record.current.state
     ck = state.cks
@@ -161,7 +164,8 @@ def skip_unsent(store: Store, count: int) -> None:
     for _ in range(count):
         ck = kdf_ck(ck)[0]
     state.cks, state.ns = ck, state.ns + count
-    store.save_session("alice", record.to_bytes())
+    with store.transaction():
+        save_record(store, "alice", record, rows)
 
 
 def filled_record(profile: Profile, options: SessionOptions, sessions: int,
@@ -215,7 +219,7 @@ def hostile_set(profile: Profile, options: SessionOptions, rounds: int,
     start = time.perf_counter()
     alice, mallory = filled_record(profile, options, sessions, limits.max_stored_keys)
     build_s = time.perf_counter() - start
-    blob = alice.store.load_session("mallory") or b""
+    blob = record_bytes(alice.store, "mallory") or b""
     record = SessionRecord.from_bytes(blob)
     tracemalloc.start()
     loaded = SessionRecord.from_bytes(blob)
@@ -270,7 +274,7 @@ def hostile_set(profile: Profile, options: SessionOptions, rounds: int,
     budget = 2 * (max_skip + 1)  # KDF_CK steps one message may force, all sessions together
     fresh_keys = iter([PrivateKey.generate(DeterministicRandom(b"forged %d" % i)).public.public_bytes_raw()
                        for i in range(3 * rounds)])
-    state = SessionRecord.from_bytes(mallory.store.load_session("alice") or b"").sessions[0].state
+    state = SessionRecord.from_bytes(record_bytes(mallory.store, "alice") or b"").sessions[0].state
     cases: list[tuple[str, Callable[[], tuple[bytes, int, int]], tuple[int, int]]] = [
         ("fresh ratchet key, PN = N = max_skip", lambda: (next(fresh_keys), max_skip, max_skip),
          (budget, min(2, n_sessions))),
@@ -448,7 +452,7 @@ def main() -> int:
 
     a_store, b_store = MemoryStore(), MemoryStore()
     pair(a_store, b_store)
-    fresh = len(b_store.load_session("alice") or b"")
+    fresh = len(record_bytes(b_store, "alice") or b"")
     a, b, r = sessions()
     for _ in range(gap):
         a.encrypt(payload)

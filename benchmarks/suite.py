@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import bench_handshake  # noqa: E402
+import bench_paths  # noqa: E402
 import bench_ratchet  # noqa: E402
 import cryptography  # noqa: E402
 import peers  # noqa: E402
@@ -46,6 +47,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 import signalish  # noqa: E402
 from signalish import MemoryStore, SQLiteStore  # noqa: E402
 from signalish._session import SessionRecord  # noqa: E402
+from signalish._storage import record_bytes  # noqa: E402
 from signalish._message import parse  # noqa: E402
 
 GAPS = (10, 100, 1_000, 10_000)
@@ -169,7 +171,7 @@ def main() -> int:
     # Serialization, memory, stores.
     a_store, b_store = MemoryStore(), MemoryStore()
     bench_ratchet.pair(a_store, b_store)
-    fresh = b_store.load_session("alice") or b""
+    fresh = record_bytes(b_store, "alice") or b""
     a, b, r = bench_ratchet.sessions()
     for _ in range(1_000):
         a.encrypt(payload)
@@ -220,6 +222,7 @@ def main() -> int:
         managed_alternating, rounds=rounds, per_round=per // 4),
         syndace=peer_time(syndace, "alternating_persisted", per // 4)))
     hostile = bench_ratchet.hostile_figures(rounds=2 if quick else 7, quick=quick)
+    paths = bench_paths.figures(quick)
 
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
@@ -228,7 +231,7 @@ def main() -> int:
             "peers": {"syndace": syndace if isinstance(syndace, str) else "DoubleRatchet/X3DH 1.3.0",
                       "axolotl": axolotl if isinstance(axolotl, str) else "python-axolotl 0.2.3"}}
     results = {"meta": meta, "rows": rows, "per_skipped_key": per_key, "memory": memory,
-               "hostile": hostile}
+               "hostile": hostile, "paths": paths}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     markdown = render(results)
@@ -264,7 +267,8 @@ def render(results: dict[str, Any]) -> str:
               "| stored skipped keys | serialized record | memory once loaded |", "|---|---|---|"]
     for keys, m in results["memory"].items():
         lines.append(f"| {int(keys):,} | {m['serialized_bytes']:,} B | {m['bytes_in_memory']:,} B |")
-    lines += [""] + bench_ratchet.hostile_lines(results["hostile"]) + [""]
+    lines += [""] + bench_paths.lines(results["paths"], results["hostile"]) + [""]
+    lines += bench_ratchet.hostile_lines(results["hostile"]) + [""]
     for peer, note in meta["peers"].items():
         lines.append(f"{peer}: {note}")
     return "\n".join(lines) + "\n"

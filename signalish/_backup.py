@@ -57,6 +57,7 @@ from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing
 from ._primitives import SystemRandom, RandomSource, aes256_gcm_decrypt, aes256_gcm_encrypt, argon2id, hmac_sha256
 from ._session import SessionRecord
+from ._storage import load_ring, record_bytes, save_record, save_ring
 from ._stores import Store
 
 __all__ = ["BackupParams", "BackupError", "WrongPassword", "BackupDamaged",
@@ -122,10 +123,10 @@ def _derive(password: str | bytes, salt: bytes, params: BackupParams) -> tuple[b
 
 def _contents(identity: IdentityKeyPair, store: Store, include_sessions: bool) -> bytes:
     w = Writer(Tag.BACKUP_CONTENTS).fixed(identity.seed())
-    ring = store.load_prekeys()
-    w.flag(ring is not None)
-    if ring is not None:
-        w.var(ring)
+    loaded = load_ring(store, identity)
+    w.flag(loaded is not None)
+    if loaded is not None:
+        w.var(loaded[0].to_bytes())
     addresses = store.identity_addresses()
     w.u32(len(addresses))
     for address in addresses:
@@ -135,7 +136,7 @@ def _contents(identity: IdentityKeyPair, store: Store, include_sessions: bool) -
     sessions = store.session_addresses() if include_sessions else []
     w.u32(len(sessions))
     for address in sessions:
-        w.var(address.encode()).var(store.load_session(address) or b"")
+        w.var(address.encode()).var(record_bytes(store, address) or b"")
     return w.getvalue()
 
 
@@ -179,21 +180,23 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
     rng = rng if rng is not None else SystemRandom()
     new_ring = None
     if ring is not None:
-        loaded = PreKeyRing.from_bytes(ring, identity)
-        loaded.restart(rng, now=now)
-        new_ring = loaded.to_bytes()
+        new_ring = PreKeyRing.from_bytes(ring, identity)
+        new_ring.restart(rng, now=now)
     records = []
     for address, data in sessions:
         record = SessionRecord.from_bytes(data)
         record.block_sending()
-        records.append((address, record.to_bytes()))
+        records.append((address, record))
     with store.transaction():
         if new_ring is not None:
-            store.save_prekeys(new_ring)
+            for part in store.prekey_parts():  # the ring is replaced, row by row
+                store.delete_prekeys(part)
+            save_ring(store, new_ring, {})
         for address, peer_key in identities:
             store.save_identity(address, peer_key)
-        for address, record_bytes in records:
-            store.save_session(address, record_bytes)
+        for address, record in records:
+            store.delete_session(address)
+            save_record(store, address, record, {})
     return identity
 
 

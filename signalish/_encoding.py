@@ -62,6 +62,8 @@ class Tag:
     PREKEY_RING: Final = 0x21
     INITIAL_HEADER: Final = 0x30
     SESSION_RECORD: Final = 0x50
+    SESSION_ROW: Final = 0x51
+    CHAIN_KEYS_ROW: Final = 0x52
     SEALED_BOX_PRIVATE: Final = 0x60
     SEALED_BOX_PUBLIC: Final = 0x61
     SEALED_BOX: Final = 0x62

@@ -42,6 +42,7 @@ a call that fails after changing a cached record drops that record.
 from __future__ import annotations
 
 import enum
+from types import TracebackType
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -64,11 +65,11 @@ from ._prekeys import PreKeyRing
 from ._primitives import RandomSource, SystemRandom
 from ._profile import NATIVE, Profile
 from ._ratchet import Received
-from ._session import Session, SessionOptions, SessionRecord
-from ._wires import wire_format
+from ._session import BundlePolicy, Session, SessionOptions, SessionRecord
+from ._storage import Rows, load_record, load_ring, record_bytes, save_record, save_ring
 from ._stores import Store
+from ._wires import wire_format
 from ._wire import InitialMessage
-from ._x3dh import BundlePolicy, initiate, respond
 
 __all__ = ["SessionManager", "TrustDecision", "Direction", "trust_on_first_use", "Outcome"]
 
@@ -107,6 +108,53 @@ class Outcome:
         return self.error is None
 
 
+class _Call:
+    """One manager call's store transaction (see
+    :meth:`SessionManager._transaction`); a class, not a generator, because
+    every call enters one."""
+
+    __slots__ = ("_manager", "_touched", "_inner")
+
+    def __init__(self, manager: SessionManager, touched: set[str]) -> None:
+        self._manager, self._touched = manager, touched
+
+    def __enter__(self) -> None:
+        manager = self._manager
+        manager._ring_changed = False
+        inner = manager.store.transaction()
+        inner.__enter__()
+        self._inner = inner
+        try:
+            if manager.store.generation != manager._cache_generation:
+                manager._cache.clear()  # someone else wrote: start over
+                manager._ring = None
+        except BaseException as error:
+            inner.__exit__(type(error), error, error.__traceback__)
+            raise
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        manager = self._manager
+        try:
+            self._inner.__exit__(kind, error, trace)  # commits, or rolls back
+        except BaseException:
+            self._failed()
+            raise
+        if kind is not None:
+            self._failed()
+            return
+        manager._trim()
+        manager._cache_generation = manager.store.generation
+
+    def _failed(self) -> None:
+        manager = self._manager
+        for address in self._touched:
+            manager._cache.pop(address, None)
+        if manager._ring_changed:
+            manager._ring = None
+        manager._trim()
+
+
 class SessionManager:
     """Encrypts to and decrypts from peers named by an application-chosen
     address string, keeping all state in ``store``."""
@@ -117,9 +165,15 @@ class SessionManager:
                  trust: TrustDecision = trust_on_first_use, cache_size: int = 256) -> None:
         if not 0 <= cache_size <= 1_000_000:
             raise InvalidArgument("cache_size must be 0..1,000,000 records")
-        self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
+        # Parsed records and the rows they were read from or last written as.
+        self._cache: OrderedDict[str, tuple[SessionRecord, Rows]] = OrderedDict()
         self._cache_size = cache_size
         self._cache_generation: int | None = None
+        # The parsed prekey ring and its rows, kept like the records; None
+        # when not loaded.  ``_ring_changed`` marks a ring changed inside the
+        # running transaction (dropped if that transaction fails).
+        self._ring: tuple[PreKeyRing, Rows] | None = None
+        self._ring_changed = False
         self.wire = wire_format(profile)
         if options.header_encryption and not self.wire.header_encryption:
             raise UnsupportedByProfile(f"profile {profile.name} has no header encryption")
@@ -133,45 +187,50 @@ class SessionManager:
 
     # --- helpers ----------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self, touched: set[str]) -> Iterator[None]:
+    def _transaction(self, touched: set[str]) -> _Call:
         """A store transaction.  ``touched`` collects the addresses whose
         cached record was changed; if the transaction fails they are dropped
         from the cache (the store rolled back, the objects did not)."""
-        try:
-            with self.store.transaction():
-                generation = self.store.generation
-                if generation != self._cache_generation:
-                    self._cache.clear()  # someone else wrote: start over
-                yield
-        except BaseException:
-            for address in touched:
-                self._cache.pop(address, None)
-            raise
-        self._cache_generation = self.store.generation
+        return _Call(self, touched)
+
+    def _trim(self) -> None:
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _entry(self, address: str) -> tuple[SessionRecord, Rows] | None:
+        entry = self._cache.get(address)
+        if entry is not None:
+            self._cache.move_to_end(address)
+            return entry
+        entry = load_record(self.store, address)
+        if entry is not None:
+            self._cache[address] = entry
+        return entry
 
     def _record(self, address: str) -> SessionRecord | None:
-        record = self._cache.get(address)
-        if record is not None:
-            self._cache.move_to_end(address)
-            return record
-        data = self.store.load_session(address)
-        if data is None:
-            return None
-        record = SessionRecord.from_bytes(data)
-        self._remember(address, record)
-        return record
-
-    def _remember(self, address: str, record: SessionRecord) -> None:
-        if self._cache_size:
-            self._cache[address] = record
-            self._cache.move_to_end(address)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        entry = self._entry(address)
+        return None if entry is None else entry[0]
 
     def _save(self, address: str, record: SessionRecord) -> None:
-        self.store.save_session(address, record.to_bytes())
-        self._remember(address, record)
+        """Write the rows of ``record`` that changed (all of them for a new
+        record).  The cache keeps it, trimmed to ``cache_size`` when the
+        transaction ends."""
+        entry = self._cache.get(address)
+        old = entry[1] if entry is not None and entry[0] is record else \
+            self._stored_rows(address)
+        self._cache[address] = (record, save_record(self.store, address, record, old))
+        self._cache.move_to_end(address)
+
+    def _stored_rows(self, address: str) -> Rows:
+        """The rows the store holds for ``address`` (for a record the cache
+        did not load: the manager replaces them)."""
+        loaded = load_record(self.store, address)
+        return {} if loaded is None else loaded[1]
+
+    def _load_ring(self) -> tuple[PreKeyRing, Rows] | None:
+        if self._ring is None:
+            self._ring = load_ring(self.store, self.identity)
+        return self._ring
 
     def _check_trust(self, address: str, key: IdentityKey, direction: Direction, *,
                      record_new: bool) -> IdentityKey | None:
@@ -205,7 +264,15 @@ class SessionManager:
 
     def has_session(self, address: str) -> bool:
         """Whether any session (current or archived) with ``address`` is stored."""
-        return self.store.load_session(address) is not None
+        return self.store.load_session(address, b"") is not None
+
+    def export_session(self, address: str) -> bytes | None:
+        """The stored record of ``address`` (every session with it), in the
+        whole-record format that test vectors and backups carry
+        (docs/formats.md), or None if there is none.  For inspection and
+        comparison: the store keeps it as rows, and nothing reads this back."""
+        with self._transaction(set()):
+            return record_bytes(self.store, address)
 
     def trust_identity(self, address: str, key: IdentityKey) -> None:
         """Record ``key`` as the trusted identity of ``address``.  From then
@@ -250,17 +317,19 @@ class SessionManager:
         one-time prekeys.  If the block raises, nothing is written.
         """
         with self._transaction(set()):
-            data = self.store.load_prekeys()
-            if data is None:
+            loaded = load_ring(self.store, self.identity)
+            if loaded is None:
                 ring = PreKeyRing.create(self.identity, self.profile, self.rng, now=now,
                                          registration_id=self.options.registration_id)
+                old: Rows = {}
             else:
-                ring = PreKeyRing.from_bytes(data, self.identity)
+                ring, old = loaded
+            self._ring = None  # the cached ring is re-read after this block
             try:
                 yield ring
             finally:
                 ring.close()
-            self.store.save_prekeys(ring.to_bytes())
+            save_ring(self.store, ring, old)
 
     def initiate(self, address: str, bundle: PreKeyBundle, *,
                  kem_encapsulation: tuple[bytes, bytes] | None = None) -> None:
@@ -280,10 +349,9 @@ class SessionManager:
         touched = {address}
         with self._transaction(touched):
             self._trust(address, bundle.identity_key, Direction.SENDING, record_new=True)
-            agreement = initiate(self.identity, bundle, self.profile, policy=self.policy,
-                                 rng=self.rng, kem_encapsulation=kem_encapsulation)
-            session = Session.as_initiator(agreement, bundle, self.identity.public,
-                                           self.profile, self.options, self.rng)
+            session = Session.initiate(self.identity, bundle, self.profile, self.options,
+                                       self.rng, policy=self.policy,
+                                       kem_encapsulation=kem_encapsulation)
             record = self._record(address) or SessionRecord(self.profile, self.options.max_archived)
             record.sessions.insert(0, session)
             del record.sessions[1 + record.max_archived:]
@@ -430,16 +498,16 @@ class SessionManager:
             raise PolicyViolation("session without header encryption refused by options")
         key = self._check_trust(address, header.identity_key, Direction.RECEIVING,
                                 record_new=True)
-        ring_bytes = self.store.load_prekeys()
-        if ring_bytes is None:
+        loaded = self._load_ring()
+        if loaded is None:
             raise NoSession("no prekeys in the store")
-        ring = PreKeyRing.from_bytes(ring_bytes, self.identity)
-        agreement = respond(ring, header, now=now, policy=self.policy)
-        session = Session.as_responder(agreement, self.identity.public, self.profile,
-                                       self.options, he)
+        ring, ring_rows = loaded
+        session = Session.respond(ring, header, self.profile, self.options, he, now=now,
+                                  policy=self.policy)
         plaintext = session.decrypt(frame.inner, now=now, rng=self.rng)
+        self._ring_changed = True
         ring.consume(header, now=now)
-        self.store.save_prekeys(ring.to_bytes())
+        self._ring = (ring, save_ring(self.store, ring, ring_rows))
         record.install(session)
         if key is not None:
             learned.append(key)

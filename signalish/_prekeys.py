@@ -28,12 +28,40 @@ A ring obtained from :meth:`SessionManager.prekeys` is closed when its
 ``with`` block ends: every changing method then raises
 :class:`~signalish.errors.InvalidArgument`, so a stale copy cannot be kept and
 saved over the store's.
+
+Storage.  :meth:`PreKeyRing.to_bytes` writes the whole ring as one blob (tag
+0x21, version 2; docs/formats.md).  :meth:`PreKeyRing.to_rows` writes it as
+store rows instead, a small head plus one row per one-time key, so that
+consuming a one-time prekey deletes a row rather than rewriting the ring.
+Each row is a part key mapped to row bytes; every row ends in the 16-byte
+digest of :func:`~signalish._encoding.add_digest` and ids are 32-bit
+big-endian::
+
+    b""                       head: tag 0x21 version 3 (below)
+    b"o" || id (4)            one-time EC prekey: tag 0x11 version 2,
+                              id (4), private (32), flag, [signature (64)]
+    b"k" || id (4)            one-time KEM prekey: tag 0x12 version 2,
+                              id (4), created (8), seed d||z (64), signature (64)
+    b"r" || spk id (4) || base key (32)
+                              remembered base key: tag 0x21 version 4,
+                              signed prekey id (4), base key (32)
+
+The head is the version 2 whole ring with three differences: a signed
+prekey's remembered count (4) is followed by no base keys; the one-time EC
+count (4) and the one-time KEM count (4) are followed by no entries.  Each
+count is the number of rows of its kind.  Signed prekeys and last-resort KEM
+prekeys (few) stay in the head.  A row repeats the id of its part key, so a
+row moved under another part key is refused.  Loading
+(:meth:`PreKeyRing.from_rows`) is as strict as :meth:`PreKeyRing.from_bytes`,
+and also accepts ``{b"": to_bytes()}`` (a store written before the row
+layout).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from ._bundle import (
     SIGNATURE_SIZE,
@@ -70,6 +98,16 @@ MAX_STORED: Final = 100_000
 #: (each remembered by its 32-byte base key); rotate the signed prekey sooner.
 MAX_REMEMBERED: Final = 10_000
 RING_VERSION: Final = 2
+#: Versions of the row layout (see the module docstring).
+HEAD_VERSION: Final = 3
+REMEMBERED_ROW_VERSION: Final = 4
+ONE_TIME_ROW_VERSION: Final = 2
+KEM_ROW_VERSION: Final = 2
+#: Part key of the head row.
+HEAD_PART: Final = b""
+_ONE_TIME_PART: Final = b"o"
+_KEM_PART: Final = b"k"
+_REMEMBERED_PART: Final = b"r"
 _U64: Final = 2**64 - 1
 
 
@@ -88,7 +126,8 @@ class PreKeyRing:
     """One identity's private prekeys and their lifecycle.
 
     Create with :meth:`create`; persist with :meth:`to_bytes` (secret) and
-    load with :meth:`from_bytes` together with the identity it belongs to.
+    load with :meth:`from_bytes` together with the identity it belongs to,
+    or as store rows with :meth:`to_rows` and :meth:`from_rows`.
     """
 
     __slots__ = (
@@ -96,6 +135,7 @@ class PreKeyRing:
         "_next_signed", "_next_one_time", "_next_kem",
         "_one_time_cursor", "_kem_cursor",
         "_signed", "_one_time", "_kem_one_time", "_last_resort", "_closed",
+        "_row_cache",
     )
 
     def __init__(self, identity: IdentityKeyPair, profile: Profile,
@@ -114,6 +154,11 @@ class PreKeyRing:
         self._kem_one_time: dict[int, KemPreKey] = {}
         self._last_resort: dict[int, _Retirable] = {}
         self._closed = False
+        # Encoded rows (part key -> row bytes) of one-time keys and remembered
+        # base keys, reused by to_rows: such a row never changes, because an
+        # id is never reused and a remembered base key's row is its part key.
+        # Replaced, never changed in place.
+        self._row_cache: dict[bytes, bytes] = {}
 
     def close(self) -> None:
         """Refuse every further change (see :meth:`SessionManager.prekeys`)."""
@@ -423,31 +468,31 @@ class PreKeyRing:
         is stored separately; only its public key is recorded here, to catch
         a mismatched load.  Version 2 added the remembered base keys after
         each signed prekey; version 1 is still read."""
-        name = self._profile.name.encode()
         w = Writer(Tag.PREKEY_RING, RING_VERSION)
-        w.var(name).fixed(self._identity.public.public_bytes_raw())
-        w.u32(self.registration_id).u32(self.device_id)
-        for value in (self._next_signed, self._next_one_time, self._next_kem,
-                      self._one_time_cursor, self._kem_cursor):
-            w.u64(value)
+        self._write_common(w)
         w.u32(len(self._signed))
         for key_id, entry in sorted(self._signed.items()):
-            record = entry.record
-            assert isinstance(record, SignedPreKey)
-            w.u32(key_id).u64(record.created_at).fixed(record.private_key.private_bytes_raw())
-            w.fixed(record.signature)
-            _write_retire(w, entry.retire_at)
+            _write_signed(w, key_id, entry)
             w.u32(len(entry.seen))
             for base_key in sorted(entry.seen):
                 w.fixed(base_key)
         w.u32(len(self._one_time))
         for key_id, one in sorted(self._one_time.items()):
-            w.u32(key_id).fixed(one.private_key.private_bytes_raw()).flag(one.signature is not None)
-            if one.signature is not None:
-                w.fixed(one.signature)
+            _write_one_time(w, key_id, one)
         w.u32(len(self._kem_one_time))
         for key_id, kem in sorted(self._kem_one_time.items()):
-            w.u32(key_id).u64(kem.created_at).fixed(kem.private_key.seed()).fixed(kem.signature)
+            _write_kem(w, key_id, kem)
+        self._write_last_resort(w)
+        return add_digest(w.getvalue())
+
+    def _write_common(self, w: Writer) -> None:
+        w.var(self._profile.name.encode()).fixed(self._identity.public.public_bytes_raw())
+        w.u32(self.registration_id).u32(self.device_id)
+        for value in (self._next_signed, self._next_one_time, self._next_kem,
+                      self._one_time_cursor, self._kem_cursor):
+            w.u64(value)
+
+    def _write_last_resort(self, w: Writer) -> None:
         w.u32(len(self._last_resort))
         for key_id, entry in sorted(self._last_resort.items()):
             record = entry.record
@@ -455,7 +500,55 @@ class PreKeyRing:
             w.u32(key_id).u64(record.created_at).fixed(record.private_key.seed())
             w.fixed(record.signature)
             _write_retire(w, entry.retire_at)
+
+    def _head_row(self) -> bytes:
+        w = Writer(Tag.PREKEY_RING, HEAD_VERSION)
+        self._write_common(w)
+        w.u32(len(self._signed))
+        for key_id, entry in sorted(self._signed.items()):
+            _write_signed(w, key_id, entry)
+            w.u32(len(entry.seen))
+        w.u32(len(self._one_time)).u32(len(self._kem_one_time))
+        self._write_last_resort(w)
         return add_digest(w.getvalue())
+
+    def to_rows(self) -> dict[bytes, bytes]:
+        """The ring as store rows: part key -> row bytes.  ``b""`` is the head.
+
+        The layout is in the module docstring.  A row that did not change
+        since the last call (or since :meth:`from_rows`) is the same bytes
+        object, so comparing with the previous rows is cheap; only the head
+        is encoded on every call.
+        """
+        cache = self._row_cache
+        fresh: dict[bytes, bytes] = {}
+        for key_id, one in self._one_time.items():
+            part = _ONE_TIME_PART + key_id.to_bytes(4, "big")
+            row = cache.get(part)
+            if row is None:
+                row = _row(Tag.ONE_TIME_PREKEY, ONE_TIME_ROW_VERSION, _write_one_time, key_id, one)
+            fresh[part] = row
+        for key_id, kem in self._kem_one_time.items():
+            part = _KEM_PART + key_id.to_bytes(4, "big")
+            row = cache.get(part)
+            if row is None:
+                row = _row(Tag.KEM_PREKEY, KEM_ROW_VERSION, _write_kem, key_id, kem)
+            fresh[part] = row
+        for key_id, entry in self._signed.items():
+            if not entry.seen:
+                continue
+            prefix = _REMEMBERED_PART + key_id.to_bytes(4, "big")
+            for base_key in entry.seen:
+                part = prefix + base_key
+                row = cache.get(part)
+                if row is None:
+                    w = Writer(Tag.PREKEY_RING, REMEMBERED_ROW_VERSION)
+                    row = add_digest(w.u32(key_id).fixed(base_key).getvalue())
+                fresh[part] = row
+        self._row_cache = fresh
+        rows = {HEAD_PART: self._head_row()}
+        rows.update(fresh)
+        return rows
 
     @classmethod
     def from_bytes(cls, data: bytes, identity: IdentityKeyPair) -> PreKeyRing:
@@ -467,6 +560,147 @@ class PreKeyRing:
         """
         r = Reader(check_digest(data, "PreKeyRing"), Tag.PREKEY_RING, "PreKeyRing",
                    frozenset({1, RING_VERSION}))
+        ring, owner = cls._read_common(r, identity)
+        ids = _IdOrder(r)
+        for _ in range(r.count("signed count", MAX_STORED)):
+            key_id, entry = ring._read_signed(r, ids)
+            if r.version >= 2:
+                entry.seen = _read_seen(r)
+            ring._signed[key_id] = entry
+        ids = _IdOrder(r)
+        for _ in range(r.count("one-time count", MAX_STORED)):
+            key_id = ids.next(ring._next_one_time)
+            ring._one_time[key_id] = _read_one_time(r, key_id)
+        ids = _IdOrder(r)
+        for _ in range(r.count("KEM count", MAX_STORED)):
+            key_id = ids.next(ring._next_kem)
+            ring._kem_one_time[key_id] = _read_kem(r, key_id)
+        ring._read_last_resort(r)
+        r.finish()
+        ring._check_loaded()
+        if owner != identity.public.public_bytes_raw():
+            raise InvalidArgument("this PreKeyRing belongs to a different identity")
+        return ring
+
+    @classmethod
+    def from_rows(cls, rows: Mapping[bytes, bytes], identity: IdentityKeyPair) -> PreKeyRing:
+        """Inverse of :meth:`to_rows` (``rows`` must include ``b""``, the head).
+
+        Also accepts ``{b"": whole_ring_bytes}`` where the head is a version 1
+        or version 2 whole ring as :meth:`to_bytes` writes it: then this is
+        :meth:`from_bytes` (how a store written before the row layout loads).
+
+        Raises :class:`~signalish.errors.CorruptState` for a row whose digest
+        fails; a :class:`~signalish.errors.DecodeError` subclass for a row
+        that does not parse (:class:`~signalish.errors.UnexpectedType` for a
+        row of another kind), and :class:`~signalish.errors.InvalidEncoding`
+        for rows that do not fit together: no head, an unknown or misshapen
+        part key, a row whose id or base key is not its part key's, an id not
+        below its counter, a KEM id both one-time and last-resort, a head
+        count that is not the number of rows of its kind, a remembered base
+        key of a signed prekey the head does not hold;
+        :class:`~signalish.errors.InvalidArgument` if the ring belongs to a
+        different identity.  The same limits as :meth:`from_bytes` apply.
+        """
+        head = rows.get(HEAD_PART)
+        if head is None:
+            raise InvalidEncoding("PreKeyRing: no head row")
+        body = check_digest(head, "PreKeyRing head")
+        if body[0] == Tag.PREKEY_RING and body[1] in (1, RING_VERSION):
+            if len(rows) != 1:
+                raise InvalidEncoding("PreKeyRing: a whole ring (version 1 or 2) beside other rows")
+            return cls.from_bytes(head, identity)
+        r = Reader(body, Tag.PREKEY_RING, "PreKeyRing head", frozenset({HEAD_VERSION}))
+        ring, owner = cls._read_common(r, identity)
+        remembered: dict[int, int] = {}
+        ids = _IdOrder(r)
+        for _ in range(r.count("signed count", MAX_STORED)):
+            key_id, entry = ring._read_signed(r, ids)
+            remembered[key_id] = r.count("remembered count", MAX_REMEMBERED)
+            ring._signed[key_id] = entry
+        one_time_count = r.count("one-time count", MAX_STORED)
+        kem_count = r.count("KEM count", MAX_STORED)
+        ring._read_last_resort(r)
+        r.finish()
+        ring._check_loaded()
+        if kem_count and ring._profile.kem_key_prefix is None:
+            raise InvalidEncoding("PreKeyRing: KEM prekeys under a profile without PQXDH")
+
+        # Sort the part keys (cheap) and check them against the head before
+        # decoding any row (KEM rows cost a key expansion each).
+        one_time_parts: list[bytes] = []
+        kem_parts: list[bytes] = []
+        remembered_parts: list[bytes] = []
+        for part in rows:
+            if not isinstance(part, bytes):
+                raise InvalidEncoding("PreKeyRing: a row's part key is not bytes")
+            kind = part[:1]
+            if kind == _ONE_TIME_PART and len(part) == 5:
+                one_time_parts.append(part)
+            elif kind == _KEM_PART and len(part) == 5:
+                kem_parts.append(part)
+            elif kind == _REMEMBERED_PART and len(part) == 37:
+                remembered_parts.append(part)
+            elif part != HEAD_PART:
+                raise InvalidEncoding("PreKeyRing: unknown or misshapen row part key")
+        if len(one_time_parts) != one_time_count:
+            raise InvalidEncoding(f"PreKeyRing: {len(one_time_parts)} one-time prekey rows, "
+                                  f"the head counts {one_time_count}")
+        if len(kem_parts) != kem_count:
+            raise InvalidEncoding(f"PreKeyRing: {len(kem_parts)} one-time KEM prekey rows, "
+                                  f"the head counts {kem_count}")
+        found: dict[int, int] = dict.fromkeys(remembered, 0)
+        for part in remembered_parts:
+            signed_id = int.from_bytes(part[1:5], "big")
+            if signed_id not in found:
+                raise InvalidEncoding("PreKeyRing: a remembered base key of a signed prekey "
+                                      "the ring does not hold")
+            found[signed_id] += 1
+        if found != remembered:
+            raise InvalidEncoding("PreKeyRing: remembered base key rows do not match "
+                                  "the head's counts")
+
+        cache: dict[bytes, bytes] = {}
+        one_time_parts.sort()
+        for part in one_time_parts:
+            key_id = _part_id(part, ring._next_one_time)
+            data = rows[part]
+            r = _row_reader(data, Tag.ONE_TIME_PREKEY, "PreKeyRing one-time row",
+                            ONE_TIME_ROW_VERSION, key_id)
+            ring._one_time[key_id] = _read_one_time(r, key_id)
+            r.finish()
+            cache[part] = bytes(data)
+        kem_parts.sort()
+        for part in kem_parts:
+            key_id = _part_id(part, ring._next_kem)
+            if key_id in ring._last_resort:
+                raise InvalidEncoding("PreKeyRing: KEM id used twice")
+            data = rows[part]
+            r = _row_reader(data, Tag.KEM_PREKEY, "PreKeyRing KEM row", KEM_ROW_VERSION, key_id)
+            ring._kem_one_time[key_id] = _read_kem(r, key_id)
+            r.finish()
+            cache[part] = bytes(data)
+        for part in remembered_parts:
+            data = rows[part]
+            signed_id = int.from_bytes(part[1:5], "big")
+            r = _row_reader(data, Tag.PREKEY_RING, "PreKeyRing remembered row",
+                            REMEMBERED_ROW_VERSION, signed_id)
+            if r.fixed(32, "base key") != part[5:]:
+                raise InvalidEncoding("PreKeyRing: a remembered row's base key is not "
+                                      "its part key's")
+            r.finish()
+            ring._signed[signed_id].seen.add(part[5:])
+            cache[part] = bytes(data)
+        ring._row_cache = cache
+        ring._check_loaded()
+        if owner != identity.public.public_bytes_raw():
+            raise InvalidArgument("this PreKeyRing belongs to a different identity")
+        return ring
+
+    @classmethod
+    def _read_common(cls, r: Reader, identity: IdentityKeyPair) -> tuple[PreKeyRing, bytes]:
+        """The fields before the signed prekeys; returns the ring (empty
+        tables) and the owner's identity key as recorded."""
         name = r.var("profile", 64)
         profile = PROFILES.get(name.decode("ascii", "replace"))
         if profile is None:
@@ -478,45 +712,28 @@ class PreKeyRing:
         ring._next_kem = r.u64("next KEM id")
         ring._one_time_cursor = r.u64("one-time cursor")
         ring._kem_cursor = r.u64("KEM cursor")
-        ids = _IdOrder(r)
-        for _ in range(r.count("signed count", MAX_STORED)):
-            key_id = ids.next(ring._next_signed)
-            created = r.u64("created at")
-            private = PrivateKey.from_private_bytes(r.fixed(32, "private key"))
-            signature = r.fixed(SIGNATURE_SIZE, "signature")
-            entry = _Retirable(SignedPreKey(key_id, created, private, signature),
-                               _read_retire(r))
-            if r.version >= 2:
-                entry.seen = _read_seen(r)
-            ring._signed[key_id] = entry
-        ids = _IdOrder(r)
-        for _ in range(r.count("one-time count", MAX_STORED)):
-            key_id = ids.next(ring._next_one_time)
-            private = PrivateKey.from_private_bytes(r.fixed(32, "private key"))
-            sig = r.fixed(SIGNATURE_SIZE, "signature") if r.flag("signature present") else None
-            ring._one_time[key_id] = OneTimePreKey(key_id, private, sig)
-        ids = _IdOrder(r)
-        for _ in range(r.count("KEM count", MAX_STORED)):
-            key_id = ids.next(ring._next_kem)
-            created = r.u64("created at")
-            kem_private = KemPrivateKey.from_seed(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
-            ring._kem_one_time[key_id] = KemPreKey(
-                key_id, created, kem_private, r.fixed(SIGNATURE_SIZE, "signature"), False)
+        return ring, owner
+
+    def _read_signed(self, r: Reader, ids: _IdOrder) -> tuple[int, _Retirable]:
+        """One signed prekey up to its retire time (not its remembered keys)."""
+        key_id = ids.next(self._next_signed)
+        created = r.u64("created at")
+        private = PrivateKey.from_private_bytes(r.fixed(32, "private key"))
+        signature = r.fixed(SIGNATURE_SIZE, "signature")
+        return key_id, _Retirable(SignedPreKey(key_id, created, private, signature),
+                                  _read_retire(r))
+
+    def _read_last_resort(self, r: Reader) -> None:
         ids = _IdOrder(r)
         for _ in range(r.count("last-resort count", MAX_STORED)):
-            key_id = ids.next(ring._next_kem)
-            if key_id in ring._kem_one_time:
+            key_id = ids.next(self._next_kem)
+            if key_id in self._kem_one_time:
                 raise InvalidEncoding("PreKeyRing: KEM id used twice")
             created = r.u64("created at")
             kem_private = KemPrivateKey.from_seed(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
             record = KemPreKey(key_id, created, kem_private,
                                r.fixed(SIGNATURE_SIZE, "signature"), True)
-            ring._last_resort[key_id] = _Retirable(record, _read_retire(r))
-        r.finish()
-        ring._check_loaded()
-        if owner != identity.public.public_bytes_raw():
-            raise InvalidArgument("this PreKeyRing belongs to a different identity")
-        return ring
+            self._last_resort[key_id] = _Retirable(record, _read_retire(r))
 
     def _check_loaded(self) -> None:
         current = [i for i, e in self._signed.items() if e.retire_at is None]
@@ -554,6 +771,65 @@ class _IdOrder:
             raise InvalidEncoding("PreKeyRing: key ids out of order or beyond the counter")
         self._last = key_id
         return key_id
+
+
+def _write_signed(w: Writer, key_id: int, entry: _Retirable) -> None:
+    """A signed prekey up to its retire time (not its remembered keys)."""
+    record = entry.record
+    assert isinstance(record, SignedPreKey)
+    w.u32(key_id).u64(record.created_at).fixed(record.private_key.private_bytes_raw())
+    w.fixed(record.signature)
+    _write_retire(w, entry.retire_at)
+
+
+def _write_one_time(w: Writer, key_id: int, one: OneTimePreKey) -> None:
+    w.u32(key_id).fixed(one.private_key.private_bytes_raw()).flag(one.signature is not None)
+    if one.signature is not None:
+        w.fixed(one.signature)
+
+
+def _write_kem(w: Writer, key_id: int, kem: KemPreKey) -> None:
+    w.u32(key_id).u64(kem.created_at).fixed(kem.private_key.seed()).fixed(kem.signature)
+
+
+def _read_one_time(r: Reader, key_id: int) -> OneTimePreKey:
+    """The fields after the id written by :func:`_write_one_time`."""
+    private = PrivateKey.from_private_bytes(r.fixed(32, "private key"))
+    sig = r.fixed(SIGNATURE_SIZE, "signature") if r.flag("signature present") else None
+    return OneTimePreKey(key_id, private, sig)
+
+
+def _read_kem(r: Reader, key_id: int) -> KemPreKey:
+    """The fields after the id written by :func:`_write_kem`."""
+    created = r.u64("created at")
+    kem_private = KemPrivateKey.from_seed(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
+    return KemPreKey(key_id, created, kem_private, r.fixed(SIGNATURE_SIZE, "signature"), False)
+
+
+def _part_id(part: bytes, limit: int) -> int:
+    """The id of a one-time row's part key, which must be below its counter."""
+    key_id = int.from_bytes(part[1:5], "big")
+    if not 0 < key_id < limit:
+        raise InvalidEncoding("PreKeyRing: a row's key id is zero or not below its counter")
+    return key_id
+
+
+def _row_reader(data: bytes, tag: int, what: str, version: int, key_id: int) -> Reader:
+    """A reader over a row past its id, which must be ``key_id`` (the part key's)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what}: expected bytes, got {type(data).__name__}")
+    r = Reader(check_digest(data, what), tag, what, frozenset({version}))
+    if r.u32("key id") != key_id:
+        raise InvalidEncoding(f"{what}: the row's id is not its part key's")
+    return r
+
+
+def _row(tag: int, version: int, write: Callable[[Writer, int, Any], None], key_id: int,
+         key: Any) -> bytes:
+    """One per-key row: ``write`` the key's fields, then the digest."""
+    w = Writer(tag, version)
+    write(w, key_id, key)
+    return add_digest(w.getvalue())
 
 
 def _write_retire(w: Writer, retire_at: int | None) -> None:

@@ -34,6 +34,7 @@ from typing import Final
 from ._encoding import Reader, Tag, Writer, add_digest, check_digest
 from ._errors import (
     AuthenticationError,
+    CorruptState,
     InvalidArgument,
     InvalidEncoding,
     MessageRejected,
@@ -44,21 +45,26 @@ from ._errors import (
 )
 from ._bundle import PreKeyBundle
 from ._initial import InitialHeader
-from ._keys import IdentityKey
+from ._keys import IdentityKey, IdentityKeyPair
 from ._primitives import PublicKey, RandomSource
 from ._profile import PROFILES, Profile
 from ._ratchet import Located, RatchetState, Received, decrypt_located, locate, ratchet_encrypt
-from ._state_codec import read_limits, read_state, write_limits, write_state
+from ._state_codec import encode_state, keys_row, read_limits, read_state, write_limits
 from ._window import RatchetLimits
 from ._wires import wire_format
-from ._x3dh import AgreementResult
+from ._prekeys import PreKeyRing
+from ._x3dh import AgreementResult, BundlePolicy, initiate, respond
 
-__all__ = ["Session", "SessionRecord", "SessionOptions"]
+__all__ = ["Session", "SessionRecord", "SessionOptions", "BundlePolicy"]
 
 MAX_ARCHIVED_LIMIT: Final = 64
 #: Format version written.  Version 2 added the receive-only flag (session
 #: flags bit 2) and given-up chain tails; version 1 is still read.
 RECORD_VERSION: Final = 2
+#: The head row of a record kept as store rows (SessionRecord.rows).
+ROWS_VERSION: Final = 3
+SESSION_ROW_VERSION: Final = 1
+_ROW_TAG: Final = bytes((Tag.SESSION_ROW, SESSION_ROW_VERSION))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +105,8 @@ class Session:
 
     __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
                  "initial_digest", "initiated_by_us", "pending", "state", "limits",
-                 "send_blocked", "wire", "_ad_send", "_ad_receive", "_encoded", "_prefix")
+                 "send_blocked", "wire", "_ad_send", "_ad_receive", "_encoded", "_row",
+                 "_prefix")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
@@ -127,6 +134,8 @@ class Session:
         #: written until it changes: an unchanged (say, archived) session
         #: costs a copy, not a re-encoding, each time its record is saved.
         self._encoded: bytes | None = None
+        #: The same for this session's store row (see :meth:`SessionRecord.rows`).
+        self._row: bytes | None = None
         #: The fields that change only when ``pending`` does, serialized.
         self._prefix: bytes | None = None
         profile = self.state.profile
@@ -164,6 +173,30 @@ class Session:
                    associated_data=agreement.associated_data, initial_header=agreement.header,
                    initiated_by_us=False, pending=False, state=state, limits=options.limits)
 
+    @classmethod
+    def initiate(cls, identity: IdentityKeyPair, bundle: PreKeyBundle, profile: Profile,
+                 options: SessionOptions, rng: RandomSource, *,
+                 policy: BundlePolicy = BundlePolicy(),
+                 kem_encapsulation: tuple[bytes, bytes] | None = None) -> Session:
+        """X3DH/PQXDH as initiator against ``bundle``, then :meth:`as_initiator`:
+        the one way an application's new outgoing session is made (see
+        :func:`~signalish._x3dh.initiate` for what it checks and raises)."""
+        agreement = initiate(identity, bundle, profile, policy=policy, rng=rng,
+                             kem_encapsulation=kem_encapsulation)
+        return cls.as_initiator(agreement, bundle, identity.public, profile, options, rng)
+
+    @classmethod
+    def respond(cls, ring: PreKeyRing, header: InitialHeader, profile: Profile,
+                options: SessionOptions, header_encryption: bool, *, now: int,
+                policy: BundlePolicy = BundlePolicy()) -> Session:
+        """X3DH/PQXDH as responder to ``header`` with the prekeys of ``ring``,
+        then :meth:`as_responder`.  The ring is not changed: consume its
+        prekeys (:meth:`PreKeyRing.consume`) once the first message under
+        the new session has authenticated."""
+        agreement = respond(ring, header, now=now, policy=policy)
+        return cls.as_responder(agreement, ring.identity.public, profile, options,
+                                header_encryption)
+
     def block_sending(self) -> None:
         """Make this session receive-only: its sending chain may already have
         been used by a copy of this state we no longer see (it came from a
@@ -173,7 +206,7 @@ class Session:
         sending resumes then."""
         self.send_blocked = True
         self.state.cks = None
-        self._encoded = None
+        self._encoded = self._row = None
 
     def matches_initial(self, header: InitialHeader) -> bool:
         """Whether a received PreKeyMessage header is exactly the one that
@@ -199,7 +232,7 @@ class Session:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
         message = self.wire.seal(ratchet_encrypt(self.state), plaintext, self._ad_send)
-        self._encoded = None
+        self._encoded = self._row = None
         if self.pending is None:
             return message
         return self.wire.initial_message(self.pending, registration_id, message)
@@ -224,19 +257,26 @@ class Session:
         if self.pending is not None:
             self.pending = None
             self._prefix = None
-        self._encoded = None
+        self._encoded = self._row = None
         if self.state.step != step:
             self.send_blocked = False  # a fresh sending chain from a fresh ratchet key
         return plaintext
 
     def _write(self, w: Writer) -> None:
         if self._encoded is None:
-            own = Writer(0)
-            self._encode(own)
-            self._encoded = own.getvalue()[2:]
+            self._encoded = self._encode(keys=True)
         w.fixed(self._encoded)
 
-    def _encode(self, w: Writer) -> None:
+    def row(self) -> bytes:
+        """This session's store row: tag 0x51, version 1, the session as in
+        a record but with each chain's key count and not its keys (those
+        are in :func:`~signalish._state_codec.keys_row` rows), then a 16-byte
+        digest.  Kept until the session changes."""
+        if self._row is None:
+            self._row = add_digest(_ROW_TAG + self._encode(keys=False))
+        return self._row
+
+    def _encode(self, *, keys: bool) -> bytes:
         flags = self.initiated_by_us | (self.pending is not None) << 1 | self.send_blocked << 2
         if self._prefix is None:
             prefix = Writer(0)
@@ -247,11 +287,23 @@ class Session:
                 prefix.var(self.pending.to_bytes())
             write_limits(prefix, self.limits)
             self._prefix = prefix.getvalue()[2:]
-        w.u8(flags).fixed(self._prefix)
-        write_state(w, self.state)
+        return b"".join((bytes((flags,)), self._prefix, encode_state(self.state, keys=keys)))
 
     @classmethod
-    def _read(cls, r: Reader, profile: Profile, version: int) -> Session:
+    def from_row(cls, data: bytes, profile: Profile,
+                 keys: Callable[[bytes], bytes | None]) -> Session:
+        """Read a :meth:`row`; ``keys(chain_id)`` returns each chain's key row."""
+        r = Reader(check_digest(data, "SessionRecord session row"), Tag.SESSION_ROW,
+                   "SessionRecord session row", frozenset({SESSION_ROW_VERSION}))
+        session = cls._read(r, profile, RECORD_VERSION, keys)
+        r.finish()
+        if type(data) is bytes:
+            session._row = data  # what row() would write: an unchanged session is not rewritten
+        return session
+
+    @classmethod
+    def _read(cls, r: Reader, profile: Profile, version: int,
+              keys: Callable[[bytes], bytes | None] | None = None) -> Session:
         flags = r.u8("session flags")
         if flags > (7 if version >= 2 else 3) or flags & 3 == 2:
             raise InvalidEncoding("Session: unknown flag bits")
@@ -267,7 +319,7 @@ class Session:
                                     or pending.identity_key != local):
             raise InvalidEncoding("Session: pending header does not match the session")
         limits = read_limits(r)
-        state = read_state(r, profile, limits, version)
+        state = read_state(r, profile, limits, version, keys)
         send_blocked = bool(flags & 4)
         if send_blocked and state.cks is not None:
             raise InvalidEncoding("Session: a receive-only session keeps no sending chain")
@@ -288,12 +340,14 @@ class SessionRecord:
     """Every session with one peer: the current one first, then archived ones,
     most recently current first."""
 
-    __slots__ = ("profile", "sessions", "max_archived")
+    __slots__ = ("profile", "sessions", "max_archived", "_head")
 
     def __init__(self, profile: Profile, max_archived: int = 5) -> None:
         self.profile = profile
         self.sessions: list[Session] = []
         self.max_archived = max_archived
+        # The head row and the base keys it lists (see rows()).
+        self._head: tuple[tuple[bytes, ...], bytes] | None = None
 
     @property
     def current(self) -> Session | None:
@@ -439,6 +493,92 @@ class SessionRecord:
             session._write(w)
         return add_digest(w.getvalue())
 
+    @staticmethod
+    def _read_header(r: Reader) -> tuple[Profile, int]:
+        profile = PROFILES.get(r.var("profile", 64).decode("ascii", "replace"))
+        if profile is None:
+            raise InvalidEncoding("SessionRecord: unknown profile")
+        max_archived = r.u8("max archived")
+        if max_archived > MAX_ARCHIVED_LIMIT:
+            raise InvalidEncoding("SessionRecord: max archived out of range")
+        return profile, max_archived
+
+    def rows(self) -> dict[bytes, bytes]:
+        """The record as store rows (part -> bytes), so that a message
+        rewrites only what it changed:
+
+        * ``b""``, the head: tag 0x50, version 3, profile, max archived, the
+          session count and each session's base key (32 bytes) in order,
+          then a 16-byte digest;
+        * ``b"s" + base key``: each session (:meth:`Session.row`);
+        * ``b"k" + base key + chain id``: the stored keys of each chain that
+          has any (:func:`~signalish._state_codec.keys_row`).
+
+        Unchanged sessions and chains return the same bytes objects as the
+        last time (they are encoded once); the head is re-encoded (it is
+        small)."""
+        order = tuple([session.base_key for session in self.sessions])
+        if self._head is None or self._head[0] != order:
+            w = Writer(Tag.SESSION_RECORD, ROWS_VERSION)
+            w.var(self.profile.name.encode()).u8(self.max_archived).u32(len(order))
+            for base_key in order:
+                w.fixed(base_key)
+            self._head = (order, add_digest(w.getvalue()))
+        rows = {b"": self._head[1]}
+        for session in self.sessions:
+            rows[b"s" + session.base_key] = session.row()
+            for chain in session.state.window.chains:
+                if chain.keys:
+                    rows[b"k" + session.base_key + chain.chain_id] = keys_row(chain)
+        return rows
+
+    @classmethod
+    def from_rows(cls, load: Callable[[bytes], bytes | None]
+                  ) -> tuple[SessionRecord, dict[bytes, bytes]] | None:
+        """Load a record from store rows: ``load(part)`` returns a row or
+        None.  Returns None if there is no head row; otherwise the record
+        and the rows read.  A head that is a whole record (format 1 or 2,
+        as :meth:`to_bytes` writes and stores held before the row layout)
+        is read as one.  A missing or damaged row raises
+        :class:`~signalish.errors.CorruptState`; malformed content a
+        :class:`~signalish.errors.DecodeError`."""
+        head = load(b"")
+        if head is None:
+            return None
+        head = bytes(head)
+        if head[1:2] != bytes((ROWS_VERSION,)):
+            return cls.from_bytes(head), {b"": head}
+        r = Reader(check_digest(head, "SessionRecord head row"), Tag.SESSION_RECORD,
+                   "SessionRecord head row", frozenset({ROWS_VERSION}))
+        profile, max_archived = cls._read_header(r)
+        base_keys = [r.fixed(32, "base key")
+                     for _ in range(r.count("session count", 1 + max_archived))]
+        r.finish()
+        if len(set(base_keys)) != len(base_keys):
+            raise InvalidEncoding("SessionRecord: two sessions with one base key")
+        rows = {b"": head}
+        record = cls(profile, max_archived)
+        record._head = (tuple(base_keys), head)
+        for base_key in base_keys:
+            part = b"s" + base_key
+            data = load(part)
+            if data is None:
+                raise CorruptState("SessionRecord: a session row is missing")
+
+            def keys(chain_id: bytes, base_key: bytes = base_key) -> bytes | None:
+                key_part = b"k" + base_key + chain_id
+                row = load(key_part)
+                if row is not None:
+                    rows[key_part] = row
+                return row
+
+            session = Session.from_row(data, profile, keys)
+            if session.base_key != base_key:
+                raise InvalidEncoding("SessionRecord: a session row under another base key")
+            rows[part] = data
+            record.sessions.append(session)
+        return record, rows
+
     @classmethod
     def from_bytes(cls, data: bytes) -> SessionRecord:
         """Load a record; raises :class:`~signalish.errors.CorruptState` (a
@@ -446,12 +586,7 @@ class SessionRecord:
         :class:`~signalish.errors.DecodeError` if the content is malformed."""
         r = Reader(check_digest(data, "SessionRecord"), Tag.SESSION_RECORD, "SessionRecord",
                    frozenset({1, RECORD_VERSION}))
-        profile = PROFILES.get(r.var("profile", 64).decode("ascii", "replace"))
-        if profile is None:
-            raise InvalidEncoding("SessionRecord: unknown profile")
-        max_archived = r.u8("max archived")
-        if max_archived > MAX_ARCHIVED_LIMIT:
-            raise InvalidEncoding("SessionRecord: max archived out of range")
+        profile, max_archived = cls._read_header(r)
         record = cls(profile, max_archived)
         for _ in range(r.count("session count", 1 + max_archived)):
             record.sessions.append(Session._read(r, profile, r.version))

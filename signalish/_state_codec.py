@@ -19,16 +19,17 @@ ratchet relies on, so a state that loads is a state the ratchet can run.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Final
 
-from ._encoding import Reader, Writer
-from ._errors import InvalidArgument, InvalidEncoding
+from ._encoding import Reader, Tag, Writer, add_digest, check_digest
+from ._errors import CorruptState, InvalidArgument, InvalidEncoding
 from ._primitives import PrivateKey, PublicKey
 from ._profile import Profile
 from ._ratchet import RatchetState
 from ._window import Chain, RatchetLimits, Reason, Window
 
-__all__ = ["write_limits", "read_limits", "write_state", "read_state"]
+__all__ = ["write_limits", "read_limits", "write_state", "encode_state", "read_state", "keys_row"]
 
 _LIMIT_FIELDS = ("max_skip", "max_stored_keys", "max_receiving_chains", "expire_after_steps",
                  "expire_after_seconds", "max_message_size")
@@ -51,36 +52,63 @@ def read_limits(r: Reader) -> RatchetLimits:
         raise InvalidEncoding(f"SessionRecord: {error}") from None
 
 
-def write_state(w: Writer, state: RatchetState) -> None:
-    flags = int(state.header_encryption)
+def write_state(w: Writer, state: RatchetState, *, keys: bool = True) -> None:
+    """Write ``state``; with ``keys=False`` each chain carries its key count
+    but not its keys (the store-row layout, where :func:`keys_row` holds them)."""
+    w.fixed(encode_state(state, keys=keys))
+
+
+def encode_state(state: RatchetState, *, keys: bool = True) -> bytes:
+    """What :func:`write_state` writes."""
     parts = [b"", state.dhs.private_bytes_raw(), state.dhs_public, state.rk]
-    for bit, name in enumerate(_OPTIONAL, start=1):
-        value = getattr(state, name)
+    flags = 1 if state.header_encryption else 0
+    bit = 2
+    for value in (state.dhr, state.cks, state.ckr, state.hks, state.hkr, state.nhks, state.nhkr):
         if value is not None:
-            flags |= 1 << bit
+            flags |= bit
             parts.append(value)
+        bit <<= 1
     parts[0] = bytes((flags,))
     window = state.window
-    parts.append(_COUNTERS.pack(state.ns, state.nr, state.pn, state.step, len(window.chains)))
-    parts.extend(_chain_bytes(chain) for chain in window.chains)
-    parts.append(len(window.forgotten).to_bytes(4, "big"))
-    parts.extend(chain_id + bytes((reason,)) for chain_id, reason in window.forgotten)
-    w.fixed(b"".join(parts))
+    chains = window.chains
+    parts.append(_COUNTERS.pack(state.ns, state.nr, state.pn, state.step, len(chains)))
+    for chain in chains:
+        parts.append(_chain_head(chain))
+        if keys and chain.keys:
+            parts.append(_chain_keys(chain))
+    forgotten = window.forgotten
+    parts.append(len(forgotten).to_bytes(4, "big"))
+    if forgotten:
+        parts.extend(chain_id + bytes((reason,)) for chain_id, reason in forgotten)
+    return b"".join(parts)
 
 
-def _chain_bytes(chain: Chain) -> bytes:
-    """One chain's serialized form, kept on the chain until the window
-    changes it (a large window is encoded once, not on every message)."""
+def _chain_head(chain: Chain) -> bytes:
+    end = b"\x00" if chain.end is None else b"\x01" + chain.end.to_bytes(4, "big")
+    lost = b"\x00" if chain.lost_from is None else b"\x01" + chain.lost_from.to_bytes(4, "big")
+    return b"".join((chain.chain_id, chain.step.to_bytes(8, "big"), end, lost,
+                     _FLOOR.pack(chain.floor, chain.reason, len(chain.keys))))
+
+
+def _chain_keys(chain: Chain) -> bytes:
+    """A chain's stored keys, serialized; kept on the chain until the window
+    changes them (a large window is encoded once, not on every message)."""
     if chain.encoded is None:
-        head = [chain.chain_id, chain.step.to_bytes(8, "big")]
-        head.append(b"\x00" if chain.end is None else b"\x01" + chain.end.to_bytes(4, "big"))
-        head.append(b"\x00" if chain.lost_from is None
-                    else b"\x01" + chain.lost_from.to_bytes(4, "big"))
-        head.append(_FLOOR.pack(chain.floor, chain.reason, len(chain.keys)))
         pack = _KEY.pack
-        head.extend(pack(n, key, stored_at) for n, (key, stored_at) in chain.keys.items())
-        chain.encoded = b"".join(head)
+        chain.encoded = b"".join([pack(n, key, stored_at)
+                                  for n, (key, stored_at) in chain.keys.items()])
     return chain.encoded
+
+
+def keys_row(chain: Chain) -> bytes:
+    """The store row holding a chain's stored keys: tag 0x52, version 1,
+    chain id (32), key count (4), the keys as in the record, and a 16-byte
+    digest.  Kept on the chain until its keys change."""
+    if chain.row is None:
+        chain.row = add_digest(b"".join((bytes((Tag.CHAIN_KEYS_ROW, 1)), chain.chain_id,
+                                         len(chain.keys).to_bytes(4, "big"),
+                                         _chain_keys(chain))))
+    return chain.row
 
 
 def _reason(r: Reader, allow_none: bool) -> Reason:
@@ -90,9 +118,13 @@ def _reason(r: Reader, allow_none: bool) -> Reason:
     return Reason(value)
 
 
-def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int) -> RatchetState:
+def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int,
+               keys: Callable[[bytes], bytes | None] | None = None) -> RatchetState:
     """Read a state written by :func:`write_state` (``version`` 2) or by
-    format version 1, which had no given-up tails."""
+    format version 1, which had no given-up tails.  With ``keys``, the state
+    was written with ``keys=False``: ``keys(chain_id)`` returns the
+    :func:`keys_row` of each chain that stores keys (None if it is missing,
+    which is :class:`~signalish.errors.CorruptState`)."""
     flags = r.u8("state flags")
     he = bool(flags & 1)
     dhs_private, dhs_public = r.fixed(32, "DHs private"), r.fixed(32, "DHs public")
@@ -118,14 +150,14 @@ def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int)
         chain.reason = _reason(r, allow_none=True)
         if (chain.reason is Reason.NONE) != (chain.floor == 0):
             raise InvalidEncoding("SessionRecord: floor and reason disagree")
-        last = chain.floor - 1
-        for _ in range(r.count("key count", limits.max_stored_keys)):
-            n = r.u32("message number")
-            if n <= last or (chain.end is not None and n >= chain.end) or \
-                    (chain.lost_from is not None and n >= chain.lost_from):
-                raise InvalidEncoding("SessionRecord: skipped keys out of order or range")
-            chain.keys[n] = (r.fixed(32, "message key"), r.u64("stored at"))
-            last = n
+        count = r.count("key count", limits.max_stored_keys)
+        if keys is None:
+            _read_keys(r, chain, count)
+        elif count:
+            row = keys(chain.chain_id)
+            if row is None:
+                raise CorruptState("SessionRecord: a chain's key row is missing")
+            _read_keys_row(row, chain, count)
         if chain.lost_from is not None and chain.floor > chain.lost_from:
             raise InvalidEncoding("SessionRecord: floor above the given-up tail")
         window.chains.append(chain)
@@ -134,6 +166,30 @@ def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int)
     for _ in range(r.count("forgotten count", 2 * limits.max_receiving_chains)):
         window.forgotten.append((r.fixed(32, "forgotten id"), _reason(r, allow_none=False)))
     return state
+
+
+def _read_keys(r: Reader, chain: Chain, count: int) -> None:
+    last = chain.floor - 1
+    end, lost = chain.end, chain.lost_from
+    for _ in range(count):
+        n = r.u32("message number")
+        if n <= last or (end is not None and n >= end) or (lost is not None and n >= lost):
+            raise InvalidEncoding("SessionRecord: skipped keys out of order or range")
+        chain.keys[n] = (r.fixed(32, "message key"), r.u64("stored at"))
+        last = n
+
+
+def _read_keys_row(row: bytes, chain: Chain, count: int) -> None:
+    r = Reader(check_digest(row, "SessionRecord key row"), Tag.CHAIN_KEYS_ROW,
+               "SessionRecord key row", frozenset({1}))
+    if r.fixed(32, "chain id") != chain.chain_id:
+        raise InvalidEncoding("SessionRecord: a key row of another chain")
+    if r.u32("key count") != count:
+        raise InvalidEncoding("SessionRecord: key row and session disagree on the key count")
+    _read_keys(r, chain, count)
+    r.finish()
+    if type(row) is bytes:
+        chain.row = row  # what keys_row would write: an unchanged chain is not rewritten
 
 
 def _check_window(state: RatchetState, window: Window, limits: RatchetLimits) -> None:

@@ -47,38 +47,61 @@ class IdentityStore(Protocol):
 
 @runtime_checkable
 class PreKeyStore(Protocol):
-    """The local :class:`~signalish.PreKeyRing`, serialized (secret)."""
+    """The local :class:`~signalish.PreKeyRing` (secret), as rows: a head
+    row under part ``b""`` and one row per one-time prekey and per
+    remembered base key, so that consuming a one-time prekey deletes one
+    row (the layout of libsignal's PreKeyStore and KyberPreKeyStore).
+    Parts are short byte strings the library chooses; stores keep them and
+    the rows as opaque bytes.  Use :meth:`SessionManager.prekeys` rather
+    than calling these yourself."""
 
-    def load_prekeys(self) -> bytes | None:
-        """The ring's bytes as last saved, or None if there is no ring."""
+    def load_prekeys(self, part: bytes = b"") -> bytes | None:
+        """The row stored under ``part``, or None if there is none."""
         ...
 
-    def save_prekeys(self, data: bytes) -> None:
-        """Replace the ring's bytes.  Called inside a transaction; use
-        :meth:`SessionManager.prekeys` rather than calling it yourself."""
+    def save_prekeys(self, data: bytes, part: bytes = b"") -> None:
+        """Store ``data`` under ``part``, replacing any row there.  Called
+        inside a transaction."""
+        ...
+
+    def delete_prekeys(self, part: bytes) -> None:
+        """Remove the row under ``part``; nothing happens if there is none.
+        Called inside a transaction."""
+        ...
+
+    def prekey_parts(self) -> list[bytes]:
+        """The parts of every stored prekey row, sorted (``b""`` first)."""
         ...
 
 
 @runtime_checkable
 class SessionStore(Protocol):
-    """One serialized :class:`~signalish._session.SessionRecord` per peer address
-    (secret).  Stores hold bytes and never parse them."""
+    """Each peer address's :class:`~signalish._session.SessionRecord` (secret),
+    as rows: a head row under part ``b""`` (which sessions, in which order),
+    one row per session and one per chain of stored message keys, so that a
+    message rewrites the one or two rows it changed, not the record.
+    Parts are short byte strings the library chooses; stores hold them and
+    the rows as opaque bytes and never parse them."""
 
-    def load_session(self, address: str) -> bytes | None:
-        """The record's bytes for ``address``, or None if there is none."""
+    def load_session(self, address: str, part: bytes = b"") -> bytes | None:
+        """The row for ``address`` under ``part``, or None if there is none.
+        Whether the head (``part=b""``) exists says whether ``address`` has
+        a record."""
         ...
 
-    def save_session(self, address: str, data: bytes) -> None:
-        """Replace the record for ``address``.  Called inside a transaction."""
+    def save_session(self, address: str, data: bytes, part: bytes = b"") -> None:
+        """Store ``data`` for ``address`` under ``part``, replacing any row
+        there.  Called inside a transaction."""
         ...
 
-    def delete_session(self, address: str) -> None:
-        """Remove the record for ``address`` (current and archived sessions);
-        nothing happens if there is none.  Called inside a transaction."""
+    def delete_session(self, address: str, part: bytes | None = None) -> None:
+        """Remove the row of ``address`` under ``part``, or, with ``part``
+        None, every row of ``address`` (its whole record); nothing happens
+        if there is none.  Called inside a transaction."""
         ...
 
     def session_addresses(self) -> list[str]:
-        """Every address with a stored record, sorted."""
+        """Every address with a record (a head row), sorted."""
         ...
 
 
@@ -121,82 +144,106 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._identities: dict[str, IdentityKey] = {}
-        self._prekeys: bytes | None = None
-        self._sessions: dict[str, bytes] = {}
-        self._undo: list[list[tuple[str, Any, Any]]] = []
+        self._prekeys: dict[bytes, bytes] = {}
+        self._sessions: dict[str, dict[bytes, bytes]] = {}
+        self._undo: list[list[tuple[dict[Any, Any], Any, Any]]] = []
         self._generation = 0
 
     @property
     def generation(self) -> int:
         return self._generation
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self._undo.append([])
-        try:
-            yield
-        except BaseException:
-            for table, key, old in reversed(self._undo.pop()):
-                self._restore(table, key, old)
-            raise
-        done = self._undo.pop()
-        if self._undo:
-            self._undo[-1].extend(done)
-        elif done:
-            self._generation += 1
+    def transaction(self) -> AbstractContextManager[None]:
+        return _MemoryTransaction(self._undo, self)
 
-    def _restore(self, table: str, key: Any, old: Any) -> None:
-        if table == "prekeys":
-            self._prekeys = old
-            return
-        target: dict[str, Any] = self._identities if table == "identities" else self._sessions
-        if old is _MISSING:
+    def _committed(self) -> None:
+        self._generation += 1
+
+    def _set(self, target: dict[Any, Any], key: Any, value: Any) -> None:
+        """``target[key] = value`` (deleting it for ``_MISSING``), logged."""
+        old = target.get(key, _MISSING)
+        if self._undo:
+            self._undo[-1].append((target, key, old))
+        else:
+            self._generation += 1  # a write outside any transaction
+        if value is _MISSING:
             target.pop(key, None)
         else:
-            target[key] = old
-
-    def _log(self, table: str, key: Any) -> None:
-        if not self._undo:
-            self._generation += 1  # a write outside any transaction
-            return
-        if table == "prekeys":
-            old: Any = self._prekeys
-        else:
-            source: dict[str, Any] = self._identities if table == "identities" else self._sessions
-            old = source.get(key, _MISSING)
-        self._undo[-1].append((table, key, old))
+            target[key] = value
 
     def get_identity(self, address: str) -> IdentityKey | None:
         return self._identities.get(address)
 
     def save_identity(self, address: str, key: IdentityKey) -> None:
-        self._log("identities", address)
-        self._identities[address] = key
+        self._set(self._identities, address, key)
 
     def identity_addresses(self) -> list[str]:
         return sorted(self._identities)
 
-    def load_prekeys(self) -> bytes | None:
-        return self._prekeys
+    def load_prekeys(self, part: bytes = b"") -> bytes | None:
+        return self._prekeys.get(bytes(part))
 
-    def save_prekeys(self, data: bytes) -> None:
-        self._log("prekeys", None)
-        self._prekeys = bytes(data)
+    def save_prekeys(self, data: bytes, part: bytes = b"") -> None:
+        self._set(self._prekeys, bytes(part), bytes(data))
 
-    def load_session(self, address: str) -> bytes | None:
-        return self._sessions.get(address)
+    def delete_prekeys(self, part: bytes) -> None:
+        part = bytes(part)
+        if part in self._prekeys:
+            self._set(self._prekeys, part, _MISSING)
 
-    def save_session(self, address: str, data: bytes) -> None:
-        self._log("sessions", address)
-        self._sessions[address] = bytes(data)
+    def prekey_parts(self) -> list[bytes]:
+        return sorted(self._prekeys)
 
-    def delete_session(self, address: str) -> None:
-        if address in self._sessions:
-            self._log("sessions", address)
-            del self._sessions[address]
+    def load_session(self, address: str, part: bytes = b"") -> bytes | None:
+        rows = self._sessions.get(address)
+        return None if rows is None else rows.get(bytes(part))
+
+    def save_session(self, address: str, data: bytes, part: bytes = b"") -> None:
+        rows = self._sessions.get(address)
+        if rows is None:
+            rows = {}
+            self._set(self._sessions, address, rows)
+        self._set(rows, bytes(part), bytes(data))
+
+    def delete_session(self, address: str, part: bytes | None = None) -> None:
+        rows = self._sessions.get(address)
+        if rows is None:
+            return
+        if part is None:
+            self._set(self._sessions, address, _MISSING)  # the undo log keeps the rows
+        elif bytes(part) in rows:
+            self._set(rows, bytes(part), _MISSING)
 
     def session_addresses(self) -> list[str]:
-        return sorted(self._sessions)
+        return sorted(address for address, rows in self._sessions.items() if b"" in rows)
+
+
+class _MemoryTransaction:
+    """:meth:`MemoryStore.transaction` (a class, not a generator: it runs
+    once per manager call)."""
+
+    __slots__ = ("_undo", "_store")
+
+    def __init__(self, undo: list[list[tuple[dict[Any, Any], Any, Any]]],
+                 store: MemoryStore) -> None:
+        self._undo, self._store = undo, store
+
+    def __enter__(self) -> None:
+        self._undo.append([])
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: object) -> None:
+        done = self._undo.pop()
+        if kind is not None:
+            for target, key, old in reversed(done):
+                if old is _MISSING:
+                    target.pop(key, None)
+                else:
+                    target[key] = old
+        elif self._undo:
+            self._undo[-1].extend(done)
+        elif done:
+            self._store._committed()
 
 
 _ROW_CHECK = 16
@@ -209,17 +256,34 @@ def _row_check(table: str, key: str, value: bytes) -> bytes:
 
 _TABLES: Final = (
     "CREATE TABLE IF NOT EXISTS identities (address TEXT PRIMARY KEY, key BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS prekeys (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS sessions (address TEXT PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS prekey_rows (part BLOB PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS session_rows (address TEXT NOT NULL, part BLOB NOT NULL, "
+    "data BLOB NOT NULL, PRIMARY KEY (address, part)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS local (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
-_TABLE_NAMES: Final = frozenset({"identities", "prekeys", "sessions", "local", "meta"})
+_TABLE_NAMES: Final = frozenset({"identities", "prekey_rows", "session_rows", "local", "meta"})
+#: Tables of files written before the row layout (one ring blob, one record
+#: blob per address); opening such a file moves their rows to part b"".
+_LEGACY_TABLES: Final = frozenset({"prekeys", "sessions"})
 _GET_GENERATION: Final = "SELECT value FROM meta WHERE name = 'generation'"
 _SET_GENERATION: Final = "INSERT OR REPLACE INTO meta (name, value) VALUES ('generation', ?)"
 _MAX_GENERATION: Final = 2**63 - 1
 # SQLITE_BUSY and SQLITE_LOCKED, without their extended-code bits.
 _BUSY_CODES: Final = (5, 6)
+
+
+def _session_key(address: str, part: bytes) -> str:
+    """What a session row's check binds it to: its address and its part."""
+    return f"{address}\x00{bytes(part).hex()}"
+
+
+def _legacy_value(table: str, key: str, data: bytes) -> bytes:
+    """A row of a table from before the row layout, its check verified."""
+    value, check = data[:-_ROW_CHECK], data[-_ROW_CHECK:]
+    if len(data) < _ROW_CHECK or not hmac.compare_digest(check, _row_check(table, key, value)):
+        raise CorruptState(f"SQLiteStore: a {table} row failed its integrity check")
+    return value
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
@@ -327,16 +391,12 @@ class SQLiteStore:
     def _open(self, min_generation: int) -> None:
         self._execute("open", "PRAGMA journal_mode=WAL")
         self._execute("open", "PRAGMA synchronous=FULL")
-        tables = {row[0] for row in self._fetchall(
-            "open", "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not _TABLE_NAMES <= tables:
-            # A new file, or one from before the meta table: add what is missing.
+        tables = self._tables("open")
+        if not _TABLE_NAMES <= tables or _LEGACY_TABLES & tables:
+            # A new file, or one from before the meta table or the row layout.
             self._execute("open", "BEGIN IMMEDIATE")
             try:
-                for statement in _TABLES:
-                    self._execute("open", statement)
-                self._execute("open", "INSERT OR IGNORE INTO meta (name, value) "
-                                      "VALUES ('generation', 0)")
+                self._ensure_schema("open")
                 self._execute("open", "COMMIT")
             except BaseException:
                 self._rollback()
@@ -347,6 +407,33 @@ class SQLiteStore:
             raise StoreRolledBack(
                 f"SQLiteStore: the file is at generation {self._generation}, older than "
                 f"the generation {min_generation} the application recorded")
+
+    def _tables(self, what: str) -> set[str]:
+        return {row[0] for row in self._fetchall(
+            what, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _ensure_schema(self, what: str) -> None:
+        """Inside a write transaction: create what is missing, and move the
+        rows of the tables from before the row layout (their checks
+        verified) to part ``b""`` of the new ones.  The manager reads such a
+        head as a whole record or ring and writes rows from then on."""
+        for statement in _TABLES:
+            self._execute(what, statement)
+        self._execute(what, "INSERT OR IGNORE INTO meta (name, value) VALUES ('generation', 0)")
+        tables = self._tables(what)
+        if "sessions" in tables:
+            for address, data in self._fetchall(what, "SELECT address, data FROM sessions"):
+                value = _legacy_value("sessions", address, bytes(data))
+                self._execute(what, "INSERT OR REPLACE INTO session_rows VALUES (?, ?, ?)",
+                              (address, b"", value + _row_check(
+                                  "session_rows", _session_key(address, b""), value)))
+            self._execute(what, "DROP TABLE sessions")
+        if "prekeys" in tables:
+            for (data,) in self._fetchall(what, "SELECT data FROM prekeys"):
+                value = _legacy_value("prekeys", "1", bytes(data))
+                self._execute(what, "INSERT OR REPLACE INTO prekey_rows VALUES (?, ?)",
+                              (b"", value + _row_check("prekey_rows", "", value)))
+            self._execute(what, "DROP TABLE prekeys")
 
     @property
     def generation(self) -> int:
@@ -442,9 +529,8 @@ class SQLiteStore:
                 raise StoreRolledBack(
                     f"SQLiteStore: the file is at generation {found}, older than the "
                     f"generation {self._generation} this store has seen: it was rolled back")
-            if not has_meta:
-                for statement in _TABLES:
-                    self._execute("begin", statement)
+            if not has_meta or _LEGACY_TABLES & self._tables("begin"):
+                self._ensure_schema("begin")
             self._generation = found
         except BaseException:
             self._rollback()
@@ -495,45 +581,67 @@ class SQLiteStore:
         if cursor.rowcount != 0:
             self._dirty = True
 
-    def _write(self, sql: str, key: str, value: bytes, table: str) -> None:
-        self._modify(f"writing {table}", sql, (key, value + _row_check(table, key, value)))
+    def _write(self, sql: str, params: tuple[object, ...], key: str, value: bytes,
+               table: str) -> None:
+        value = bytes(value)
+        self._modify(f"writing {table}", sql, params + (value + _row_check(table, key, value),))
 
-    def _read(self, sql: str, key: str, table: str) -> bytes | None:
-        row = self._fetchone(f"reading {table}", sql, (key,))
+    def _read(self, sql: str, params: tuple[object, ...], key: str, table: str) -> bytes | None:
+        row = self._fetchone(f"reading {table}", sql, params)
         if row is None:
             return None
         data = bytes(row[0])
         value, check = data[:-_ROW_CHECK], data[-_ROW_CHECK:]
         if len(data) < _ROW_CHECK or not hmac.compare_digest(check, _row_check(table, key, value)):
-            raise CorruptState(f"SQLiteStore: the {table} row for {key!r} failed its integrity check")
+            raise CorruptState(f"SQLiteStore: a {table} row failed its integrity check")
         return value
 
     def get_identity(self, address: str) -> IdentityKey | None:
-        data = self._read("SELECT key FROM identities WHERE address = ?", address, "identities")
+        data = self._read("SELECT key FROM identities WHERE address = ?", (address,), address,
+                          "identities")
         return None if data is None else IdentityKey.from_bytes(data)
 
     def save_identity(self, address: str, key: IdentityKey) -> None:
-        self._write("INSERT OR REPLACE INTO identities VALUES (?, ?)", address, key.to_bytes(),
-                    "identities")
+        self._write("INSERT OR REPLACE INTO identities VALUES (?, ?)", (address,), address,
+                    key.to_bytes(), "identities")
 
-    def load_prekeys(self) -> bytes | None:
-        return self._read("SELECT data FROM prekeys WHERE id = ?", "1", "prekeys")
+    def load_prekeys(self, part: bytes = b"") -> bytes | None:
+        return self._read("SELECT data FROM prekey_rows WHERE part = ?", (bytes(part),),
+                          part.hex(), "prekey_rows")
 
-    def save_prekeys(self, data: bytes) -> None:
-        self._write("INSERT OR REPLACE INTO prekeys VALUES (?, ?)", "1", data, "prekeys")
+    def save_prekeys(self, data: bytes, part: bytes = b"") -> None:
+        self._write("INSERT OR REPLACE INTO prekey_rows VALUES (?, ?)", (bytes(part),),
+                    part.hex(), data, "prekey_rows")
 
-    def load_session(self, address: str) -> bytes | None:
-        return self._read("SELECT data FROM sessions WHERE address = ?", address, "sessions")
+    def delete_prekeys(self, part: bytes) -> None:
+        self._modify("writing prekey_rows", "DELETE FROM prekey_rows WHERE part = ?",
+                     (bytes(part),))
 
-    def save_session(self, address: str, data: bytes) -> None:
-        self._write("INSERT OR REPLACE INTO sessions VALUES (?, ?)", address, data, "sessions")
+    def prekey_parts(self) -> list[bytes]:
+        return [bytes(row[0]) for row in self._fetchall(
+            "reading prekey_rows", "SELECT part FROM prekey_rows ORDER BY part")]
 
-    def delete_session(self, address: str) -> None:
-        self._modify("writing sessions", "DELETE FROM sessions WHERE address = ?", (address,))
+    def load_session(self, address: str, part: bytes = b"") -> bytes | None:
+        return self._read("SELECT data FROM session_rows WHERE address = ? AND part = ?",
+                          (address, bytes(part)), _session_key(address, part), "session_rows")
+
+    def save_session(self, address: str, data: bytes, part: bytes = b"") -> None:
+        self._write("INSERT OR REPLACE INTO session_rows VALUES (?, ?, ?)",
+                    (address, bytes(part)), _session_key(address, part), data, "session_rows")
+
+    def delete_session(self, address: str, part: bytes | None = None) -> None:
+        if part is None:
+            self._modify("writing session_rows", "DELETE FROM session_rows WHERE address = ?",
+                         (address,))
+        else:
+            self._modify("writing session_rows",
+                         "DELETE FROM session_rows WHERE address = ? AND part = ?",
+                         (address, bytes(part)))
 
     def session_addresses(self) -> list[str]:
         return [row[0] for row in self._fetchall(
-            "reading sessions", "SELECT address FROM sessions ORDER BY address")]
+            "reading session_rows",
+            "SELECT address FROM session_rows WHERE part = x'' ORDER BY address")]
 
     def identity_addresses(self) -> list[str]:
         return [row[0] for row in self._fetchall(
@@ -542,7 +650,7 @@ class SQLiteStore:
     def load_local(self, name: str) -> bytes | None:
         """Application data kept beside the protocol state (for example the
         serialized :class:`~signalish.IdentityKeyPair`)."""
-        return self._read("SELECT data FROM local WHERE name = ?", name, "local")
+        return self._read("SELECT data FROM local WHERE name = ?", (name,), name, "local")
 
     def save_local(self, name: str, data: bytes) -> None:
-        self._write("INSERT OR REPLACE INTO local VALUES (?, ?)", name, data, "local")
+        self._write("INSERT OR REPLACE INTO local VALUES (?, ?)", (name,), name, data, "local")

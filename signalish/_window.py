@@ -102,7 +102,8 @@ class Reason(IntEnum):
 class Chain:
     """One remembered receiving chain."""
 
-    __slots__ = ("chain_id", "step", "end", "lost_from", "floor", "reason", "keys", "encoded")
+    __slots__ = ("chain_id", "step", "end", "lost_from", "floor", "reason", "keys", "encoded",
+                 "row")
 
     def __init__(self, chain_id: bytes, step: int) -> None:
         self.chain_id = chain_id
@@ -119,9 +120,15 @@ class Chain:
         self.reason = Reason.NONE
         #: message number -> (message key, time stored)
         self.keys: dict[int, tuple[bytes, int]] = {}
-        #: The serialized form, kept by the state codec; every change to the
-        #: chain goes through :class:`Window`, which clears it.
+        #: The serialized stored keys, and the store row that holds them,
+        #: kept by the state codec; every change to the keys goes through
+        #: :class:`Window`, which clears both (:meth:`touch`).
         self.encoded: bytes | None = None
+        self.row: bytes | None = None
+
+    def touch(self) -> None:
+        """Forget the cached serialized forms: the chain changed."""
+        self.encoded = self.row = None
 
 
 class Window:
@@ -175,18 +182,18 @@ class Window:
         """Store skipped keys (message number -> (key, time stored)), all
         above every number the chain already holds."""
         chain.keys.update(keys)
-        chain.encoded = None
+        chain.touch()
         self.stored += len(keys)
 
     def take(self, chain: Chain, n: int) -> None:
         del chain.keys[n]
-        chain.encoded = None
+        chain.touch()
         self.stored -= 1
 
     def finish(self, chain: Chain, end: int, lost_from: int | None) -> None:
         """Record that the peer moved on from ``chain`` after ``end``
         messages, and where its given-up tail starts, if it has one."""
-        chain.end, chain.lost_from, chain.encoded = end, lost_from, None
+        chain.end, chain.lost_from = end, lost_from  # the stored keys are unchanged
 
     def open_chain(self, chain_id: bytes, step: int) -> Chain:
         chain = Chain(chain_id, step)
@@ -231,7 +238,7 @@ class Window:
         self.stored -= len(numbers)
         chain.floor = numbers[-1] + 1
         chain.reason = reason
-        chain.encoded = None
+        chain.touch()
 
     def _forget(self, chain: Chain, reason: Reason, limits: RatchetLimits) -> None:
         self.chains.remove(chain)

@@ -23,3 +23,61 @@ def wycheproof_cases(name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 def case_id(case: tuple[dict[str, Any], dict[str, Any]]) -> str:
     group, test = case
     return f"tc{test['tcId']}-{test['result']}"
+
+
+# --- stores as rows -------------------------------------------------------------------
+
+
+def session_parts(store: Any) -> dict[str, list[bytes]]:
+    """Every (address, parts) of a MemoryStore or SQLiteStore's session rows,
+    including rows of an address without a head row (which
+    ``session_addresses`` does not list).  Addresses left with no row are
+    left out: they hold nothing."""
+    from signalish import MemoryStore, SQLiteStore
+    if isinstance(store, MemoryStore):
+        return {address: sorted(rows) for address, rows in sorted(store._sessions.items())
+                if rows}
+    if isinstance(store, SQLiteStore):
+        import sqlite3
+        db = sqlite3.connect(store._path)
+        try:
+            found: dict[str, list[bytes]] = {}
+            for address, part in db.execute(
+                    "SELECT address, part FROM session_rows ORDER BY address, part"):
+                found.setdefault(address, []).append(bytes(part))
+            return found
+        finally:
+            db.close()
+    raise TypeError(f"session_parts: no way to list the rows of {type(store).__name__}")
+
+
+def session_rows(store: Any) -> dict[str, dict[bytes, bytes]]:
+    """Every session row of ``store``: address -> part -> data (read through
+    ``load_session``, so that SQLite rows are checked)."""
+    return {address: {part: store.load_session(address, part) for part in parts}
+            for address, parts in session_parts(store).items()}
+
+
+def prekey_rows(store: Any) -> dict[bytes, bytes]:
+    """Every prekey row of ``store``: part -> data."""
+    return {part: store.load_prekeys(part) for part in store.prekey_parts()}
+
+
+def snapshot(store: Any) -> dict[str, Any]:
+    """Everything a MemoryStore or SQLiteStore holds for the protocol: all
+    session rows, all prekey rows and every trusted identity.  Two equal
+    snapshots are the same stored state, row for row (a copy: later writes
+    to the store do not change it)."""
+    return {"sessions": session_rows(store), "prekeys": prekey_rows(store),
+            "identities": {address: store.get_identity(address).to_bytes()
+                           for address in store.identity_addresses()}}
+
+
+def copy_rows(source: Any, target: Any) -> None:
+    """Write every session and prekey row of ``source`` into ``target`` (call
+    inside a transaction of ``target``); identities are not copied."""
+    for address, rows in session_rows(source).items():
+        for part, data in rows.items():
+            target.save_session(address, data, part)
+    for part, data in prekey_rows(source).items():
+        target.save_prekeys(data, part)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from helpers import snapshot
 from signalish import (
     NATIVE,
     Profile,
@@ -28,8 +29,9 @@ class Party:
         with self.manager.prekeys(now=0) as ring:
             return ring.issue_bundle()
 
-    def snapshot(self) -> tuple[object, ...]:
-        return (dict(self.store._sessions), self.store._prekeys, dict(self.store._identities))
+    def snapshot(self) -> dict[str, object]:
+        """Every row and identity the store holds, copied (see helpers.snapshot)."""
+        return snapshot(self.store)
 
 
 def make_party(name: str, seed: bytes, options: SessionOptions | None = None,

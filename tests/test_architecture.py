@@ -40,7 +40,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("wire", ("_wire", "_message", "_wire_v3", "_wires", "_state_codec")),
     ("session", ("_session",)),
     ("stores", ("_stores",)),
-    ("services", ("_manager", "_backup")),
+    ("services", ("_storage", "_manager", "_backup")),
     ("api", ("errors", "__init__")),
     ("edge", ("cli", "__main__")),
 )

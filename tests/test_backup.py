@@ -19,7 +19,6 @@ from signalish import (
     BackupParams,
     DeterministicRandom,
     MemoryStore,
-    PreKeyRing,
     Profile,
     SessionManager,
     SessionOptions,
@@ -35,9 +34,13 @@ from signalish.errors import (
     StaleSession,
 )
 from signalish._backup import BackupCostExceeded
+from signalish._session import SessionRecord
+from signalish._storage import load_record, load_ring, record_bytes
+from helpers import snapshot
 from sessions import Party, make_party, message_key_id
 
 FAST = BackupParams(iterations=1, lanes=1, memory_kib=64)
+EMPTY = {"sessions": {}, "prekeys": {}, "identities": {}}
 SETUPS = [pytest.param(NATIVE, False, id="native"),
           pytest.param(NATIVE, True, id="native-header-encryption"),
           pytest.param(LIBSIGNAL_V3, False, id="libsignal_v3")]
@@ -73,10 +76,10 @@ def test_send_after_restore_never_reuses_a_message_key(profile: Profile, he: boo
         alice.manager.decrypt("bob", message, now=3)
     in_flight = alice.manager.encrypt("bob", b"sent before the phone was lost")
     new_bob, store = restored(bob, blob)
-    before = store.load_session("alice")
+    before = snapshot(store)
     with pytest.raises(StaleSession):
         new_bob.encrypt("alice", b"would reuse a key")
-    assert store.load_session("alice") == before
+    assert snapshot(store) == before
     # It still receives; Alice's message carries a new ratchet key, so the
     # restored session takes a DH step and gets a sending chain of its own.
     assert new_bob.decrypt("alice", in_flight, now=4) == b"sent before the phone was lost"
@@ -113,12 +116,12 @@ def test_restored_session_behind_a_dh_step_needs_a_new_session(profile: Profile,
 
 def test_restore_replaces_prekeys_and_keeps_ids_growing() -> None:
     alice, bob = conversation()
-    old = PreKeyRing.from_bytes(bob.store.load_prekeys() or b"", bob.identity)
+    old = load_ring(bob.store, bob.identity)[0]
     old_spk = old.current_signed_prekey.key_id
     blob = create_backup(bob.identity, bob.store, "correct horse", rng=DeterministicRandom(b"p"),
                          params=FAST)
     new_bob, store = restored(bob, blob)
-    ring = PreKeyRing.from_bytes(store.load_prekeys() or b"", bob.identity)
+    ring = load_ring(store, bob.identity)[0]
     assert ring.one_time_prekeys_remaining == 0 and ring.kem_prekeys_remaining == 0
     assert ring.current_signed_prekey.key_id == old_spk + 1
     with new_bob.prekeys(now=11) as open_ring:
@@ -137,7 +140,8 @@ def test_without_sessions() -> None:
                          include_sessions=False, params=FAST)
     store = MemoryStore()
     restore_backup(blob, "pw", store, now=10)
-    assert store.session_addresses() == [] and store.load_prekeys() is not None
+    assert store.session_addresses() == [] and load_ring(store, bob.identity) is not None
+    assert snapshot(store)["sessions"] == {}
 
 
 def test_wrong_password_and_damage_are_distinct() -> None:
@@ -152,7 +156,7 @@ def test_wrong_password_and_damage_are_distinct() -> None:
             restore_backup(blob[:i] + bytes((blob[i] ^ 0x04,)) + blob[i + 1:], "pw", store, now=10)
     with pytest.raises(BackupDamaged):
         restore_backup(blob[:-1], "pw", store, now=10)
-    assert store.session_addresses() == [] and store.load_prekeys() is None
+    assert snapshot(store) == EMPTY
 
 
 def _with_checksum(body: bytes) -> bytes:
@@ -194,7 +198,7 @@ def test_hostile_costs_with_a_valid_checksum_are_refused_before_any_derivation(
     store = MemoryStore()
     with pytest.raises(BackupCostExceeded):
         restore_backup(hostile, "pw", store, now=10)
-    assert store.load_prekeys() is None
+    assert snapshot(store) == EMPTY
 
 
 def test_the_ceiling_is_the_callers_choice() -> None:
@@ -230,3 +234,40 @@ def test_bad_parameters_and_empty_password() -> None:
     _, bob = conversation()
     with pytest.raises(InvalidArgument):
         create_backup(bob.identity, bob.store, "", rng=DeterministicRandom(b"g"), params=FAST)
+
+
+def test_restore_over_a_store_with_rows_leaves_no_stale_row() -> None:
+    """Restoring into a store that already holds rows (sessions with stored
+    message keys, one-time prekeys) replaces the
+    record and the ring row by row: no row of the old state survives beside
+    the restored one, and the restored device keeps talking."""
+    alice, bob = conversation()
+    blob = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"r"),
+                         params=FAST)
+    backed_up = record_bytes(bob.store, "alice")
+    skipped = [alice.manager.encrypt("bob", b"skipped %d" % i) for i in range(3)]
+    bob.manager.decrypt("alice", skipped[-1], now=3)    # two keys stored: a key row
+    carol = make_party("carol", b"backup")
+    carol.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("carol", carol.manager.encrypt("bob", b"hi"), now=3)
+    old = snapshot(bob.store)
+    assert any(part[:1] == b"k" for part in old["sessions"]["alice"])
+    assert {part[:1] for part in old["prekeys"]} >= {b"", b"o"}
+    restore_backup(blob, "pw", bob.store, now=10, rng=DeterministicRandom(b"restore"))
+    ring, ring_rows = load_ring(bob.store, bob.identity) or (None, {})
+    assert ring is not None and ring_rows == ring.to_rows()
+    assert snapshot(bob.store)["prekeys"] == ring_rows   # no old prekey row left
+    assert ring.one_time_prekeys_remaining == 0
+    record, rows = load_record(bob.store, "alice") or (None, {})
+    assert record is not None and rows == record.rows()
+    assert snapshot(bob.store)["sessions"]["alice"] == rows  # no old key row left
+    expected = SessionRecord.from_bytes(backed_up or b"")
+    expected.block_sending()
+    assert record.to_bytes() == expected.to_bytes()
+    # Carol's record is not in the backup and stays as it was.
+    assert snapshot(bob.store)["sessions"]["carol"] == old["sessions"]["carol"]
+    new_bob = SessionManager(bob.identity, bob.store, rng=DeterministicRandom(b"after"))
+    with pytest.raises(StaleSession):
+        new_bob.encrypt("alice", b"x")
+    assert new_bob.decrypt("alice", alice.manager.encrypt("bob", b"again"), now=11) == b"again"
+    assert alice.manager.decrypt("bob", new_bob.encrypt("alice", b"back"), now=12) == b"back"

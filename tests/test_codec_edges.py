@@ -8,6 +8,7 @@ import pytest
 from sessions import make_party
 from signalish import LIBSIGNAL_V3, RatchetLimits, SessionOptions
 from signalish._session import SessionRecord
+from signalish._storage import record_bytes
 from signalish.errors import (
     DecodeError,
     InvalidArgument,
@@ -128,16 +129,23 @@ def bob_record() -> SessionRecord:
     sent = [alice.manager.encrypt("bob", b"%d" % i) for i in range(4)]
     bob.manager.decrypt("alice", sent[3], now=1)  # keys 0..2 stored
     bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"x"), now=1)
-    return SessionRecord.from_bytes(bob.store.load_session("alice") or b"")
+    return SessionRecord.from_bytes(record_bytes(bob.store, "alice") or b"")
 
 
 def refuses(record: SessionRecord) -> None:
+    """Neither the whole-record form nor the store rows of ``record`` load."""
     with pytest.raises(DecodeError):
         SessionRecord.from_bytes(record.to_bytes())
+    rows = record.rows()
+    with pytest.raises(DecodeError):
+        SessionRecord.from_rows(rows.get)
 
 
 def test_codec_refuses_states_the_ratchet_cannot_run() -> None:
     assert SessionRecord.from_bytes(bob_record().to_bytes()).current is not None
+    record = bob_record()
+    loaded = SessionRecord.from_rows(record.rows().get)
+    assert loaded is not None and loaded[0].to_bytes() == record.to_bytes()
     def chain(record: SessionRecord):  # type: ignore[no-untyped-def]
         return record.sessions[0].state.window.chains[-1]
 
@@ -214,14 +222,14 @@ def test_prekey_ids_span_the_whole_u32_range() -> None:
 def test_codec_checks_the_pending_header() -> None:
     alice, bob = make_party("alice", b"pending"), make_party("bob", b"pending")
     alice.manager.initiate("bob", bob.bundle())
-    record = SessionRecord.from_bytes(alice.store.load_session("bob") or b"")
+    record = SessionRecord.from_bytes(record_bytes(alice.store, "bob") or b"")
     session = record.sessions[0]
     assert session.pending is not None
     session.base_key = bytes(32)                    # no longer the pending header's key
     refuses(record)
-    record = SessionRecord.from_bytes(alice.store.load_session("bob") or b"")
+    record = SessionRecord.from_bytes(record_bytes(alice.store, "bob") or b"")
     record.sessions[0].initiated_by_us = False      # pending, yet not initiated by us
     refuses(record)
-    record = SessionRecord.from_bytes(alice.store.load_session("bob") or b"")
+    record = SessionRecord.from_bytes(record_bytes(alice.store, "bob") or b"")
     record.sessions[0].initial_digest = bytes(32)   # the digest of another header
     refuses(record)

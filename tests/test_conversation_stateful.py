@@ -42,6 +42,7 @@ from signalish import (
     SignalishError,
 )
 from signalish.errors import DuplicateMessage, MessageKeyEvicted, MessageKeyExpired, TooFarAhead
+from helpers import copy_rows, session_parts, session_rows, snapshot
 from sessions import make_party, message_key_id
 from signalish._wire_v3 import V3PreKeyFrame, parse_v3
 
@@ -169,12 +170,10 @@ class Conversation(RuleBasedStateMachine):
         party = self.parties[name]
         fresh = MemoryStore()
         with fresh.transaction():
-            for address, data in party.store._sessions.items():
-                fresh.save_session(address, data)
-            if party.store._prekeys is not None:
-                fresh.save_prekeys(party.store._prekeys)
-            for address, key in party.store._identities.items():
-                fresh.save_identity(address, key)
+            copy_rows(party.store, fresh)  # every session row and prekey row
+            for address in party.store.identity_addresses():
+                fresh.save_identity(address, party.store.get_identity(address))
+        assert snapshot(fresh) == party.snapshot()
         options = party.manager.options
         party.store = fresh
         party.manager = SessionManager(party.identity, fresh, self.profile, rng=party.rng,
@@ -218,7 +217,7 @@ class RollbackConversation(RuleBasedStateMachine):
         self.parties = {name: make_party(name, seed, options, profile=self.profile, one_time=3)
                         for name in ("alice", "bob")}
         self.parties["alice"].manager.initiate("bob", self.parties["bob"].bundle())
-        self.history: dict[str, list[dict[str, bytes]]] = {"alice": [], "bob": []}
+        self.history: dict[str, list[dict[str, dict[bytes, bytes]]]] = {"alice": [], "bob": []}
         self.sent: list[Sent] = []
         self.key_ids: set[bytes] = set()
         self.counter = 0
@@ -227,7 +226,7 @@ class RollbackConversation(RuleBasedStateMachine):
         return "bob" if name == "alice" else "alice"
 
     def remember(self, name: str) -> None:
-        self.history[name].append(dict(self.parties[name].store._sessions))
+        self.history[name].append(session_rows(self.parties[name].store))  # a copy
 
     @rule(sender=st.sampled_from(["alice", "bob"]))
     def send(self, sender: str) -> None:
@@ -268,11 +267,13 @@ class RollbackConversation(RuleBasedStateMachine):
             return
         party = self.parties[name]
         old = copies[pick % len(copies)]
-        with party.store.transaction():  # the store's content replaced by the old copy
-            for address in party.store.session_addresses():
+        with party.store.transaction():  # the store's rows replaced by the old copy
+            for address in session_parts(party.store):
                 party.store.delete_session(address)
-            for address, data in old.items():
-                party.store.save_session(address, data)
+            for address, rows in old.items():
+                for part, data in rows.items():
+                    party.store.save_session(address, data, part)
+        assert session_rows(party.store) == old
         party.manager.mark_restored()
 
     @rule(name=st.sampled_from(["alice", "bob"]))

@@ -41,6 +41,8 @@ from signalish import (
 )
 from signalish._initial import InitialHeader
 from signalish._session import SessionRecord
+from signalish._storage import load_record, load_ring, record_bytes, ring_bytes
+from helpers import session_parts, snapshot
 from signalish.errors import (
     AuthenticationError,
     CorruptState,
@@ -69,7 +71,7 @@ def _world() -> dict[str, Any]:
     v3_first = v3a.manager.encrypt("bob", b"v3")
     v3b.manager.decrypt("alice", v3_first, now=1)
     box_key = SealedBoxPrivateKey(SealedBoxSuite.X25519, bytes(range(32)))
-    ring = PreKeyRing.from_bytes(bob.store.load_prekeys() or b"", bob.identity)
+    ring = load_ring(bob.store, bob.identity)[0]
     bundle = ring.issue_bundle()
     backup = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"h"),
                            params=BackupParams(iterations=1, lanes=1, memory_kib=8))
@@ -105,7 +107,7 @@ PARSERS: dict[str, tuple[bytes, Callable[[bytes], Any], Callable[[Any], bytes] |
                       lambda v: v.to_bytes()),
     "PreKeyRing": (W["ring"].to_bytes(),
                    lambda d: PreKeyRing.from_bytes(d, W["bob"].identity), lambda v: v.to_bytes()),
-    "SessionRecord": (W["bob"].store.load_session("alice"), SessionRecord.from_bytes,
+    "SessionRecord": (record_bytes(W["bob"].store, "alice"), SessionRecord.from_bytes,
                       lambda v: v.to_bytes()),
     "native PreKeyMessage": (W["first"], lambda d: parse(d, LIMIT), None),
     "native Message": (W["reply"], lambda d: parse(d, LIMIT), None),
@@ -180,7 +182,7 @@ def test_backup_fuzz(data: st.DataObject) -> None:
     try:
         restore_backup(mutated, "pw", store, now=0)
     except BackupError:
-        assert store.session_addresses() == [] and store.load_prekeys() is None
+        assert snapshot(store) == {"sessions": {}, "prekeys": {}, "identities": {}}
 
 
 @settings(max_examples=60, deadline=None)
@@ -292,27 +294,106 @@ def test_signatures_with_s_at_least_l_are_rejected() -> None:
 
 
 def test_corrupted_or_moved_sqlite_rows(tmp_path: Any) -> None:
+    """Every SQLite row carries a check over its table, address and part: a
+    damaged session row, a row moved to another address, a row moved to
+    another part of the same address, a truncated or moved prekey row each
+    read as CorruptState, never as different data, and through the manager
+    too; the rows left alone still read."""
+    from signalish import SessionManager
+    from signalish._storage import save_record, save_ring
     path = tmp_path / "state.db"
-    record = W["bob"].store.load_session("alice")
+    record, rows = load_record(RICH["bob"].store, "alice") or (None, {})
+    ring, ring_rows = load_ring(RICH["bob"].store, RICH["bob"].identity) or (None, {})
+    assert record is not None and ring is not None
+    session_part = next(part for part in rows if part[:1] == b"s")
+    key_part = next(part for part in rows if part[:1] == b"k")
+    one_time_part = next(part for part in ring_rows if part[:1] == b"o")
     with SQLiteStore(path) as store, store.transaction():
-        store.save_session("alice", record)
-        store.save_session("carol", record)
-        store.save_prekeys(W["ring"].to_bytes())
+        for address in ("alice", "carol", "erin"):
+            save_record(store, address, record, {})
+        save_ring(store, ring, {})
     with SQLiteStore(path) as store:
+        assert session_parts(store) == {address: sorted(rows) for address in
+                                        ("alice", "carol", "erin")}
+        assert snapshot(store)["prekeys"] == ring_rows
         db = store._db
-        raw = bytearray(db.execute("SELECT data FROM sessions WHERE address='alice'").fetchone()[0])
-        raw[40] ^= 0x01
-        db.execute("UPDATE sessions SET data=? WHERE address='alice'", (bytes(raw),))
+
+        def raw(address: str, part: bytes) -> bytes:
+            return bytes(db.execute("SELECT data FROM session_rows WHERE address=? AND part=?",
+                                    (address, part)).fetchone()[0])
+
+        def refused(address: str, part: bytes) -> None:
+            with pytest.raises(CorruptState):
+                store.load_session(address, part)
+            with pytest.raises(CorruptState):
+                load_record(store, address)
+            manager = SessionManager(RICH["bob"].identity, store,
+                                     rng=DeterministicRandom(b"corrupt"))
+            with pytest.raises(CorruptState):
+                manager.decrypt(address, RICH["pending"][0], now=13)
+            with pytest.raises(CorruptState):
+                manager.encrypt(address, b"x")
+
+        # A damaged session row, a damaged head, a damaged key row.
+        for part in (session_part, b"", key_part):
+            good = raw("alice", part)
+            damaged = bytearray(good)
+            damaged[len(damaged) // 2] ^= 0x01
+            db.execute("UPDATE session_rows SET data=? WHERE address='alice' AND part=?",
+                       (bytes(damaged), part))
+            refused("alice", part)
+            db.execute("UPDATE session_rows SET data=? WHERE address='alice' AND part=?",
+                       (good, part))
+        assert load_record(store, "alice")[1] == rows  # undamaged again
+        # Rows moved to another address: carol's head under dave (who had
+        # nothing), then carol's session row in place of dave's own.
+        db.execute("INSERT INTO session_rows VALUES ('dave', x'', ?)", (raw("carol", b""),))
+        refused("dave", b"")
+        db.execute("DELETE FROM session_rows WHERE address='dave'")
+        with store.transaction():
+            save_record(store, "dave", record, {})
+        assert load_record(store, "dave")[1] == rows
+        db.execute("UPDATE session_rows SET data=? WHERE address='dave' AND part=?",
+                   (raw("carol", session_part), session_part))
+        refused("dave", session_part)
+        # Rows moved to another part of the same address: erin's key row in
+        # place of her session row, then her session row under another base key.
+        session_row = raw("erin", session_part)
+        db.execute("UPDATE session_rows SET data=? WHERE address='erin' AND part=?",
+                   (raw("erin", key_part), session_part))
+        refused("erin", session_part)
+        other = b"s" + bytes(32)
+        db.execute("DELETE FROM session_rows WHERE address='erin' AND part=?", (session_part,))
+        db.execute("INSERT INTO session_rows VALUES ('erin', ?, ?)", (other, session_row))
         with pytest.raises(CorruptState):
-            store.load_session("alice")
-        carol = db.execute("SELECT data FROM sessions WHERE address='carol'").fetchone()[0]
-        db.execute("INSERT INTO sessions VALUES ('dave', ?)", (carol,))  # a row moved
+            store.load_session("erin", other)
         with pytest.raises(CorruptState):
-            store.load_session("dave")
-        assert store.load_session("carol") == record
-        db.execute("UPDATE prekeys SET data=substr(data, 1, length(data) - 1)")
+            load_record(store, "erin")  # and its own part has no row
+        # Carol's rows were never touched.
+        loaded = load_record(store, "carol")
+        assert loaded is not None and loaded[1] == rows
+        assert loaded[0].to_bytes() == record.to_bytes()
+        # A truncated prekey row (the head, then a one-time prekey's row) and a
+        # prekey row moved to another part.
+        for part in (b"", one_time_part):
+            good = bytes(db.execute("SELECT data FROM prekey_rows WHERE part=?",
+                                    (part,)).fetchone()[0])
+            db.execute("UPDATE prekey_rows SET data=substr(data, 1, length(data) - 1) "
+                       "WHERE part=?", (part,))
+            with pytest.raises(CorruptState):
+                store.load_prekeys(part)
+            with pytest.raises(CorruptState):
+                load_ring(store, RICH["bob"].identity)
+            db.execute("UPDATE prekey_rows SET data=? WHERE part=?", (good, part))
+        assert load_ring(store, RICH["bob"].identity)[1] == ring_rows
+        moved = b"o\xff\xff\xff\xfe"
+        db.execute("INSERT INTO prekey_rows SELECT ?, data FROM prekey_rows WHERE part=?",
+                   (moved, one_time_part))
+        db.execute("DELETE FROM prekey_rows WHERE part=?", (one_time_part,))
         with pytest.raises(CorruptState):
-            store.load_prekeys()
+            store.load_prekeys(moved)
+        with pytest.raises(CorruptState):
+            load_ring(store, RICH["bob"].identity)
 
 
 # --- stored state edited by someone who recomputes the digest --------------------------
@@ -341,7 +422,10 @@ def _rich_world() -> dict[str, Any]:
     alice.manager.decrypt("bob", bob.manager.encrypt("alice", b"b1"), now=11)
     a2 = [alice.manager.encrypt("bob", b"a2-%d" % i) for i in range(3)]
     bob.manager.decrypt("alice", a2[2], now=12)
-    return {"bob": bob, "record": bob.store.load_session("alice"), "ring": bob.store.load_prekeys(),
+    return {"bob": bob, "record": record_bytes(bob.store, "alice"),
+            "ring": ring_bytes(bob.store, bob.identity),
+            "rows": snapshot(bob.store)["sessions"]["alice"],
+            "ring_rows": snapshot(bob.store)["prekeys"],
             "pending": [a1[0], a2[0], alice.manager.encrypt("bob", b"a2-3")],
             "initial": a1[1]}
 
@@ -353,7 +437,7 @@ RICH = _rich_world()
 @given(st.data())
 def test_record_edits_with_a_recomputed_digest_load_safely_or_not_at_all(
         data: st.DataObject) -> None:
-    from signalish import MemoryStore, SessionManager
+    from signalish import MemoryStore
     edited = _redigest(data.draw(mutations(RICH["record"])))
     try:
         record = SessionRecord.from_bytes(edited)
@@ -364,16 +448,7 @@ def test_record_edits_with_a_recomputed_digest_load_safely_or_not_at_all(
     with store.transaction():
         store.save_session("alice", edited)
         store.save_prekeys(RICH["ring"])
-    bob = SessionManager(RICH["bob"].identity, store, rng=DeterministicRandom(b"edited"))
-    for message in RICH["pending"] + [RICH["initial"]]:
-        try:
-            bob.decrypt("alice", message, now=13)
-        except SignalishError:
-            pass
-    try:
-        bob.encrypt("alice", b"still typed")
-    except SignalishError:
-        pass
+    _run_edited(store, b"edited")
 
 
 @settings(max_examples=100, deadline=None)
@@ -395,3 +470,69 @@ def test_prekey_ring_edits_with_a_recomputed_digest_load_safely_or_not_at_all(
         bob.decrypt("alice", W["first"], now=13)
     except SignalishError:
         pass
+
+
+def _run_edited(store: Any, seed: bytes) -> None:
+    """Every operation on an edited store ends in a result or a typed error."""
+    from signalish import SessionManager
+    bob = SessionManager(RICH["bob"].identity, store, rng=DeterministicRandom(seed))
+    for message in RICH["pending"] + [RICH["initial"], W["first"]]:
+        try:
+            bob.decrypt("alice", message, now=13)
+        except SignalishError:
+            pass
+    try:
+        bob.encrypt("alice", b"still typed")
+    except SignalishError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_record_row_edits_with_a_recomputed_digest_load_safely_or_not_at_all(
+        data: st.DataObject) -> None:
+    """The same for the rows a store keeps: one row of the record (head,
+    session or stored keys) edited, its digest recomputed."""
+    from signalish import MemoryStore
+    part = data.draw(st.sampled_from(sorted(RICH["rows"])))
+    edited = _redigest(data.draw(mutations(RICH["rows"][part])))
+    rows = {**RICH["rows"], part: edited}
+    try:
+        loaded = SessionRecord.from_rows(rows.get)
+    except SignalishError:
+        loaded = None
+    if loaded is not None:
+        # Nothing accepted has a second encoding: encoded afresh, the record
+        # gives back exactly the rows it was read from.
+        assert SessionRecord.from_bytes(loaded[0].to_bytes()).rows() == loaded[1]
+    store = MemoryStore()
+    with store.transaction():
+        for row_part, row in rows.items():
+            store.save_session("alice", row, row_part)
+        for row_part, row in RICH["ring_rows"].items():
+            store.save_prekeys(row, row_part)
+    _run_edited(store, b"edited rows")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_prekey_row_edits_with_a_recomputed_digest_load_safely_or_not_at_all(
+        data: st.DataObject) -> None:
+    from signalish import MemoryStore
+    part = data.draw(st.sampled_from(sorted(RICH["ring_rows"])))
+    edited = _redigest(data.draw(mutations(RICH["ring_rows"][part])))
+    rows = {**RICH["ring_rows"], part: edited}
+    try:
+        ring = PreKeyRing.from_rows(rows, RICH["bob"].identity)
+    except SignalishError:
+        ring = None
+    if ring is not None:
+        fresh = PreKeyRing.from_bytes(ring.to_bytes(), RICH["bob"].identity)
+        assert fresh.to_rows() == rows  # nothing accepted has a second encoding
+    store = MemoryStore()
+    with store.transaction():
+        for row_part, row in RICH["rows"].items():
+            store.save_session("alice", row, row_part)
+        for row_part, row in rows.items():
+            store.save_prekeys(row, row_part)
+    _run_edited(store, b"edited ring rows")

@@ -55,13 +55,14 @@ def die() -> None:
 
 
 class DyingStore(SQLiteStore):
-    """Kills its process right after writing the session, before COMMIT,
+    """Kills its process right after writing a row of the session (the first
+    one the save writes, so the others are not written yet), before COMMIT,
     when asked to."""
 
     die_after_save = False
 
-    def save_session(self, address: str, data: bytes) -> None:
-        super().save_session(address, data)
+    def save_session(self, address: str, data: bytes, part: bytes = b"") -> None:
+        super().save_session(address, data, part)
         if self.die_after_save:
             die()
 

@@ -15,6 +15,7 @@ from sessions import Party, make_party
 from signalish import DeterministicRandom, MemoryStore, SQLiteStore, SessionManager
 from signalish.errors import AuthenticationError, CorruptState, DuplicateMessage
 from signalish._manager import Outcome
+from helpers import prekey_rows, session_parts, session_rows
 from sqlite_helpers import sqlite_bob
 
 
@@ -129,17 +130,20 @@ def test_batch_decrypts_a_backlog_in_one_commit_with_an_outcome_each() -> None:
     assert cold.decrypt("alice", alice.manager.encrypt("bob", b"next"), now=4) == b"next"
 
 
-def test_a_damaged_record_is_the_outcome_of_its_messages_only() -> None:
-    """CorruptState is a StoreError, but one damaged record must not hold up
-    the rest of a backlog: it is the outcome of that address's messages."""
+@pytest.mark.parametrize("row", [b"", b"s"], ids=["head", "session"])
+def test_a_damaged_record_is_the_outcome_of_its_messages_only(row: bytes) -> None:
+    """CorruptState is a StoreError, but one damaged record (its head row or
+    a session row) must not hold up the rest of a backlog: it is the outcome
+    of that address's messages."""
     alice, bob = talking(b"batch corrupt")
     carol = make_party("carol", b"batch corrupt")
     carol.manager.initiate("bob", bob.bundle())
     bob.manager.decrypt("carol", carol.manager.encrypt("bob", b"hi"), now=1)
-    damaged = bytearray(bob.store.load_session("carol") or b"")
+    part = next(part for part in session_rows(bob.store)["carol"] if part[:1] == row)
+    damaged = bytearray(bob.store.load_session("carol", part) or b"")
     damaged[-1] ^= 1
     with bob.store.transaction():
-        bob.store.save_session("carol", bytes(damaged))
+        bob.store.save_session("carol", bytes(damaged), part)
     backlog = [("carol", carol.manager.encrypt("bob", b"c")),
                ("alice", alice.manager.encrypt("bob", b"a"))]
     outcomes = bob.manager.decrypt_batch(backlog, now=3)
@@ -167,27 +171,75 @@ def test_a_batch_whose_delivery_fails_commits_nothing() -> None:
 
 def test_memory_store_transactions_nest_and_count_generations() -> None:
     store = MemoryStore()
+    s1, s2, k1 = b"s" + bytes(32), b"s" + bytes([1]) * 32, b"k" + bytes(64)
     with store.transaction():
         store.save_session("a", b"1")
+        store.save_session("a", b"a-s1", s1)
     assert store.generation == 1
     with store.transaction():
         store.save_session("a", b"2")
+        store.save_session("a", b"a-k1", k1)
         with pytest.raises(RuntimeError):
             with store.transaction():
                 store.save_session("a", b"3")
+                store.save_session("a", b"a-s1 changed", s1)
+                store.save_session("a", b"a-s2", s2)
+                store.delete_session("a", k1)
                 store.save_session("b", b"new")
-                store.delete_session("a")
+                store.save_session("b", b"b-s1", s1)
                 raise RuntimeError
-        assert store.load_session("a") == b"2" and store.load_session("b") is None
+        # The inner block's writes are undone, the outer block's are kept.
+        assert session_rows(store) == {"a": {b"": b"2", s1: b"a-s1", k1: b"a-k1"}}
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.delete_session("a")                   # every row of a
+                assert session_rows(store) == {} and store.session_addresses() == []
+                store.save_session("a", b"a-s2 alone", s2)  # a row without a head
+                assert store.session_addresses() == []
+                raise RuntimeError
+        assert session_rows(store) == {"a": {b"": b"2", s1: b"a-s1", k1: b"a-k1"}}
+        assert store.load_session("b") is None and store.load_session("b", s1) is None
     assert store.generation == 2
     with store.transaction():
         store.load_session("a")  # reading is not writing
+        store.load_session("a", s1)
+        store.delete_session("nobody")  # nor is deleting nothing
+        store.delete_session("a", s2)
+        store.delete_prekeys(b"o\x00\x00\x00\x01")
     assert store.generation == 2
+    # An outer transaction that raises undoes what its committed inner ones wrote.
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            with store.transaction():
+                store.delete_session("a")
+                store.save_session("c", b"c-s1", s1)
+            store.save_session("a", b"new a")
+            raise RuntimeError
+    assert session_rows(store) == {"a": {b"": b"2", s1: b"a-s1", k1: b"a-k1"}}
+    assert store.session_addresses() == ["a"] and store.generation == 2
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.save_prekeys(b"ring")
+            store.save_prekeys(b"one-time", b"o\x00\x00\x00\x01")
             raise RuntimeError
-    assert store.load_prekeys() is None and store.generation == 2
+    assert store.load_prekeys() is None and store.prekey_parts() == []
+    assert store.generation == 2
+    with store.transaction():
+        store.save_prekeys(b"ring")
+        store.save_prekeys(b"one-time", b"o\x00\x00\x00\x01")
+    assert store.generation == 3
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.delete_prekeys(b"o\x00\x00\x00\x01")
+            store.save_prekeys(b"ring 2")
+            with store.transaction():
+                store.delete_prekeys(b"")
+            raise RuntimeError
+    assert prekey_rows(store) == {b"": b"ring", b"o\x00\x00\x00\x01": b"one-time"}
+    assert store.generation == 3
+    # Writes outside any transaction change it too.
+    store.save_session("d", b"d")
+    assert store.generation > 3 and store.session_addresses() == ["a", "d"]
 
 
 def test_a_refused_message_in_a_batch_records_no_identity() -> None:
@@ -204,6 +256,6 @@ def test_a_refused_message_in_a_batch_records_no_identity() -> None:
     assert [type(o.error).__name__ if o.error else o.plaintext for o in outcomes] == [
         "AuthenticationError", b"ok"]
     assert bob.store.get_identity("carol") is None
-    assert bob.store.load_session("carol") is None
+    assert "carol" not in session_parts(bob.store)  # no row at all
     assert bob.manager.decrypt("carol", first, now=4) == b"hello"
     assert bob.store.get_identity("carol") == carol.identity.public

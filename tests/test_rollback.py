@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import copy_rows
 from sessions import Party, make_party, message_key_id
 from signalish import DeterministicRandom, SQLiteStore, SessionManager
 from signalish.errors import StaleSession, StoreRolledBack
@@ -35,7 +36,7 @@ def setup_conversation(tmp_path: Path) -> tuple[Party, SessionManager, SQLiteSto
     path = tmp_path / "bob.db"
     bob, store = sqlite_bob(path, b"bob")
     with store.transaction():
-        store.save_prekeys(template.store.load_prekeys() or b"")
+        copy_rows(template.store, store)  # the template's prekey rows (it has no session)
     alice.manager.initiate("bob", template.bundle())
     bob.decrypt("alice", alice.manager.encrypt("bob", b"hi"), now=1)
     alice.manager.decrypt("bob", bob.encrypt("alice", b"hello"), now=2)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 
 from signalish import NoSession, SessionOptions, SignalishError, UntrustedIdentity
+from signalish import MemoryStore
 from signalish._session import SessionRecord
+from signalish._storage import load_record, record_bytes
+from helpers import session_rows
 from signalish.errors import (
     AuthenticationError,
     CorruptState,
@@ -71,7 +74,7 @@ def test_simultaneous_initiation_converges(order: str, he: bool) -> None:
         assert alice.manager.decrypt("bob", from_bob, now=1) == b"hi alice"
         assert bob.manager.decrypt("alice", from_alice, now=1) == b"hi bob"
     # Both now hold the same two sessions and picked the same one as current.
-    current = {p.name: SessionRecord.from_bytes(p.store.load_session(other)).current.base_key
+    current = {p.name: load_record(p.store, other)[0].current.base_key
                for p, other in ((alice, "bob"), (bob, "alice"))}
     assert current["alice"] == current["bob"]
     # And the conversation works both ways, several rounds.
@@ -140,7 +143,7 @@ def test_record_serialization_is_checked() -> None:
     bob = make_party("bob", b"8")
     alice.manager.initiate("bob", bob.bundle())
     bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"x"), now=1)
-    data = bob.store.load_session("alice")
+    data = record_bytes(bob.store, "alice")
     assert data is not None
     assert SessionRecord.from_bytes(data).to_bytes() == data
     for i in range(0, len(data)):
@@ -151,6 +154,40 @@ def test_record_serialization_is_checked() -> None:
             SessionRecord.from_bytes(flipped)
     with pytest.raises(CorruptState):
         SessionRecord.from_bytes(data + b"\x00")
+
+
+def test_record_rows_are_checked() -> None:
+    """The same for the rows the store keeps: each row of the record (head,
+    session, stored keys) truncated, with a bit flipped or extended, and
+    each session or key row missing, fails to load with CorruptState."""
+    alice = make_party("alice", b"8-rows")
+    bob = make_party("bob", b"8-rows")
+    alice.manager.initiate("bob", bob.bundle())
+    skipped = [alice.manager.encrypt("bob", b"s%d" % i) for i in range(3)]
+    bob.manager.decrypt("alice", skipped[-1], now=1)  # two keys stored
+    rows = session_rows(bob.store)["alice"]
+    loaded = load_record(bob.store, "alice")
+    assert loaded is not None and loaded[1] == rows
+    assert {part[:1] for part in rows} == {b"", b"s", b"k"}
+
+    def load(changed: dict[bytes, bytes]) -> object:
+        store = MemoryStore()
+        for part, row in changed.items():
+            store.save_session("alice", row, part)
+        return load_record(store, "alice")
+
+    for part, data in sorted(rows.items()):
+        for i in range(0, len(data), 7 if part else 1):
+            with pytest.raises(CorruptState):
+                load({**rows, part: data[:i]})
+            flipped = data[:i] + bytes((data[i] ^ 0x10,)) + data[i + 1:]
+            with pytest.raises(CorruptState):
+                load({**rows, part: flipped})
+        with pytest.raises(CorruptState):
+            load({**rows, part: data + b"\x00"})
+        if part:
+            with pytest.raises(CorruptState):
+                load({p: d for p, d in rows.items() if p != part})
 
 
 def test_unknown_session_message_is_refused() -> None:
@@ -175,12 +212,12 @@ def test_late_message_decrypts_in_an_archived_session_and_promotes_it() -> None:
     bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"s1"), now=1)
     alice.manager.decrypt("bob", bob.manager.encrypt("alice", b"ok"), now=2)
     late = alice.manager.encrypt("bob", b"late, on the first session")
-    first_base = SessionRecord.from_bytes(bob.store.load_session("alice")).current.base_key
+    first_base = load_record(bob.store, "alice")[0].current.base_key
     alice.manager.initiate("bob", bob.bundle())             # a second session
     assert bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"s2"), now=3) == b"s2"
-    record = SessionRecord.from_bytes(bob.store.load_session("alice"))
+    record = load_record(bob.store, "alice")[0]
     assert record.current.base_key != first_base and len(record.sessions) == 2
     # The current session cannot open it; the archived one can, and is promoted (rule 2).
     assert bob.manager.decrypt("alice", late, now=4) == b"late, on the first session"
-    record = SessionRecord.from_bytes(bob.store.load_session("alice"))
+    record = load_record(bob.store, "alice")[0]
     assert record.current.base_key == first_base

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from sqlite_helpers import fork, sqlite_bob
+from sqlite_helpers import fork, legacy_file, sqlite_bob
 
 from signalish import IdentityKeyPair, SQLiteStore, SessionManager, StoreError
 from signalish.errors import (
@@ -446,6 +446,8 @@ def test_generation_counts_writing_transactions_only(tmp_path: Path) -> None:
         assert store.generation == 3
         with store.transaction():
             store.delete_session("nobody")  # deletes no row: nothing written
+            store.delete_session("alice", b"s" + bytes(32))
+            store.delete_prekeys(b"o\xff\xff\xff\xff")
         assert store.generation == meta_generation(path) == 3
         # The other store learns the generation at its next transaction.
         assert other.generation == 1
@@ -553,14 +555,9 @@ def test_min_generation_at_open(tmp_path: Path) -> None:
 
 
 def make_legacy(path: Path) -> None:
-    """A file as the release before the meta table wrote it."""
-    with SQLiteStore(path) as store:
-        with store.transaction():
-            store.save_local("a", b"legacy")
-            store.save_session("alice", b"state")
-    db = sqlite3.connect(str(path), isolation_level=None)
-    db.execute("DROP TABLE meta")
-    db.close()
+    """A file as the release before the meta table wrote it (also before the
+    row layout: a ``sessions`` table of whole records), built by hand."""
+    legacy_file(path, sessions={"alice": b"state"}, local={"a": b"legacy"}, generation=None)
 
 
 def test_legacy_file_without_meta_is_generation_zero_and_upgraded(tmp_path: Path) -> None:
@@ -570,6 +567,7 @@ def test_legacy_file_without_meta_is_generation_zero_and_upgraded(tmp_path: Path
         assert store.generation == 0
         assert meta_generation(path) == 0  # the table was added on open
         assert store.load_local("a") == b"legacy" and store.load_session("alice") == b"state"
+        assert store.session_addresses() == ["alice"] and store.prekey_parts() == []
         with store.transaction():
             store.save_local("a", b"upgraded")
         assert store.generation == meta_generation(path) == 1

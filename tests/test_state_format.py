@@ -16,6 +16,8 @@ from signalish import DeterministicRandom, IdentityKeyPair, MemoryStore, Session
 from signalish._session import SessionRecord
 from signalish.errors import CorruptState, DuplicateMessage, StaleSession
 from signalish._session import RECORD_VERSION
+from signalish._storage import load_record, save_record
+from helpers import session_rows
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VERSIONS = {v: json.loads((FIXTURES / f"state_v{v}.json").read_text())
@@ -31,8 +33,12 @@ def test_every_format_version_has_a_fixture() -> None:
     assert any(c.get("receive_only") for c in VERSIONS[RECORD_VERSION]["cases"])
 
 
+@pytest.mark.parametrize("layout", ["whole", "rows"])
 @pytest.mark.parametrize("version, case", CASES)
-def test_stored_state_loads_and_decrypts(version: int, case: dict[str, Any]) -> None:
+def test_stored_state_loads_and_decrypts(version: int, case: dict[str, Any], layout: str) -> None:
+    """The record as a store from before the row layout held it (``whole``:
+    the record as the head row), or written as rows; either way the next
+    save leaves the record as rows only."""
     record_bytes = bytes.fromhex(case["bob_record"])
     assert record_bytes[1] == version
     record = SessionRecord.from_bytes(record_bytes)
@@ -45,7 +51,10 @@ def test_stored_state_loads_and_decrypts(version: int, case: dict[str, Any]) -> 
     assert record.current.header_encryption is case["header_encryption"]
     store = MemoryStore()
     with store.transaction():
-        store.save_session("alice", record_bytes)
+        if layout == "whole":
+            store.save_session("alice", record_bytes)
+        else:
+            save_record(store, "alice", SessionRecord.from_bytes(record_bytes), {})
     assert record.profile.name == case["profile"]
     bob = SessionManager(IdentityKeyPair.from_bytes(bytes.fromhex(case["bob_identity"])), store,
                          record.profile, rng=DeterministicRandom(b"later"))
@@ -59,6 +68,9 @@ def test_stored_state_loads_and_decrypts(version: int, case: dict[str, Any]) -> 
             bob.decrypt("alice", message, now=case["now"])
     # "after the reply" carried a new ratchet key: every case can send now.
     assert bob.encrypt("alice", b"sending again")
+    loaded = load_record(store, "alice")
+    assert loaded is not None and loaded[1][b""][:2] == b"\x50\x03"  # a head row now
+    assert session_rows(store) == {"alice": loaded[1]}  # and nothing but the record's rows
 
 
 def test_v1_state_bit_flips_are_detected() -> None:

@@ -33,6 +33,7 @@ from signalish._profile import LIBSIGNAL_V3, NATIVE, Profile
 from signalish._ratchet import kdf_ck, kdf_rk
 from signalish._sealed import SealedBoxSuite, _info
 from signalish._session import SessionOptions, SessionRecord
+from signalish._storage import record_bytes, ring_bytes
 from signalish._stores import MemoryStore
 from signalish._window import RatchetLimits
 from signalish._x3dh import _respond_with_keys, initiate
@@ -172,11 +173,8 @@ class Party:
                                       options=options)
 
     def bundle(self) -> PreKeyBundle:
-        ring = PreKeyRing.from_bytes(self.store.load_prekeys() or b"", self.identity)
-        bundle = ring.issue_bundle()
-        with self.store.transaction():
-            self.store.save_prekeys(ring.to_bytes())
-        return bundle
+        with self.manager.prekeys(now=0) as ring:
+            return ring.issue_bundle()
 
 
 def _list_prekeys(ring: PreKeyRing) -> Json:
@@ -238,7 +236,7 @@ class Conversation:
         """Encrypt; returns the message number.  ``refused``: the error the
         send must end in instead (recorded, no message; returns -1)."""
         party = self.parties[who]
-        stored = party.store.load_session(self.other(who))
+        stored = record_bytes(party.store, self.other(who))
         event: Json = {"op": "send", "from": who, "plaintext": text.encode().hex()}
         if refused is not None:
             try:
@@ -296,7 +294,7 @@ class Conversation:
     def finish(self) -> Json:
         self.case["random"] = {w: [d.hex() for d in p.rng.draws]
                                for w, p in self.parties.items()}
-        self.case["final_state"] = {w: (p.store.load_session(self.other(w)) or b"").hex()
+        self.case["final_state"] = {w: (record_bytes(p.store, self.other(w)) or b"").hex()
                                     for w, p in self.parties.items()}
         return self.case
 
@@ -668,9 +666,9 @@ def gen_backups() -> Json:
                       "identities": {a: k.public_bytes_raw().hex() for a, k in
                                      ((a, bob.store.get_identity(a))
                                       for a in bob.store.identity_addresses()) if k},
-                      "sessions": ({a: (bob.store.load_session(a) or b"").hex()
+                      "sessions": ({a: (record_bytes(bob.store, a) or b"").hex()
                                     for a in bob.store.session_addresses()} if include else {}),
-                      "prekey_ring": (bob.store.load_prekeys() or b"").hex()})
+                      "prekey_ring": (ring_bytes(bob.store, bob.identity) or b"").hex()})
     return envelope("backup", "password-protected backups to restore", cases)
 
 

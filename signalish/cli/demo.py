@@ -88,15 +88,15 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     message = alice.encrypt("bob", b"Meet at 6.")
     tampered = bytearray(message)
     tampered[-20] ^= 0x01
-    before = bob_store.load_session("alice")
+    before = bob_manager.export_session("alice")
     try:
         bob_manager.decrypt("alice", bytes(tampered), now=now + 80)
         ok = False
     except AuthenticationError as error:
         print(f"refused: {type(error).__name__}: {error}")
-    ok &= bob_store.load_session("alice") == before
-    print("Bob's stored session unchanged:", "yes" if bob_store.load_session("alice") == before
-          else "NO")
+    unchanged = bob_manager.export_session("alice") == before
+    ok &= unchanged
+    print("Bob's stored session unchanged:", "yes" if unchanged else "NO")
     print("the genuine one still reads:", bob_manager.decrypt("alice", message,
                                                             now=now + 81).decode())
 
@@ -105,7 +105,7 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     reopened = SQLiteStore(workdir / "bob.db")
     identity = IdentityKeyPair.from_bytes(reopened.load_local("identity") or b"")
     bob_manager = SessionManager(identity, reopened, profile, rng=rng)
-    print(f"restored session record: {len(reopened.load_session('alice') or b'')} bytes")
+    print(f"restored session record: {len(bob_manager.export_session('alice') or b'')} bytes")
     later = alice.encrypt("bob", b"Still there after the restart?")
     print("Bob reads:  ", bob_manager.decrypt("alice", later, now=now + 90).decode())
     print("Alice reads:", alice.decrypt("bob", bob_manager.encrypt("alice", b"Still here."),

@@ -23,6 +23,7 @@ from .._profile import LIBSIGNAL_V3, PROFILES
 from .._ratchet import kdf_ck, kdf_rk
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
 from .._session import SessionOptions
+from .._storage import record_bytes
 from .._stores import MemoryStore
 from .._window import RatchetLimits
 from .._x3dh import _respond_with_keys, initiate
@@ -161,7 +162,7 @@ def check_conversation(case: Json) -> None:
                 outcome = type(error).__name__
             expect(f"{where} outcome", outcome, event.get("plaintext", event.get("error")))
     for who, (_, store, rng) in parties.items():
-        expect(f"{who}'s final state", (store.load_session(other[who]) or b"").hex(),
+        expect(f"{who}'s final state", (record_bytes(store, other[who]) or b"").hex(),
                case["final_state"][who])
         expect(f"{who}'s randomness fully used", rng.exhausted(), True)
 

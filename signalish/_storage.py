@@ -1,0 +1,108 @@
+"""Session records and the prekey ring as store rows.
+
+A store keeps each record and the ring as rows (see
+:class:`~signalish._stores.SessionStore` and
+:class:`~signalish._stores.PreKeyStore`): a head under part ``b""`` and one
+row per session, per chain of stored keys, per one-time prekey and per
+remembered base key.  Loading returns the object and the rows it was read
+from; saving writes only the rows that differ from those and deletes the
+ones that are gone, and returns the new rows for the next save.  Unchanged
+rows come back from the objects as the very same ``bytes`` objects, so the
+comparison costs nothing for them.
+
+A head that holds a whole record or ring (their format 1 or 2, as stores
+held them before the row layout, and as backups and test vectors carry
+them) loads as one; the next save replaces it with rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ._keys import IdentityKeyPair
+from ._prekeys import PreKeyRing
+from ._session import SessionRecord
+from ._stores import PreKeyStore, SessionStore
+
+__all__ = ["Rows", "load_record", "save_record", "load_ring", "save_ring", "record_bytes",
+           "ring_bytes"]
+
+#: part -> row, as last read or written.
+Rows = dict[bytes, bytes]
+
+
+def _write(rows: Mapping[bytes, bytes], old: Mapping[bytes, bytes],
+           save: Callable[[bytes, bytes], None], delete: Callable[[bytes], None]) -> None:
+    for part, data in rows.items():
+        if old.get(part) != data:
+            save(part, data)
+    for part in old:
+        if part not in rows:
+            delete(part)
+
+
+def _legacy(old: Rows) -> bool:
+    """Whether ``old`` is a whole record or ring stored as a head (format 1
+    or 2; the row layout's heads are version 3).  Rows of anything else the
+    store holds beside such a head are unknown, so a save replaces them all."""
+    head = old.get(b"")
+    return head is not None and head[1:2] in (b"\x01", b"\x02")
+
+
+def load_record(store: SessionStore, address: str) -> tuple[SessionRecord, Rows] | None:
+    """The record of ``address`` and its rows, or None if it has none."""
+    return SessionRecord.from_rows(lambda part: store.load_session(address, part))
+
+
+def save_record(store: SessionStore, address: str, record: SessionRecord, old: Rows) -> Rows:
+    """Write what changed in ``record`` since ``old`` (the rows last read or
+    written; empty for a new record).  Inside a transaction."""
+    rows = record.rows()
+    if _legacy(old):
+        store.delete_session(address)  # a whole record as head: rows replace it
+        old = {}
+    _write(rows, old, lambda part, data: store.save_session(address, data, part),
+           lambda part: store.delete_session(address, part))
+    return rows
+
+
+def record_bytes(store: SessionStore, address: str) -> bytes | None:
+    """The record of ``address`` in the whole-record format
+    (:meth:`SessionRecord.to_bytes`), or None."""
+    loaded = load_record(store, address)
+    return None if loaded is None else loaded[0].to_bytes()
+
+
+def load_ring(store: PreKeyStore, identity: IdentityKeyPair) -> tuple[PreKeyRing, Rows] | None:
+    """The stored ring and its rows, or None if the store has none."""
+    parts = store.prekey_parts()
+    if b"" not in parts:
+        return None
+    head = store.load_prekeys(b"")
+    if head is None:
+        return None
+    rows: Rows = {b"": head}
+    if not _legacy(rows):  # a whole ring as head: any other rows are not its
+        for part in parts:
+            data = store.load_prekeys(part) if part else None
+            if data is not None:
+                rows[part] = data
+    return PreKeyRing.from_rows(rows, identity), rows
+
+
+def save_ring(store: PreKeyStore, ring: PreKeyRing, old: Rows) -> Rows:
+    """Write what changed in ``ring`` since ``old``.  Inside a transaction."""
+    rows = ring.to_rows()
+    if _legacy(old):
+        for part in store.prekey_parts():  # a whole ring as head: rows replace it
+            store.delete_prekeys(part)
+        old = {}
+    _write(rows, old, lambda part, data: store.save_prekeys(data, part), store.delete_prekeys)
+    return rows
+
+
+def ring_bytes(store: PreKeyStore, identity: IdentityKeyPair) -> bytes | None:
+    """The stored ring in the whole-ring format (:meth:`PreKeyRing.to_bytes`),
+    or None."""
+    loaded = load_ring(store, identity)
+    return None if loaded is None else loaded[0].to_bytes()
