@@ -54,6 +54,7 @@ from ._stores import IdentityStore, MemoryStore, PreKeyStore, SessionStore, SQLi
 from ._window import RatchetLimits
 from ._x3dh import BundlePolicy
 from .errors import (
+    CannotSend,
     LocalError,
     NoSession,
     RemoteError,
@@ -84,5 +85,5 @@ __all__ = [
     "BackupParams", "create_backup", "restore_backup",
     # errors: the roots and those caught by name in normal flow (the rest: signalish.errors)
     "SignalishError", "LocalError", "RemoteError", "StoreError",
-    "UntrustedIdentity", "NoSession", "WrongPassword",
+    "UntrustedIdentity", "NoSession", "CannotSend", "WrongPassword",
 ]

@@ -74,11 +74,21 @@ class InvalidArgument(LocalError, ValueError):
 
 
 class NoSession(LocalError):
-    """There is no session with that address, or the session cannot send yet
-    (a responder's session sends only after its first message arrived)."""
+    """There is no session with that address: fetch a bundle and start one
+    (on encrypt), or ask the sender to start over (on decrypt)."""
 
 
-class StaleSession(NoSession):
+class CannotSend(LocalError):
+    """A session exists but cannot encrypt now; which subclass says why and
+    what to do.  Nothing changed."""
+
+
+class AwaitingFirstMessage(CannotSend):
+    """The session has no sending chain yet: under the Double Ratchet a
+    responder sends only after a message from the initiator arrived."""
+
+
+class StaleSession(CannotSend):
     """The session may have sent messages that this copy of its state does
     not know about: it was restored from a backup, or the store was rolled
     back.  Encrypting on it could reuse a message key, so it only receives
@@ -86,7 +96,7 @@ class StaleSession(NoSession):
     Start a new session from a fresh bundle to send now."""
 
 
-class ChainExhausted(NoSession):
+class ChainExhausted(CannotSend):
     """The sending chain has used all 2**32 - 1 message numbers; start a new
     session."""
 

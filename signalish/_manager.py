@@ -58,6 +58,7 @@ from ._errors import (
     SignalishError,
     StoreError,
     UnsupportedByProfile,
+    UnknownPreKey,
     UntrustedIdentity,
 )
 from ._keys import IdentityKey, IdentityKeyPair
@@ -360,9 +361,12 @@ class SessionManager:
     def encrypt(self, address: str, plaintext: bytes) -> bytes:
         """Encrypt with the current session.
 
-        Raises :class:`~signalish.NoSession` (no session, or one that cannot
-        send yet), its subclass :class:`~signalish.errors.StaleSession` (restored
-        state: start a new session), and
+        Raises :class:`~signalish.NoSession` if there is no session with
+        ``address``, a :class:`~signalish.CannotSend` if there is one that
+        cannot send now (:class:`~signalish.errors.StaleSession`: restored
+        state, wait for the peer or start a new session;
+        :class:`~signalish.errors.ChainExhausted`: start a new session;
+        :class:`~signalish.errors.AwaitingFirstMessage`), and
         :class:`~signalish.UntrustedIdentity` if the session's identity is
         not trusted for sending.  Nothing changes on error."""
         touched: set[str] = set()
@@ -500,7 +504,7 @@ class SessionManager:
                                 record_new=True)
         loaded = self._load_ring()
         if loaded is None:
-            raise NoSession("no prekeys in the store")
+            raise UnknownPreKey("an initial message, and no prekeys in the store")
         ring, ring_rows = loaded
         session = Session.respond(ring, header, self.profile, self.options, he, now=now,
                                   policy=self.policy)

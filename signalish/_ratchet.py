@@ -33,7 +33,13 @@ from __future__ import annotations
 from hmac import digest as _hmac_digest
 from typing import Final, NamedTuple, Protocol
 
-from ._errors import AuthenticationError, ChainExhausted, InvalidKey, NoSession, TooFarAhead
+from ._errors import (
+    AuthenticationError,
+    AwaitingFirstMessage,
+    ChainExhausted,
+    InvalidKey,
+    TooFarAhead,
+)
 from ._primitives import PrivateKey, PublicKey, RandomSource, hkdf, hmac_sha256
 from ._profile import Profile
 from ._window import MAX_COUNTER, Chain, RatchetLimits, Reason, Window
@@ -166,10 +172,11 @@ def ratchet_encrypt(state: RatchetState) -> Sending:
     the encryption itself: advances the sending chain and returns what the
     wire format needs to write the message.
 
-    Raises :class:`~signalish.NoSession` if the state has no sending chain,
+    Raises :class:`~signalish.errors.AwaitingFirstMessage` if the state has no
+    sending chain,
     :class:`~signalish.errors.ChainExhausted` at the chain's last number."""
     if state.cks is None:
-        raise NoSession("this session cannot send until it has received a message")
+        raise AwaitingFirstMessage("this session cannot send until it has received a message")
     if state.ns >= MAX_COUNTER:
         # Message numbers are 32-bit and Ns must stay storable after the
         # increment, so the last number a chain sends is 2**32 - 2.

@@ -208,6 +208,13 @@ class Session:
         self.state.cks = None
         self._encoded = self._row = None
 
+    def touch(self) -> None:
+        """Forget this session's cached serialized forms (the whole-record
+        encoding and the store row).  Every method that changes the session
+        does this itself; call it after changing :attr:`state` directly
+        (tools and tests do), or the change is not written."""
+        self._encoded = self._row = None
+
     def matches_initial(self, header: InitialHeader) -> bool:
         """Whether a received PreKeyMessage header is exactly the one that
         created this (responder) session: no field of it may differ.  (A
@@ -223,7 +230,9 @@ class Session:
         """RatchetEncrypt, wrapped in a PreKeyMessage while ``pending``.
 
         Raises :class:`~signalish.errors.StaleSession` if sending is blocked,
-        :class:`~signalish.NoSession` if the session cannot send yet."""
+        :class:`~signalish.errors.AwaitingFirstMessage` if the session cannot
+        send yet, :class:`~signalish.errors.ChainExhausted` at the last
+        message number (all three are :class:`~signalish.CannotSend`)."""
         if self.send_blocked:
             raise StaleSession("this session's sending state may be older than what it has "
                                "sent; it receives only until the peer's next ratchet step. "

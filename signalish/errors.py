@@ -5,7 +5,7 @@ the calling code, or ask the user again); :class:`RemoteError`, input from
 elsewhere, a peer, a server or a backup blob (drop it); :class:`StoreError`,
 the application's own storage (see :doc:`security`).  The roots,
 :class:`StoreError` and the few errors an application catches by name in
-normal flow (:class:`NoSession`, :class:`UntrustedIdentity`,
+normal flow (:class:`NoSession`, :class:`CannotSend`, :class:`UntrustedIdentity`,
 :class:`WrongPassword`) are also importable from :mod:`signalish`; the
 fine-grained classes live here.  The tree (``*`` marks a class with two
 parents, drawn under both)::
@@ -15,6 +15,8 @@ parents, drawn under both)::
     |   +-- InvalidArgument (also ValueError)
     |   +-- UnsupportedByProfile
     |   +-- NoSession
+    |   +-- CannotSend
+    |   |   +-- AwaitingFirstMessage
     |   |   +-- StaleSession
     |   |   +-- ChainExhausted
     |   +-- WrongPassword *             (BackupError, LocalError)
@@ -56,6 +58,8 @@ parents, drawn under both)::
 from ._backup import BackupCostExceeded, BackupDamaged, BackupError, WrongPassword
 from ._errors import (
     AuthenticationError,
+    AwaitingFirstMessage,
+    CannotSend,
     ChainExhausted,
     CorruptState,
     DecodeError,
@@ -95,7 +99,8 @@ __all__ = [
     "SignalishError",
     # the caller's fault
     "LocalError", "InvalidArgument", "UnsupportedByProfile",
-    "NoSession", "StaleSession", "ChainExhausted", "WrongPassword",
+    "NoSession", "CannotSend", "AwaitingFirstMessage", "StaleSession", "ChainExhausted",
+    "WrongPassword",
     # bad input from elsewhere
     "RemoteError", "DecodeError", "TruncatedInput", "TrailingBytes", "UnknownVersion",
     "UnexpectedType", "InvalidLength", "InvalidEncoding", "InvalidKey", "InvalidSignature",

@@ -18,6 +18,7 @@ from signalish import (
     DeterministicRandom,
     IdentityKey,
     IdentityKeyPair,
+    MemoryStore,
     Profile,
     SessionManager,
     SessionOptions,
@@ -27,7 +28,11 @@ from signalish._session import SessionRecord
 from signalish._storage import load_record, save_record
 from signalish.errors import (
     AuthenticationError,
+    CannotSend,
     ChainExhausted,
+    NoSession,
+    StaleSession,
+    UnknownPreKey,
     InvalidArgument,
     MessageKeyEvicted,
     PreKeyAlreadyUsed,
@@ -133,9 +138,35 @@ def test_a_record_at_the_last_send_counter_refuses_with_a_typed_error() -> None:
         save_record(alice.store, "bob", record, loaded[1])
     assert load_record(alice.store, "bob")[0].current.state.ns == MAX_COUNTER
     before = alice.snapshot()
-    with pytest.raises(ChainExhausted):
+    with pytest.raises(ChainExhausted) as refused:
         alice.manager.encrypt("bob", b"one too many")
     assert alice.snapshot() == before
+    # A session that exists but cannot send: not a missing session.
+    assert isinstance(refused.value, CannotSend) and not isinstance(refused.value, NoSession)
+
+
+def test_each_reason_not_to_send_or_receive_has_its_own_error() -> None:
+    """NoSession only when there is no session; a session that cannot send
+    is a CannotSend; an initial message reaching a store without prekeys is
+    UnknownPreKey (the message names prekeys this store does not have)."""
+    alice, bob = talking(b"reasons")
+    stranger = make_party("carol", b"reasons")
+    with pytest.raises(NoSession) as missing:
+        stranger.manager.encrypt("bob", b"x")
+    assert not isinstance(missing.value, CannotSend)
+    with pytest.raises(NoSession):
+        stranger.manager.decrypt("bob", bob.manager.encrypt("alice", b"not for carol"), now=3)
+    alice.manager.mark_restored()
+    with pytest.raises(StaleSession) as stale:
+        alice.manager.encrypt("bob", b"x")
+    assert isinstance(stale.value, CannotSend) and not isinstance(stale.value, NoSession)
+    empty = SessionManager(IdentityKeyPair.generate(DeterministicRandom(b"no ring")),
+                           MemoryStore(), rng=DeterministicRandom(b"no ring rng"))
+    dave = make_party("dave", b"reasons")
+    dave.manager.initiate("empty", bob.bundle())
+    with pytest.raises(UnknownPreKey):
+        empty.decrypt("dave", dave.manager.encrypt("empty", b"hello?"), now=4)
+    assert empty.store.session_addresses() == [] and empty.store.prekey_parts() == []
 
 
 # --- replayed initial messages ---------------------------------------------------------

@@ -13,7 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from helpers import load_vectors
-from signalish import NATIVE, NoSession, RatchetLimits, SignalishError
+from signalish import NATIVE, RatchetLimits, SignalishError
+from signalish.errors import AwaitingFirstMessage, CannotSend, NoSession
 from signalish.errors import (
     AuthenticationError,
     DuplicateMessage,
@@ -95,8 +96,9 @@ def test_out_of_order_across_dh_steps(he: bool) -> None:
 
 def test_responder_cannot_send_first() -> None:
     _, bob, _ = ratchet_pair(b"bob-first")
-    with pytest.raises(NoSession):
+    with pytest.raises(AwaitingFirstMessage) as refused:
         send(bob, b"x")
+    assert isinstance(refused.value, CannotSend) and not isinstance(refused.value, NoSession)
 
 
 @pytest.mark.parametrize("he", [False, True])

@@ -221,3 +221,22 @@ def test_late_message_decrypts_in_an_archived_session_and_promotes_it() -> None:
     assert bob.manager.decrypt("alice", late, now=4) == b"late, on the first session"
     record = load_record(bob.store, "alice")[0]
     assert record.current.base_key == first_base
+
+
+def test_a_direct_state_change_is_written_only_after_touch() -> None:
+    """Rows are cached per session; tools that edit ``state`` directly must
+    call ``touch()`` (the benchmarks' adversary does), and then the change
+    reaches the store row."""
+    alice, bob = make_party("alice", b"touch"), make_party("bob", b"touch")
+    alice.manager.initiate("bob", bob.bundle())
+    loaded = load_record(alice.store, "bob")
+    assert loaded is not None
+    record, rows = loaded
+    session = record.sessions[0]
+    session.state.ns += 7
+    assert record.rows()[b"s" + session.base_key] is rows[b"s" + session.base_key]
+    session.touch()
+    changed = record.rows()[b"s" + session.base_key]
+    assert changed != rows[b"s" + session.base_key]
+    reread = SessionRecord.from_rows({**rows, b"s" + session.base_key: changed}.get)
+    assert reread is not None and reread[0].sessions[0].state.ns == session.state.ns

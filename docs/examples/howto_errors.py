@@ -2,6 +2,7 @@
 
 from signalish import (
     NATIVE,
+    CannotSend,
     IdentityKeyPair,
     MemoryStore,
     NoSession,
@@ -62,3 +63,24 @@ def receive(manager: SessionManager, sender: str, data: bytes) -> bytes | None:
 
 assert receive(bob, "alice", first) is None  # a duplicate
 assert receive(bob, "alice", b"garbage") is None
+
+
+def send(manager: SessionManager, to: str, text: bytes, fetch_bundle) -> bytes:  # type: ignore[no-untyped-def]
+    """Encrypt, starting a session from a fresh bundle when there is none or
+    when the one there cannot send (restored from a backup, exhausted)."""
+    try:
+        return manager.encrypt(to, text)
+    except (NoSession, CannotSend):
+        manager.initiate(to, fetch_bundle(to))
+        return manager.encrypt(to, text)
+
+
+def fetch_bundle(address: str):  # type: ignore[no-untyped-def]
+    """Stands in for the server: Bob publishes a fresh bundle."""
+    with bob.prekeys(now=now) as ring:
+        return ring.issue_bundle()
+
+
+alice.mark_restored()  # as after restoring a backup: the session only receives
+message = send(alice, "bob", b"after the restore", fetch_bundle)
+assert bob.decrypt("alice", message, now=now) == b"after the restore"

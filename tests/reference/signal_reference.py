@@ -380,7 +380,7 @@ class Party:
         if session["blocked"]:
             raise Refused("StaleSession")
         if s["cks"] is None:
-            raise Refused("NoSession", "cannot send yet")
+            raise Refused("AwaitingFirstMessage", "cannot send yet")
         mk = mac(s["cks"], b"\x01")
         s["cks"] = mac(s["cks"], b"\x02")
         n, pn = s["ns"], s["pn"]
