@@ -164,6 +164,7 @@ def skip_unsent(store: Store, count: int) -> None:
     for _ in range(count):
         ck = kdf_ck(ck)[0]
     state.cks, state.ns = ck, state.ns + count
+    record.current.touch()
     with store.transaction():
         save_record(store, "alice", record, rows)
 
