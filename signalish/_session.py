@@ -106,7 +106,7 @@ class Session:
     __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
                  "initial_digest", "initiated_by_us", "pending", "state", "limits",
                  "send_blocked", "wire", "_ad_send", "_ad_receive", "_encoded", "_row",
-                 "_prefix")
+                 "_prefix", "_key_parts", "_known")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
@@ -136,6 +136,11 @@ class Session:
         self._encoded: bytes | None = None
         #: The same for this session's store row (see :meth:`SessionRecord.rows`).
         self._row: bytes | None = None
+        #: The parts of the key rows last computed for it (SessionRecord.changes).
+        self._key_parts: tuple[bytes, ...] = ()
+        #: The ids of every chain it remembers or forgot, until it changes
+        #: (SessionRecord.decrypt finds a message's owner with it).
+        self._known: frozenset[bytes] | None = None
         #: The fields that change only when ``pending`` does, serialized.
         self._prefix: bytes | None = None
         profile = self.state.profile
@@ -206,14 +211,14 @@ class Session:
         sending resumes then."""
         self.send_blocked = True
         self.state.cks = None
-        self._encoded = self._row = None
+        self._encoded = self._row = self._known = None
 
     def touch(self) -> None:
         """Forget this session's cached serialized forms (the whole-record
         encoding and the store row).  Every method that changes the session
         does this itself; call it after changing :attr:`state` directly
         (tools and tests do), or the change is not written."""
-        self._encoded = self._row = None
+        self._encoded = self._row = self._known = None
 
     def matches_initial(self, header: InitialHeader) -> bool:
         """Whether a received PreKeyMessage header is exactly the one that
@@ -241,10 +246,21 @@ class Session:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
         message = self.wire.seal(ratchet_encrypt(self.state), plaintext, self._ad_send)
-        self._encoded = self._row = None
+        self._encoded = self._row = self._known = None
         if self.pending is None:
             return message
         return self.wire.initial_message(self.pending, registration_id, message)
+
+    def knows(self, chain_id: bytes) -> bool:
+        """Whether this session remembers or forgot the receiving chain
+        ``chain_id`` (without header encryption, a ratchet key)."""
+        known = self._known
+        if known is None:
+            window = self.state.window
+            known = self._known = frozenset(
+                [chain.chain_id for chain in window.chains]
+                + [chain_id for chain_id, _ in window.forgotten])
+        return chain_id in known
 
     def locate(self, frame: Received) -> Located | None:
         """Where ``frame`` belongs in this session, from its header alone;
@@ -266,7 +282,7 @@ class Session:
         if self.pending is not None:
             self.pending = None
             self._prefix = None
-        self._encoded = self._row = None
+        self._encoded = self._row = self._known = None
         if self.state.step != step:
             self.send_blocked = False  # a fresh sending chain from a fresh ratchet key
         return plaintext
@@ -284,6 +300,14 @@ class Session:
         if self._row is None:
             self._row = add_digest(_ROW_TAG + self._encode(keys=False))
         return self._row
+
+    def _key_rows(self) -> dict[bytes, bytes]:
+        """The key rows of this session's chains that store keys; remembers
+        their parts (for :meth:`SessionRecord.changes`)."""
+        rows = {b"k" + self.base_key + chain.chain_id: keys_row(chain)
+                for chain in self.state.window.chains if chain.keys}
+        self._key_parts = tuple(rows)
+        return rows
 
     def _encode(self, *, keys: bool) -> bytes:
         flags = self.initiated_by_us | (self.pending is not None) << 1 | self.send_blocked << 2
@@ -429,6 +453,12 @@ class SessionRecord:
         """
         if not self.sessions:
             raise NoSession("no session with this peer")
+        header = frame.header
+        if header is not None:  # the owner, if any, recognizes the ratchet key
+            owners = [(s, where) for s in self.sessions if s.knows(header.ratchet_key)
+                      and (where := s.locate(frame)) is not None and where.known]
+            if owners:
+                return self._decrypt_owned(owners, frame, now, rng, check)
         located = [(session, session.locate(frame)) for session in self.sessions]
         owners = [(s, where) for s, where in located if where is not None and where.known]
         if owners:
@@ -526,6 +556,13 @@ class SessionRecord:
         Unchanged sessions and chains return the same bytes objects as the
         last time (they are encoded once); the head is re-encoded (it is
         small)."""
+        rows = {b"": self._head_row()}
+        for session in self.sessions:
+            rows[b"s" + session.base_key] = session.row()
+            rows.update(session._key_rows())
+        return rows
+
+    def _head_row(self) -> bytes:
         order = tuple([session.base_key for session in self.sessions])
         if self._head is None or self._head[0] != order:
             w = Writer(Tag.SESSION_RECORD, ROWS_VERSION)
@@ -533,13 +570,42 @@ class SessionRecord:
             for base_key in order:
                 w.fixed(base_key)
             self._head = (order, add_digest(w.getvalue()))
-        rows = {b"": self._head[1]}
+        return self._head[1]
+
+    def changes(self, old: dict[bytes, bytes]
+                ) -> tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], list[bytes]]:
+        """What saving this record over ``old`` (its rows as last read or
+        written) takes: the new rows, the rows to write, the parts to
+        delete.  ``old`` may be updated in place and returned.  While the
+        head is unchanged (the same sessions in the same order), only the
+        sessions that changed since are looked at, so a message costs the
+        rows it changed, not the record's size; otherwise every row is
+        compared."""
+        head = self._head_row()
+        if old.get(b"") != head:
+            rows = self.rows()
+            return (rows, [(part, data) for part, data in rows.items() if old.get(part) != data],
+                    [part for part in old if part not in rows])
+        writes: list[tuple[bytes, bytes]] = []
+        deletes: list[bytes] = []
         for session in self.sessions:
-            rows[b"s" + session.base_key] = session.row()
-            for chain in session.state.window.chains:
-                if chain.keys:
-                    rows[b"k" + session.base_key + chain.chain_id] = keys_row(chain)
-        return rows
+            part = b"s" + session.base_key
+            row = session.row()
+            if old.get(part) is row:
+                continue  # unchanged since its rows were read or written
+            writes.append((part, row))
+            old[part] = row
+            stale = session._key_parts
+            fresh = session._key_rows()
+            for key_part in stale:
+                if key_part not in fresh:
+                    deletes.append(key_part)
+                    old.pop(key_part, None)
+            for key_part, key_row in fresh.items():
+                if old.get(key_part) is not key_row:
+                    writes.append((key_part, key_row))
+                    old[key_part] = key_row
+        return old, writes, deletes
 
     @classmethod
     def from_rows(cls, load: Callable[[bytes], bytes | None]
@@ -584,6 +650,7 @@ class SessionRecord:
             session = Session.from_row(data, profile, keys)
             if session.base_key != base_key:
                 raise InvalidEncoding("SessionRecord: a session row under another base key")
+            session._key_rows()  # notes which key rows it has, for changes()
             rows[part] = data
             record.sessions.append(session)
         return record, rows

@@ -57,12 +57,14 @@ def load_record(store: SessionStore, address: str) -> tuple[SessionRecord, Rows]
 def save_record(store: SessionStore, address: str, record: SessionRecord, old: Rows) -> Rows:
     """Write what changed in ``record`` since ``old`` (the rows last read or
     written; empty for a new record).  Inside a transaction."""
-    rows = record.rows()
     if _legacy(old):
         store.delete_session(address)  # a whole record as head: rows replace it
         old = {}
-    _write(rows, old, lambda part, data: store.save_session(address, data, part),
-           lambda part: store.delete_session(address, part))
+    rows, writes, deletes = record.changes(old)
+    for part, data in writes:
+        store.save_session(address, data, part)
+    for part in deletes:
+        store.delete_session(address, part)
     return rows
 
 
