@@ -47,7 +47,7 @@ from ._primitives import (
     RandomSource,
     SystemRandom,
 )
-from ._profile import LIBSIGNAL_V3, NATIVE, PreKeyKind, Profile
+from ._profile import LIBSIGNAL_V3, LIBSIGNAL_V4, NATIVE, PreKeyKind, Profile
 from ._sealed import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
 from ._session import SessionOptions
 from ._stores import IdentityStore, MemoryStore, PreKeyStore, SessionStore, SQLiteStore, Store
@@ -73,7 +73,7 @@ __all__ = [
     # stores
     "Store", "IdentityStore", "PreKeyStore", "SessionStore", "MemoryStore", "SQLiteStore",
     # profiles and randomness
-    "Profile", "NATIVE", "LIBSIGNAL_V3", "PreKeyKind",
+    "Profile", "NATIVE", "LIBSIGNAL_V3", "LIBSIGNAL_V4", "PreKeyKind",
     "RandomSource", "SystemRandom", "DeterministicRandom",
     # keys, prekeys and bundles
     "IdentityKeyPair", "IdentityKey", "PrivateKey", "PublicKey", "KemPrivateKey", "KemPublicKey",

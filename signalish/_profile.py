@@ -1,7 +1,7 @@
 """Profiles: every parameter that differs between wire-compatible families.
 
 A :class:`Profile` is passed explicitly to every layer; nothing branches on
-a global.  Two profiles exist:
+a global.  Three profiles exist:
 
 ``NATIVE``
     signalish's own.  32-byte raw public keys, HKDF-SHA-256, its own info
@@ -13,6 +13,13 @@ a global.  Two profiles exist:
     info "WhisperText", a 64-byte X3DH output (root key || chain key), XEdDSA
     with the sign bit in signature byte 63, signatures over the encoded key
     only, and no PQXDH.
+``LIBSIGNAL_V4``
+    byte-compatible with libsignal protocol version 4 as libsignal-client
+    0.73 to 0.90 speaks it without SPQR: version 3's encodings, plus a
+    Kyber1024 prekey in every session (round-3 Kyber, 0x08-prefixed keys,
+    signed like the signed prekey), PQXDH with info
+    "WhisperText_X25519_SHA-256_CRYSTALS-KYBER-1024" and 96 bytes out (root
+    key, chain key, and 32 bytes that seed SPQR), and version byte 0x44.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Final, Literal
 
 from ._errors import InvalidKey, UnsupportedByProfile
 
-__all__ = ["Profile", "PreKeyKind", "NATIVE", "LIBSIGNAL_V3"]
+__all__ = ["Profile", "PreKeyKind", "NATIVE", "LIBSIGNAL_V3", "LIBSIGNAL_V4"]
 
 _NATIVE_SIGNATURE_CONTEXT: Final = b"signalish prekey signature v1\x00"
 
@@ -70,11 +77,17 @@ class Profile:
     #: Message format (the wire format module that writes and reads
     #: messages): "native" (AES-256-GCM, optional header encryption) or
     #: "libsignal_v3" (SignalMessage protobufs, AES-256-CBC, an 8-byte MAC).
-    wire: Literal["native", "libsignal_v3"]
+    wire: Literal["native", "libsignal_v3", "libsignal_v4"]
     #: How the ratchet starts: "spec" (section 3.3: SK is the root key) or
     #: "libsignal" (SK = root key || chain key, and the responder may send at
     #: once on that chain with its signed prekey as ratchet key).
     ratchet_start: Literal["spec", "libsignal"]
+    #: The KEM of PQXDH: FIPS 203 ML-KEM-1024, or round-3 Kyber1024 (what
+    #: libsignal calls Kyber1024; same keys and ciphertexts, another shared
+    #: secret: signalish._primitives.kyber).
+    kem: Literal["ml-kem-1024", "kyber1024"] = "ml-kem-1024"
+    #: Whether every session needs a KEM prekey (PQXDH only, never X3DH).
+    requires_kem: bool = False
 
     def encode_ec(self, raw: bytes) -> bytes:
         """Encode(PK): the profile's encoding of an X25519 public key."""
@@ -152,4 +165,24 @@ LIBSIGNAL_V3: Final = Profile(
     ratchet_start="libsignal",
 )
 
-PROFILES: Final = {p.name: p for p in (NATIVE, LIBSIGNAL_V3)}
+LIBSIGNAL_V4: Final = Profile(
+    name="libsignal_v4",
+    ec_key_prefix=b"\x05",
+    kem_key_prefix=b"\x08",
+    xeddsa_form="libsignal",
+    kdf_hash="sha256",
+    x3dh_info=b"WhisperText",
+    pqxdh_info=b"WhisperText_X25519_SHA-256_CRYSTALS-KYBER-1024",
+    shared_secret_length=96,
+    bind_prekey_ids=False,
+    ratchet_info=b"WhisperRatchet",
+    message_key_info=b"WhisperMessageKeys",
+    header_keys_info=b"",
+    header_nonce_info=b"",
+    wire="libsignal_v4",
+    ratchet_start="libsignal",
+    kem="kyber1024",
+    requires_kem=True,
+)
+
+PROFILES: Final = {p.name: p for p in (NATIVE, LIBSIGNAL_V3, LIBSIGNAL_V4)}

@@ -66,8 +66,12 @@ __all__ = ["V3Frame", "V3PreKeyFrame", "V3Wire", "V3_WIRE", "seal", "parse_v3",
            "prekey_message_v3", "message_type_v3", "SIGNAL_MESSAGE", "PREKEY_SIGNAL_MESSAGE"]
 
 VERSION: Final = 0x34
-#: libsignal 0.72.1 checks only the high nibble, the message version.
-_ACCEPTED_VERSIONS: Final = frozenset(range(0x30, 0x40))
+#: Protocol version 4 (libsignal 0.73 and later; ``_wire_v4``).
+VERSION_4: Final = 0x44
+#: The Kyber ciphertext of a version 4 PreKeySignalMessage: 0x08 || 1568 bytes.
+KYBER_CIPHERTEXT_SIZE: Final = 1 + 1568
+#: The largest SPQR message (SignalMessage field 5) a version 4 parser takes.
+MAX_PQ_RATCHET: Final = 4096
 MAC_SIZE: Final = 8
 SIGNAL_MESSAGE: Final = 2  # libsignal's CiphertextMessageType.Whisper
 PREKEY_SIGNAL_MESSAGE: Final = 3  # CiphertextMessageType.PreKey
@@ -142,8 +146,9 @@ class _ProtoReader:
             return None
         return self._read_varint(0xFFFFFFFF)
 
-    def bytes_(self, tag: int, max_len: int) -> bytes:
-        self._field(tag, 2, False)
+    def bytes_(self, tag: int, max_len: int, optional: bool = False) -> bytes | None:
+        if not self._field(tag, 2, optional):
+            return None
         length = self._read_varint(max_len)
         end = self._pos + length
         if end > len(self._data):
@@ -167,12 +172,12 @@ def _key33(data: bytes, what: str) -> bytes:
 
 
 class V3Frame:
-    """A parsed SignalMessage."""
+    """A parsed SignalMessage (of protocol version 3 or 4)."""
 
-    __slots__ = ("ratchet_key", "pn", "n", "ciphertext", "mac", "signed")
+    __slots__ = ("ratchet_key", "pn", "n", "ciphertext", "mac", "signed", "pq_ratchet")
 
     def __init__(self, ratchet_key: bytes, pn: int, n: int, ciphertext: bytes, mac: bytes,
-                 signed: bytes) -> None:
+                 signed: bytes, pq_ratchet: bytes | None = None) -> None:
         self.ratchet_key = ratchet_key
         self.pn = pn
         self.n = n
@@ -180,6 +185,9 @@ class V3Frame:
         self.mac = mac
         #: version byte || protobuf: what the MAC covers after the identities.
         self.signed = signed
+        #: Version 4's field 5, the SPQR message, as received (covered by the
+        #: MAC; not acted on: signalish does not run SPQR yet).
+        self.pq_ratchet = pq_ratchet
 
     @property
     def header(self) -> Header:
@@ -199,42 +207,52 @@ class V3Frame:
 
 
 def seal(mk: bytes, ratchet_key: bytes, pn: int, n: int, plaintext: bytes,
-         identities: bytes) -> bytes:
+         identities: bytes, version: int = VERSION) -> bytes:
     """A SignalMessage, byte for byte as libsignal writes it."""
     keys = hkdf(mk, salt=None, info=_KEYS_INFO, length=80)
     signed = signal_message_body(ratchet_key, pn, n,
-                                 aes256_cbc_encrypt(keys[:32], keys[64:], plaintext))
+                                 aes256_cbc_encrypt(keys[:32], keys[64:], plaintext), version)
     return signed + hmac_sha256(keys[32:64], identities + signed)[:MAC_SIZE]
 
 
-def signal_message_body(ratchet_key: bytes, pn: int, n: int, ciphertext: bytes) -> bytes:
+def signal_message_body(ratchet_key: bytes, pn: int, n: int, ciphertext: bytes,
+                        version: int = VERSION) -> bytes:
     """Version byte and protobuf of a SignalMessage (what the MAC covers after
     the identities); ``pn`` is the spec's count."""
-    return bytes((VERSION,)) + (_bytes_field(1, b"\x05" + ratchet_key) + _uint_field(2, n)
+    return bytes((version,)) + (_bytes_field(1, b"\x05" + ratchet_key) + _uint_field(2, n)
                                 + _uint_field(3, max(pn, 1) - 1) + _bytes_field(4, ciphertext))
 
 
-def _check_version(data: bytes, what: str) -> None:
+def _check_version(data: bytes, what: str, protocol: int = 3) -> None:
+    """libsignal reads only the high nibble, the message version."""
     if not data:
         raise TruncatedInput(f"{what}: empty")
-    if data[0] not in _ACCEPTED_VERSIONS:
-        raise UnknownVersion(f"{what}: version byte 0x{data[0]:02x} is not protocol version 3")
+    if data[0] >> 4 != protocol:
+        raise UnknownVersion(
+            f"{what}: version byte 0x{data[0]:02x} is not protocol version {protocol}")
 
 
-def _parse_signal(data: bytes, max_ciphertext: int) -> V3Frame:
-    _check_version(data, "SignalMessage")
+def _bytes(r: _ProtoReader, tag: int, max_len: int) -> bytes:
+    value = r.bytes_(tag, max_len)
+    assert value is not None
+    return value
+
+
+def _parse_signal(data: bytes, max_ciphertext: int, protocol: int = 3) -> V3Frame:
+    _check_version(data, "SignalMessage", protocol)
     if len(data) < 1 + MAC_SIZE:
         raise TruncatedInput("SignalMessage: shorter than version and MAC")
     body = data[1:-MAC_SIZE]
     r = _ProtoReader(body, "SignalMessage")
-    key = _key33(r.bytes_(1, 33), "SignalMessage")
+    key = _key33(_bytes(r, 1, 33), "SignalMessage")
     n, pn = r.uint32(2), r.uint32(3)
-    ciphertext = r.bytes_(4, max_ciphertext)
+    ciphertext = _bytes(r, 4, max_ciphertext)
+    pq_ratchet = r.bytes_(5, MAX_PQ_RATCHET, optional=True) if protocol >= 4 else None
     r.finish()
     assert n is not None and pn is not None
     if not ciphertext or len(ciphertext) % 16:
         raise InvalidLength("SignalMessage: ciphertext is not a whole number of AES blocks")
-    return V3Frame(key, pn + 1, n, ciphertext, data[-MAC_SIZE:], data[:-MAC_SIZE])
+    return V3Frame(key, pn + 1, n, ciphertext, data[-MAC_SIZE:], data[:-MAC_SIZE], pq_ratchet)
 
 
 # --- PreKeySignalMessage -----------------------------------------------------------
@@ -246,7 +264,10 @@ class V3PreKeyFrame(InitialMessage):
     __slots__ = ()
 
 
-def prekey_message_v3(header: InitialHeader, registration_id: int, message: bytes) -> bytes:
+def prekey_message_v3(header: InitialHeader, registration_id: int, message: bytes,
+                      version: int = VERSION) -> bytes:
+    """A PreKeySignalMessage; with ``version`` 0x44, with the Kyber prekey id
+    and ciphertext (fields 7 and 8) that protocol version 4 requires."""
     body = b""
     if header.one_time_prekey_id is not None:
         body += _uint_field(1, header.one_time_prekey_id)
@@ -254,13 +275,20 @@ def prekey_message_v3(header: InitialHeader, registration_id: int, message: byte
     body += _bytes_field(3, b"\x05" + header.identity_key.public_bytes_raw())
     body += _bytes_field(4, message)
     body += _uint_field(5, registration_id) + _uint_field(6, header.signed_prekey_id)
-    return bytes((VERSION,)) + body
+    if version >> 4 >= 4:
+        if header.kem_prekey_id is None or header.kem_ciphertext is None:
+            raise UnsupportedByProfile("a version 4 PreKeySignalMessage needs a Kyber prekey")
+        body += _uint_field(7, header.kem_prekey_id)
+        body += _bytes_field(8, b"\x08" + header.kem_ciphertext)
+    elif header.kem_prekey_id is not None:
+        raise UnsupportedByProfile("a version 3 PreKeySignalMessage has no Kyber prekey")
+    return bytes((version,)) + body
 
 
-def message_type_v3(data: bytes) -> int:
+def message_type_v3(data: bytes, protocol: int = 3) -> int:
     """2 for a SignalMessage, 3 for a PreKeySignalMessage (libsignal's
     CiphertextMessageType), read from the first protobuf key."""
-    _check_version(data, "message")
+    _check_version(data, "message", protocol)
     if len(data) < 2:
         raise TruncatedInput("message: no protobuf after the version byte")
     if data[1] == 0x0A:
@@ -270,20 +298,30 @@ def message_type_v3(data: bytes) -> int:
     raise InvalidEncoding(f"message: unexpected first field key 0x{data[1]:02x}")
 
 
-def parse_v3(data: bytes, max_plaintext: int) -> V3Frame | V3PreKeyFrame:
-    """Parse either message type, strictly."""
+def parse_v3(data: bytes, max_plaintext: int, protocol: int = 3) -> V3Frame | V3PreKeyFrame:
+    """Parse either message type of protocol version ``protocol`` (3 or 4),
+    strictly."""
     max_ciphertext = max_plaintext + 16
-    if message_type_v3(data) == SIGNAL_MESSAGE:
-        return _parse_signal(data, max_ciphertext)
+    if message_type_v3(data, protocol) == SIGNAL_MESSAGE:
+        return _parse_signal(data, max_ciphertext, protocol)
     r = _ProtoReader(data[1:], "PreKeySignalMessage")
     one_time = r.uint32(1, optional=True)
-    base_key = PublicKey.from_public_bytes(_key33(r.bytes_(2, 33), "PreKeySignalMessage"))
-    identity = IdentityKey(PublicKey.from_public_bytes(_key33(r.bytes_(3, 33), "PreKeySignalMessage")))
-    inner = _parse_signal(r.bytes_(4, max_ciphertext + 64), max_ciphertext)
+    base_key = PublicKey.from_public_bytes(_key33(_bytes(r, 2, 33), "PreKeySignalMessage"))
+    identity = IdentityKey(PublicKey.from_public_bytes(
+        _key33(_bytes(r, 3, 33), "PreKeySignalMessage")))
+    inner_limit = max_ciphertext + 64 + (MAX_PQ_RATCHET + 8 if protocol >= 4 else 0)
+    inner = _parse_signal(_bytes(r, 4, inner_limit), max_ciphertext, protocol)
     registration_id, signed = r.uint32(5), r.uint32(6)
+    kyber_id = kyber_ciphertext = None
+    if protocol >= 4:
+        kyber_id = r.uint32(7)
+        kyber = _bytes(r, 8, KYBER_CIPHERTEXT_SIZE)
+        if len(kyber) != KYBER_CIPHERTEXT_SIZE or kyber[0] != 0x08:
+            raise InvalidEncoding("PreKeySignalMessage: the Kyber ciphertext is 0x08 || 1568 bytes")
+        kyber_ciphertext = kyber[1:]
     r.finish()
     assert registration_id is not None and signed is not None
-    header = InitialHeader(identity, base_key, signed, one_time)
+    header = InitialHeader(identity, base_key, signed, one_time, kyber_id, kyber_ciphertext)
     return V3PreKeyFrame(header, inner, registration_id)
 
 

@@ -13,11 +13,13 @@ from ._message import NATIVE_WIRE
 from ._profile import Profile
 from ._wire import WireFormat
 from ._wire_v3 import V3_WIRE
+from ._wire_v4 import V4_WIRE
 
 __all__ = ["wire_format"]
 
 _WIRE_FORMATS: Final[dict[str, WireFormat]] = {NATIVE_WIRE.name: NATIVE_WIRE,
-                                               V3_WIRE.name: V3_WIRE}
+                                               V3_WIRE.name: V3_WIRE,
+                                               V4_WIRE.name: V4_WIRE}
 
 
 def wire_format(profile: Profile) -> WireFormat:

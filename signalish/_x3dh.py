@@ -7,7 +7,8 @@ caller's :class:`BundlePolicy`, then computes::
 
     DH1 = DH(IK_A, SPK_B)   DH2 = DH(EK_A, IK_B)   DH3 = DH(EK_A, SPK_B)
     DH4 = DH(EK_A, OPK_B)                       (only with a one-time prekey)
-    (CT, SS) = ML-KEM-1024.Encaps(PQPK_B)       (PQXDH only)
+    (CT, SS) = ML-KEM-1024.Encaps(PQPK_B)       (PQXDH only; round-3 Kyber1024
+                                                 under libsignal_v4)
     SK = HKDF(salt = 0^HashLen, IKM = 0xFF^32 || DH1 || DH2 || DH3 [|| DH4] [|| SS],
               info = profile.x3dh_info or profile.pqxdh_info)
     AD = Encode(IK_A) || Encode(IK_B)
@@ -37,10 +38,13 @@ from ._prekeys import PreKeyRing
 from ._primitives import (
     MLKEM1024_CIPHERTEXT_SIZE,
     KemPrivateKey,
+    KemPublicKey,
     PrivateKey,
     RandomSource,
     SystemRandom,
     hkdf,
+    kyber1024_decapsulate,
+    kyber1024_encapsulate,
 )
 from ._profile import Profile
 
@@ -90,6 +94,18 @@ class AgreementResult:
         return self.header.protocol
 
 
+def _encapsulate(profile: Profile, public_key: KemPublicKey) -> tuple[bytes, bytes]:
+    if profile.kem == "kyber1024":
+        return kyber1024_encapsulate(public_key)
+    return public_key.encapsulate()
+
+
+def _decapsulate(profile: Profile, private_key: KemPrivateKey, ciphertext: bytes) -> bytes:
+    if profile.kem == "kyber1024":
+        return kyber1024_decapsulate(private_key, ciphertext)
+    return private_key.decapsulate(ciphertext)
+
+
 def _kdf(profile: Profile, key_material: bytes, pq: bool) -> bytes:
     info = profile.pqxdh_info if pq else profile.x3dh_info
     assert info is not None
@@ -126,6 +142,8 @@ def initiate(
     policy.check(one_time is not None, kem is not None, "bundle")
     if kem is not None and profile.pqxdh_info is None:
         raise UnsupportedByProfile(f"profile {profile.name} has no PQXDH")
+    if kem is None and profile.requires_kem:
+        raise PolicyViolation(f"profile {profile.name} needs a KEM prekey in every bundle")
     if kem is None and kem_encapsulation is not None:
         raise InvalidArgument("kem_encapsulation given but the bundle has no KEM prekey")
     ek = ephemeral_key if ephemeral_key is not None else PrivateKey.generate(rng)
@@ -140,7 +158,7 @@ def initiate(
     ciphertext: bytes | None = None
     if kem is not None:
         ciphertext, kem_secret = (kem_encapsulation if kem_encapsulation is not None
-                                  else kem.public_key.encapsulate())
+                                  else _encapsulate(profile, kem.public_key))
         if len(ciphertext) != MLKEM1024_CIPHERTEXT_SIZE or len(kem_secret) != 32:
             raise InvalidArgument("kem_encapsulation must be (1568-byte CT, 32-byte secret)")
         parts.append(kem_secret)
@@ -181,6 +199,8 @@ def respond(
                  "initial message")
     if header.kem_prekey_id is not None and profile.pqxdh_info is None:
         raise UnsupportedByProfile(f"profile {profile.name} has no PQXDH")
+    if header.kem_prekey_id is None and profile.requires_kem:
+        raise PolicyViolation(f"profile {profile.name} needs a KEM prekey in every session")
     spk = prekeys.signed_prekey(header.signed_prekey_id, now=now).private_key
     prekeys.check_replay(header, now=now)
     one_time = (None if header.one_time_prekey_id is None
@@ -210,7 +230,7 @@ def _respond_with_keys(
     if one_time_prekey is not None:
         parts.append(one_time_prekey.exchange(header.base_key))
     if kem_prekey is not None and header.kem_ciphertext is not None:
-        parts.append(kem_prekey.decapsulate(header.kem_ciphertext))
+        parts.append(_decapsulate(profile, kem_prekey, header.kem_ciphertext))
     return AgreementResult(
         shared_secret=_kdf(profile, b"".join(parts), kem_prekey is not None),
         associated_data=header.identity_key.encode(profile) + identity_public.encode(profile),

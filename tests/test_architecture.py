@@ -37,7 +37,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("prekeys", ("_prekeys",)),
     ("x3dh", ("_x3dh",)),
     ("ratchet", ("_window", "_ratchet")),
-    ("wire", ("_wire", "_message", "_wire_v3", "_wires", "_state_codec")),
+    ("wire", ("_wire", "_message", "_wire_v3", "_wire_v4", "_wires", "_state_codec")),
     ("session", ("_session",)),
     ("stores", ("_stores",)),
     ("services", ("_storage", "_manager", "_backup")),
