@@ -23,6 +23,7 @@ bundles and headers as objects.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import hmac
 import json
 import platform
@@ -39,7 +40,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519  # 
 
 import signalish  # noqa: E402
 from signalish import (
+    LIBSIGNAL_V4,
     NATIVE,
+    Profile,
     DeterministicRandom,
     IdentityKeyPair,
     PreKeyBundle,
@@ -75,10 +78,14 @@ def hkdf_floor(ikm: bytes, info: bytes, length: int) -> bytes:
     return out[:length]
 
 
-def scenario(pq: bool) -> tuple[Callable[[], object], Callable[[], object]]:
+def scenario(pq: bool, profile: Profile = NATIVE
+             ) -> tuple[Callable[[], object], Callable[[], object]]:
+    """Our handshake and its floor.  Under ``LIBSIGNAL_V4`` the KEM is round-3
+    Kyber1024: the floor then adds the SHA3-256 and SHAKE-256 of each side's
+    Kyber shared secret to ML-KEM's work (the floor of that construction)."""
     rng = DeterministicRandom(b"bench")
     bob = IdentityKeyPair.generate(rng)
-    ring = PreKeyRing.create(bob, NATIVE, rng, now=0)
+    ring = PreKeyRing.create(bob, profile, rng, now=0)
     ring.generate_one_time_prekeys(1, rng)
     if pq:
         ring.generate_kem_prekeys(1, rng, now=0)
@@ -89,8 +96,10 @@ def scenario(pq: bool) -> tuple[Callable[[], object], Callable[[], object]]:
     alice = IdentityKeyPair.generate(rng)
     system = SystemRandom()
 
+    kyber = profile.kem == "kyber1024"
+
     def ours() -> object:
-        sent = initiate(alice, PreKeyBundle.from_bytes(bundle_bytes), NATIVE, rng=system)
+        sent = initiate(alice, PreKeyBundle.from_bytes(bundle_bytes), profile, rng=system)
         return respond(ring, InitialHeader.from_bytes(sent.header.to_bytes()), now=0)
 
     # Raw material for the floor.
@@ -98,7 +107,10 @@ def scenario(pq: bool) -> tuple[Callable[[], object], Callable[[], object]]:
     spk_b = bundle.signed_prekey.public_key.public_bytes_raw()
     opk_b = bundle.one_time_prekey.public_key.public_bytes_raw()  # type: ignore[union-attr]
     kem_b = bundle.kem_prekey.public_key.public_bytes_raw() if bundle.kem_prekey else b""
-    signed = [(b"m" * 70, bundle.signed_prekey.signature)] * (3 if pq else 2)
+    # The signatures the bundle carries: the signed prekey's, the one-time
+    # prekey's where the profile signs it, the KEM prekey's.
+    signed = [(b"m" * 70, bundle.signed_prekey.signature)] * (
+        1 + int(profile.bind_prekey_ids) + int(pq))
     ik_a_priv = x25519.X25519PrivateKey.from_private_bytes(alice.dh_private.private_bytes_raw())
     ik_b_priv = x25519.X25519PrivateKey.from_private_bytes(bob.dh_private.private_bytes_raw())
     spk_priv = x25519.X25519PrivateKey.from_private_bytes(
@@ -126,6 +138,8 @@ def scenario(pq: bool) -> tuple[Callable[[], object], Callable[[], object]]:
         km = ik_a_priv.exchange(spk) + ek.exchange(ik) + ek.exchange(spk) + ek.exchange(opk)
         if pq:
             ss, ct = mlkem.MLKEM1024PublicKey.from_public_bytes(kem_b).encapsulate()
+            if kyber:
+                ss = hashlib.shake_256(ss + hashlib.sha3_256(ct).digest()).digest(32)
             km += ss
         hkdf_floor(b"\xff" * 32 + km, b"info", 32)
         # Bob: load keys, 4 DH (+ decaps), HKDF.
@@ -134,7 +148,10 @@ def scenario(pq: bool) -> tuple[Callable[[], object], Callable[[], object]]:
         km = spk_priv.exchange(ika) + ik_b_priv.exchange(ek_pub) + spk_priv.exchange(ek_pub) \
             + opk_priv.exchange(ek_pub)
         if kem_priv is not None:
-            km += kem_priv.decapsulate(ct)
+            ss = kem_priv.decapsulate(ct)
+            if kyber:
+                ss = hashlib.shake_256(ss + hashlib.sha3_256(ct).digest()).digest(32)
+            km += ss
         return hkdf_floor(b"\xff" * 32 + km, b"info", 32)
 
     return ours, floor
@@ -147,9 +164,11 @@ def main() -> int:
     args = parser.parse_args()
     rounds, per_round = (3, 20) if args.quick else (15, 200)
     results = []
-    for name, pq in (("X3DH handshake (with one-time prekey)", False),
-                     ("PQXDH handshake (with one-time prekey)", True)):
-        ours, floor = scenario(pq)
+    for name, pq, profile in (("X3DH handshake (with one-time prekey)", False, NATIVE),
+                              ("PQXDH handshake (with one-time prekey)", True, NATIVE),
+                              ("libsignal v4 PQXDH, Kyber1024 (with one-time prekey)", True,
+                               LIBSIGNAL_V4)):
+        ours, floor = scenario(pq, profile)
         # Interleave the two so that drift on the machine hits both alike.
         ours_us, ours_spread = measure(ours, rounds=rounds, per_round=per_round)
         floor_us, floor_spread = measure(floor, rounds=rounds, per_round=per_round)

@@ -87,9 +87,12 @@ def main() -> int:
 
     # Handshakes.  Syndace's X3DH has two states (benchmarks/peers.py): State with
     # its default 100 prekeys, and BaseState with one; each gets its own row.
-    for name, pq in (("X3DH handshake (Syndace: State, 100 prekeys)", False),
-                     ("PQXDH handshake", True)):
-        ours, floor = bench_handshake.scenario(pq)
+    for name, pq, profile in (("X3DH handshake (Syndace: State, 100 prekeys)", False,
+                               signalish.NATIVE),
+                              ("PQXDH handshake", True, signalish.NATIVE),
+                              ("libsignal v4 PQXDH handshake (Kyber1024)", True,
+                               signalish.LIBSIGNAL_V4)):
+        ours, floor = bench_handshake.scenario(pq, profile)
         rows.append(row(name, measure(ours, rounds=rounds, per_round=max(per // 10, 10)),
                         measure(floor, rounds=rounds, per_round=max(per // 10, 10))[0],
                         **({} if pq else {

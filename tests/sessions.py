@@ -59,7 +59,10 @@ def message_key_id(message: bytes, profile: Profile = NATIVE) -> bytes:
     from signalish._wire_v3 import V3PreKeyFrame, parse_v3
 
     limit = 1 << 30
-    frame = parse_v3(message, limit) if profile.wire == "libsignal_v3" else parse(message, limit)
+    if profile.wire == "native":
+        frame = parse(message, limit)
+    else:
+        frame = parse_v3(message, limit, 4 if profile.wire == "libsignal_v4" else 3)
     inner = frame.inner if isinstance(frame, (PreKeyFrame, V3PreKeyFrame)) else frame
     if isinstance(inner, EncryptedFrame):
         return b"nonce" + inner.nonce
