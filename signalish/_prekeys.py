@@ -135,7 +135,7 @@ class PreKeyRing:
         "_next_signed", "_next_one_time", "_next_kem",
         "_one_time_cursor", "_kem_cursor",
         "_signed", "_one_time", "_kem_one_time", "_last_resort", "_closed",
-        "_row_cache",
+        "_row_cache", "_touched",
     )
 
     def __init__(self, identity: IdentityKeyPair, profile: Profile,
@@ -159,10 +159,17 @@ class PreKeyRing:
         # id is never reused and a remembered base key's row is its part key.
         # Replaced, never changed in place.
         self._row_cache: dict[bytes, bytes] = {}
+        # The parts that may have changed since the rows were last read or
+        # computed (to_rows, from_rows), for changes(); None when unknown.
+        self._touched: set[bytes] | None = None
 
     def close(self) -> None:
         """Refuse every further change (see :meth:`SessionManager.prekeys`)."""
         self._closed = True
+
+    def _note(self, *parts: bytes) -> None:
+        if self._touched is not None:
+            self._touched.update(parts)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -240,6 +247,7 @@ class PreKeyRing:
         self._check_open()
         self._check_batch(count, len(self._one_time))
         self._check_ids(self._next_one_time, count)
+        self._touched = None
         first = self._next_one_time
         new = [OneTimePreKey.generate(self._identity, self._profile, first + i, rng)
                for i in range(count)]
@@ -254,6 +262,7 @@ class PreKeyRing:
         self._require_kem()
         self._check_batch(count, len(self._kem_one_time))
         self._check_ids(self._next_kem, count)
+        self._touched = None
         first = self._next_kem
         new = [KemPreKey.generate(self._identity, self._profile, first + i, now, rng,
                                   last_resort=False) for i in range(count)]
@@ -295,6 +304,7 @@ class PreKeyRing:
     def prune(self, now: int) -> None:
         """Drop retired signed and last-resort prekeys whose grace has ended."""
         self._check_open()
+        self._touched = None
         for table in (self._signed, self._last_resort):
             for key_id in [i for i, e in table.items()
                            if e.retire_at is not None and e.retire_at <= now]:
@@ -309,6 +319,7 @@ class PreKeyRing:
         self._check_open()
         self._check_rotation(now, 0)
         self._check_ids(max(self._next_signed, self._next_kem), 1)
+        self._touched = None
         self._one_time.clear()
         self._kem_one_time.clear()
         self._signed.clear()
@@ -420,6 +431,7 @@ class PreKeyRing:
         self._check_open()
         record = self.one_time_prekey(key_id)
         del self._one_time[key_id]
+        self._note(_ONE_TIME_PART + key_id.to_bytes(4, "big"))
         return record
 
     def _uses_one_time(self, header: InitialHeader) -> bool:
@@ -454,11 +466,15 @@ class PreKeyRing:
             self.kem_prekey(header.kem_prekey_id, now=now)
         self.check_replay(header, now=now)
         if not self._uses_one_time(header):
-            self._signed[header.signed_prekey_id].seen.add(header.base_key.public_bytes_raw())
+            base_key = header.base_key.public_bytes_raw()
+            self._signed[header.signed_prekey_id].seen.add(base_key)
+            self._note(_REMEMBERED_PART + header.signed_prekey_id.to_bytes(4, "big") + base_key)
         if header.one_time_prekey_id is not None:
             del self._one_time[header.one_time_prekey_id]
+            self._note(_ONE_TIME_PART + header.one_time_prekey_id.to_bytes(4, "big"))
         if header.kem_prekey_id is not None:
             self._kem_one_time.pop(header.kem_prekey_id, None)
+            self._note(_KEM_PART + header.kem_prekey_id.to_bytes(4, "big"))
 
     # --- serialization -----------------------------------------------------------
 
@@ -546,9 +562,68 @@ class PreKeyRing:
                     row = add_digest(w.u32(key_id).fixed(base_key).getvalue())
                 fresh[part] = row
         self._row_cache = fresh
+        self._touched = set()
         rows = {HEAD_PART: self._head_row()}
         rows.update(fresh)
         return rows
+
+    def changes(self, old: dict[bytes, bytes]
+                ) -> tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], list[bytes]]:
+        """What saving the ring over ``old`` (its rows as last read or
+        written) takes: the new rows, the rows to write, the parts to delete.
+        ``old`` may be updated in place and returned.  After consuming
+        prekeys (the path of a first message) only their rows and the head
+        are looked at; after any other change every row is compared."""
+        if self._touched is None or HEAD_PART not in old:
+            rows = self.to_rows()
+            return (rows, [(part, data) for part, data in rows.items() if old.get(part) != data],
+                    [part for part in old if part not in rows])
+        writes: list[tuple[bytes, bytes]] = []
+        deletes: list[bytes] = []
+        head = self._head_row()
+        if old[HEAD_PART] != head:
+            writes.append((HEAD_PART, head))
+            old[HEAD_PART] = head
+        cache = dict(self._row_cache)  # replaced, never changed in place
+        for part in self._touched:
+            row = self._row_of(part)
+            if row is None:
+                cache.pop(part, None)
+                if part in old:
+                    deletes.append(part)
+                    del old[part]
+            else:
+                cache[part] = row
+                if old.get(part) != row:
+                    writes.append((part, row))
+                    old[part] = row
+        self._row_cache = cache
+        self._touched = set()
+        return old, writes, deletes
+
+    def _row_of(self, part: bytes) -> bytes | None:
+        """The current row under ``part`` (a one-time, KEM or remembered
+        part), or None if there is none."""
+        cached = self._row_cache.get(part)
+        kind, key_id = part[:1], int.from_bytes(part[1:5], "big")
+        if kind == _ONE_TIME_PART:
+            one = self._one_time.get(key_id)
+            if one is None:
+                return None
+            return cached or _row(Tag.ONE_TIME_PREKEY, ONE_TIME_ROW_VERSION, _write_one_time,
+                                  key_id, one)
+        if kind == _KEM_PART:
+            kem = self._kem_one_time.get(key_id)
+            if kem is None:
+                return None
+            return cached or _row(Tag.KEM_PREKEY, KEM_ROW_VERSION, _write_kem, key_id, kem)
+        entry = self._signed.get(key_id)
+        if entry is None or part[5:] not in entry.seen:
+            return None
+        if cached is not None:
+            return cached
+        w = Writer(Tag.PREKEY_RING, REMEMBERED_ROW_VERSION)
+        return add_digest(w.u32(key_id).fixed(part[5:]).getvalue())
 
     @classmethod
     def from_bytes(cls, data: bytes, identity: IdentityKeyPair) -> PreKeyRing:
@@ -692,6 +767,7 @@ class PreKeyRing:
             ring._signed[signed_id].seen.add(part[5:])
             cache[part] = bytes(data)
         ring._row_cache = cache
+        ring._touched = set()
         ring._check_loaded()
         if owner != identity.public.public_bytes_raw():
             raise InvalidArgument("this PreKeyRing belongs to a different identity")

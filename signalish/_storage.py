@@ -17,7 +17,6 @@ them) loads as one; the next save replaces it with rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 
 from ._keys import IdentityKeyPair
 from ._prekeys import PreKeyRing
@@ -29,16 +28,6 @@ __all__ = ["Rows", "load_record", "save_record", "load_ring", "save_ring", "reco
 
 #: part -> row, as last read or written.
 Rows = dict[bytes, bytes]
-
-
-def _write(rows: Mapping[bytes, bytes], old: Mapping[bytes, bytes],
-           save: Callable[[bytes, bytes], None], delete: Callable[[bytes], None]) -> None:
-    for part, data in rows.items():
-        if old.get(part) != data:
-            save(part, data)
-    for part in old:
-        if part not in rows:
-            delete(part)
 
 
 def _legacy(old: Rows) -> bool:
@@ -94,12 +83,15 @@ def load_ring(store: PreKeyStore, identity: IdentityKeyPair) -> tuple[PreKeyRing
 
 def save_ring(store: PreKeyStore, ring: PreKeyRing, old: Rows) -> Rows:
     """Write what changed in ``ring`` since ``old``.  Inside a transaction."""
-    rows = ring.to_rows()
     if _legacy(old):
         for part in store.prekey_parts():  # a whole ring as head: rows replace it
             store.delete_prekeys(part)
         old = {}
-    _write(rows, old, lambda part, data: store.save_prekeys(data, part), store.delete_prekeys)
+    rows, writes, deletes = ring.changes(old)
+    for part, data in writes:
+        store.save_prekeys(data, part)
+    for part in deletes:
+        store.delete_prekeys(part)
     return rows
 
 

@@ -523,3 +523,53 @@ def test_random_histories_round_trip(seed: bytes, profile: Profile,
         assert loaded.to_bytes() == ring.to_bytes()
         assert loaded.to_rows() == rows
         previous = rows
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(min_size=1, max_size=8), st.sampled_from(ALL_PROFILES),
+       st.lists(st.tuples(_OPS, st.integers(0, 3)), max_size=12))
+def test_incremental_changes_leave_the_store_equal_to_the_full_rows(
+        seed: bytes, profile: Profile, ops: list[tuple[str, int]]) -> None:
+    """``changes()`` (what a save writes, looking only at what a consume
+    touched) applied to a store after every operation leaves exactly the
+    rows ``to_rows()`` of a fresh copy would: nothing missed, nothing stale."""
+    identity, ring, rng = make_ring(b"changes" + seed, profile, one_time=3, kem=2)
+    pq = profile.kem_key_prefix is not None
+    store = dict(ring.to_rows())  # what the store holds
+    old = dict(store)
+    now = 1_000
+    for op, n in ops:
+        now += 100
+        if op == "one_time":
+            ring.generate_one_time_prekeys(n + 1, rng)
+        elif op == "kem" and pq:
+            ring.generate_kem_prekeys(n + 1, rng, now=now)
+        elif op == "consume_one_time":
+            bundle = ring.issue_bundle()
+            if bundle.one_time_prekey is not None:
+                ring.consume(_header(ring, rng, one_time=True,
+                                     kem="one_time" if pq and bundle.kem_prekey is not None
+                                     and not bundle.kem_prekey.last_resort else None,
+                                     bundle=bundle), now=now)
+        elif op == "consume_without":
+            ring.consume(_header(ring, rng, one_time=False,
+                                 kem="last_resort" if pq and n % 2 else None), now=now)
+        elif op == "take" and ring.one_time_prekeys_remaining:
+            bundle = ring.issue_bundle()
+            if bundle.one_time_prekey is not None:
+                ring.take_one_time_prekey(bundle.one_time_prekey.key_id)
+        elif op == "rotate":
+            ring.rotate_signed_prekey(rng, now=now, grace=100 * n)
+        elif op == "prune":
+            ring.prune(now)
+        elif op == "bundle":
+            ring.issue_bundle()
+        old, writes, deletes = ring.changes(old)
+        for part, data in writes:
+            store[part] = data
+        for part in deletes:
+            del store[part]
+        assert store == old
+        fresh = PreKeyRing.from_rows(dict(store), identity)
+        assert fresh.to_bytes() == ring.to_bytes()
+        assert fresh.to_rows() == store
