@@ -305,7 +305,7 @@ class Session:
         """The key rows of this session's chains that store keys; remembers
         their parts (for :meth:`SessionRecord.changes`)."""
         rows = {b"k" + self.base_key + chain.chain_id: keys_row(chain)
-                for chain in self.state.window.chains if chain.keys}
+                for chain in self.state.window.chains if chain.key_count}
         self._key_parts = tuple(rows)
         return rows
 

@@ -74,7 +74,7 @@ def encode_state(state: RatchetState, *, keys: bool = True) -> bytes:
     parts.append(_COUNTERS.pack(state.ns, state.nr, state.pn, state.step, len(chains)))
     for chain in chains:
         parts.append(_chain_head(chain))
-        if keys and chain.keys:
+        if keys and chain.key_count:
             parts.append(_chain_keys(chain))
     forgotten = window.forgotten
     parts.append(len(forgotten).to_bytes(4, "big"))
@@ -87,7 +87,7 @@ def _chain_head(chain: Chain) -> bytes:
     end = b"\x00" if chain.end is None else b"\x01" + chain.end.to_bytes(4, "big")
     lost = b"\x00" if chain.lost_from is None else b"\x01" + chain.lost_from.to_bytes(4, "big")
     return b"".join((chain.chain_id, chain.step.to_bytes(8, "big"), end, lost,
-                     _FLOOR.pack(chain.floor, chain.reason, len(chain.keys))))
+                     _FLOOR.pack(chain.floor, chain.reason, chain.key_count)))
 
 
 def _chain_keys(chain: Chain) -> bytes:
@@ -106,7 +106,7 @@ def keys_row(chain: Chain) -> bytes:
     digest.  Kept on the chain until its keys change."""
     if chain.row is None:
         chain.row = add_digest(b"".join((bytes((Tag.CHAIN_KEYS_ROW, 1)), chain.chain_id,
-                                         len(chain.keys).to_bytes(4, "big"),
+                                         chain.key_count.to_bytes(4, "big"),
                                          _chain_keys(chain))))
     return chain.row
 
@@ -152,7 +152,7 @@ def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int,
             raise InvalidEncoding("SessionRecord: floor and reason disagree")
         count = r.count("key count", limits.max_stored_keys)
         if keys is None:
-            _read_keys(r, chain, count)
+            _read_keys(r, chain.keys, count, chain.floor, chain.end, chain.lost_from)
         elif count:
             row = keys(chain.chain_id)
             if row is None:
@@ -161,33 +161,49 @@ def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int,
         if chain.lost_from is not None and chain.floor > chain.lost_from:
             raise InvalidEncoding("SessionRecord: floor above the given-up tail")
         window.chains.append(chain)
-        window.stored += len(chain.keys)
+        window.stored += count
     _check_window(state, window, limits)
     for _ in range(r.count("forgotten count", 2 * limits.max_receiving_chains)):
         window.forgotten.append((r.fixed(32, "forgotten id"), _reason(r, allow_none=False)))
     return state
 
 
-def _read_keys(r: Reader, chain: Chain, count: int) -> None:
-    last = chain.floor - 1
-    end, lost = chain.end, chain.lost_from
+def _read_keys(r: Reader, into: dict[int, tuple[bytes, int]], count: int, floor: int,
+               end: int | None, lost: int | None) -> None:
+    last = floor - 1
     for _ in range(count):
         n = r.u32("message number")
         if n <= last or (end is not None and n >= end) or (lost is not None and n >= lost):
             raise InvalidEncoding("SessionRecord: skipped keys out of order or range")
-        chain.keys[n] = (r.fixed(32, "message key"), r.u64("stored at"))
+        into[n] = (r.fixed(32, "message key"), r.u64("stored at"))
         last = n
 
 
 def _read_keys_row(row: bytes, chain: Chain, count: int) -> None:
-    r = Reader(check_digest(row, "SessionRecord key row"), Tag.CHAIN_KEYS_ROW,
-               "SessionRecord key row", frozenset({1}))
+    """Check a chain's key row against the session row (digest, chain id,
+    count, length) and leave its keys to be parsed, and checked, when the
+    chain first uses them (:meth:`Chain.keys`)."""
+    body = check_digest(row, "SessionRecord key row")
+    r = Reader(body, Tag.CHAIN_KEYS_ROW, "SessionRecord key row", frozenset({1}))
     if r.fixed(32, "chain id") != chain.chain_id:
         raise InvalidEncoding("SessionRecord: a key row of another chain")
     if r.u32("key count") != count:
         raise InvalidEncoding("SessionRecord: key row and session disagree on the key count")
-    _read_keys(r, chain, count)
-    r.finish()
+    start = 2 + 32 + 4
+    if len(body) != start + count * _KEY.size:
+        raise InvalidEncoding("SessionRecord: a key row's length does not match its count")
+    floor, end, lost = chain.floor, chain.end, chain.lost_from
+
+    def parse() -> dict[int, tuple[bytes, int]]:
+        keys_reader = Reader(body, Tag.CHAIN_KEYS_ROW, "SessionRecord key row", frozenset({1}))
+        keys_reader.fixed(36, "chain id and count")
+        parsed: dict[int, tuple[bytes, int]] = {}
+        _read_keys(keys_reader, parsed, count, floor, end, lost)
+        keys_reader.finish()
+        return parsed
+
+    chain.defer(parse, count)
+    chain.encoded = body[start:]
     if type(row) is bytes:
         chain.row = row  # what keys_row would write: an unchanged chain is not rewritten
 

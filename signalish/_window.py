@@ -36,6 +36,7 @@ which messages arrived.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from enum import IntEnum
@@ -102,8 +103,8 @@ class Reason(IntEnum):
 class Chain:
     """One remembered receiving chain."""
 
-    __slots__ = ("chain_id", "step", "end", "lost_from", "floor", "reason", "keys", "encoded",
-                 "row")
+    __slots__ = ("chain_id", "step", "end", "lost_from", "floor", "reason", "_keys",
+                 "_pending", "encoded", "row")
 
     def __init__(self, chain_id: bytes, step: int) -> None:
         self.chain_id = chain_id
@@ -118,8 +119,12 @@ class Chain:
         self.lost_from: int | None = None
         self.floor = 0
         self.reason = Reason.NONE
-        #: message number -> (message key, time stored)
-        self.keys: dict[int, tuple[bytes, int]] = {}
+        self._keys: dict[int, tuple[bytes, int]] = {}
+        # Keys not parsed yet: (a function that parses and checks them, their
+        # count).  A record loaded from store rows parses a chain's keys when
+        # they are first used, so loading a large record costs its sessions,
+        # not its stored keys.
+        self._pending: tuple[Callable[[], dict[int, tuple[bytes, int]]], int] | None = None
         #: The serialized stored keys, and the store row that holds them,
         #: kept by the state codec; every change to the keys goes through
         #: :class:`Window`, which clears both (:meth:`touch`).
@@ -129,6 +134,29 @@ class Chain:
     def touch(self) -> None:
         """Forget the cached serialized forms: the chain changed."""
         self.encoded = self.row = None
+
+    @property
+    def keys(self) -> dict[int, tuple[bytes, int]]:
+        """Message number -> (message key, time stored), in increasing order."""
+        pending = self._pending
+        if pending is not None:
+            self._keys = pending[0]()  # raises, and stays pending, if they are malformed
+            self._pending = None
+        return self._keys
+
+    @keys.setter
+    def keys(self, value: dict[int, tuple[bytes, int]]) -> None:
+        self._keys, self._pending = value, None
+
+    @property
+    def key_count(self) -> int:
+        """How many keys the chain stores, without parsing pending ones."""
+        pending = self._pending
+        return pending[1] if pending is not None else len(self._keys)
+
+    def defer(self, parse: Callable[[], dict[int, tuple[bytes, int]]], count: int) -> None:
+        """Keys to parse (with ``parse``) when first used; ``count`` of them."""
+        self._pending = (parse, count)
 
 
 class Window:
@@ -242,6 +270,6 @@ class Window:
 
     def _forget(self, chain: Chain, reason: Reason, limits: RatchetLimits) -> None:
         self.chains.remove(chain)
-        self.stored -= len(chain.keys)
+        self.stored -= chain.key_count
         self.forgotten.append((chain.chain_id, reason))
         del self.forgotten[: max(0, len(self.forgotten) - 2 * limits.max_receiving_chains)]

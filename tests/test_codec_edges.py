@@ -133,12 +133,19 @@ def bob_record() -> SessionRecord:
 
 
 def refuses(record: SessionRecord) -> None:
-    """Neither the whole-record form nor the store rows of ``record`` load."""
+    """Neither the whole-record form nor the store rows of ``record`` can be
+    used: the whole form does not load; the rows do not load or, where the
+    fault is in a chain's stored keys (parsed when the chain first uses
+    them), the keys are refused at that first use."""
     with pytest.raises(DecodeError):
         SessionRecord.from_bytes(record.to_bytes())
     rows = record.rows()
     with pytest.raises(DecodeError):
-        SessionRecord.from_rows(rows.get)
+        loaded = SessionRecord.from_rows(rows.get)
+        assert loaded is not None
+        for session in loaded[0].sessions:
+            for chain in session.state.window.chains:
+                chain.keys  # noqa: B018 (parses the keys)
 
 
 def test_codec_refuses_states_the_ratchet_cannot_run() -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 from signalish import NoSession, SessionOptions, SignalishError, UntrustedIdentity
-from signalish import MemoryStore
+from signalish import MemoryStore, SessionManager
 from signalish._session import SessionRecord
 from signalish._storage import load_record, record_bytes
-from helpers import session_rows
+from helpers import session_rows, snapshot
 from signalish.errors import (
     AuthenticationError,
     CorruptState,
+    DecodeError,
     DuplicateMessage,
     PolicyViolation,
     PreKeyAlreadyUsed,
@@ -240,3 +241,33 @@ def test_a_direct_state_change_is_written_only_after_touch() -> None:
     assert changed != rows[b"s" + session.base_key]
     reread = SessionRecord.from_rows({**rows, b"s" + session.base_key: changed}.get)
     assert reread is not None and reread[0].sessions[0].state.ns == session.state.ns
+
+
+def test_stored_keys_are_parsed_when_first_used_and_checked_then() -> None:
+    """Loading a record from rows parses sessions, not stored keys: a chain's
+    key row is checked against its session (digest, id, count, length) at
+    load and its keys parsed at first use; malformed keys are refused there,
+    before any use, and the call that hit them changes nothing."""
+    from signalish._encoding import add_digest
+    alice, bob = make_party("alice", b"lazy"), make_party("bob", b"lazy")
+    alice.manager.initiate("bob", bob.bundle())
+    sent = [alice.manager.encrypt("bob", b"%d" % i) for i in range(4)]
+    bob.manager.decrypt("alice", sent[3], now=1)  # keys 0..2 stored
+    loaded = load_record(bob.store, "alice")
+    assert loaded is not None
+    chain = loaded[0].sessions[0].state.window.chains[-1]
+    assert chain._pending is not None and chain.key_count == 3  # not parsed yet
+    assert sorted(chain.keys) == [0, 1, 2] and chain._pending is None
+    # A key row whose digest is right but whose keys are out of order.
+    rows = loaded[1]
+    part = next(p for p in rows if p.startswith(b"k"))
+    body = rows[part][:-16]
+    keys = [body[38 + 44 * i:38 + 44 * (i + 1)] for i in range(3)]
+    swapped = add_digest(body[:38] + keys[1] + keys[0] + keys[2])
+    with bob.store.transaction():
+        bob.store.save_session("alice", swapped, part)
+    fresh = SessionManager(bob.identity, bob.store, rng=bob.rng)
+    before = snapshot(bob.store)
+    with pytest.raises(DecodeError):
+        fresh.decrypt("alice", sent[0], now=2)
+    assert snapshot(bob.store) == before
