@@ -207,8 +207,9 @@ class V3Frame:
 
 
 def seal(mk: bytes, ratchet_key: bytes, pn: int, n: int, plaintext: bytes,
-         identities: bytes, version: int = VERSION) -> bytes:
-    """A SignalMessage, byte for byte as libsignal writes it."""
+         identities: bytes, version: int | None = None) -> bytes:
+    """A SignalMessage, byte for byte as libsignal writes it (version byte
+    ``VERSION`` unless given)."""
     keys = hkdf(mk, salt=None, info=_KEYS_INFO, length=80)
     signed = signal_message_body(ratchet_key, pn, n,
                                  aes256_cbc_encrypt(keys[:32], keys[64:], plaintext), version)
@@ -216,10 +217,10 @@ def seal(mk: bytes, ratchet_key: bytes, pn: int, n: int, plaintext: bytes,
 
 
 def signal_message_body(ratchet_key: bytes, pn: int, n: int, ciphertext: bytes,
-                        version: int = VERSION) -> bytes:
+                        version: int | None = None) -> bytes:
     """Version byte and protobuf of a SignalMessage (what the MAC covers after
     the identities); ``pn`` is the spec's count."""
-    return bytes((version,)) + (_bytes_field(1, b"\x05" + ratchet_key) + _uint_field(2, n)
+    return bytes((VERSION if version is None else version,)) + (_bytes_field(1, b"\x05" + ratchet_key) + _uint_field(2, n)
                                 + _uint_field(3, max(pn, 1) - 1) + _bytes_field(4, ciphertext))
 
 
@@ -265,9 +266,11 @@ class V3PreKeyFrame(InitialMessage):
 
 
 def prekey_message_v3(header: InitialHeader, registration_id: int, message: bytes,
-                      version: int = VERSION) -> bytes:
-    """A PreKeySignalMessage; with ``version`` 0x44, with the Kyber prekey id
-    and ciphertext (fields 7 and 8) that protocol version 4 requires."""
+                      version: int | None = None) -> bytes:
+    """A PreKeySignalMessage (version byte ``VERSION`` unless given), with
+    the Kyber prekey id and ciphertext (fields 7 and 8) when the header has
+    a KEM part (protocol version 4 requires one; version 3 has none)."""
+    version = VERSION if version is None else version
     body = b""
     if header.one_time_prekey_id is not None:
         body += _uint_field(1, header.one_time_prekey_id)
@@ -275,13 +278,9 @@ def prekey_message_v3(header: InitialHeader, registration_id: int, message: byte
     body += _bytes_field(3, b"\x05" + header.identity_key.public_bytes_raw())
     body += _bytes_field(4, message)
     body += _uint_field(5, registration_id) + _uint_field(6, header.signed_prekey_id)
-    if version >> 4 >= 4:
-        if header.kem_prekey_id is None or header.kem_ciphertext is None:
-            raise UnsupportedByProfile("a version 4 PreKeySignalMessage needs a Kyber prekey")
+    if header.kem_prekey_id is not None and header.kem_ciphertext is not None:
         body += _uint_field(7, header.kem_prekey_id)
         body += _bytes_field(8, b"\x08" + header.kem_ciphertext)
-    elif header.kem_prekey_id is not None:
-        raise UnsupportedByProfile("a version 3 PreKeySignalMessage has no Kyber prekey")
     return bytes((version,)) + body
 
 
@@ -343,6 +342,8 @@ class V3Wire:
 
     def initial_message(self, header: InitialHeader, registration_id: int,
                         message: bytes) -> bytes:
+        if header.kem_prekey_id is not None:
+            raise UnsupportedByProfile("a version 3 PreKeySignalMessage has no Kyber prekey")
         return prekey_message_v3(header, registration_id, message)
 
     def message_type(self, data: bytes) -> int:

@@ -59,6 +59,8 @@ class V4Wire:
 
     def initial_message(self, header: InitialHeader, registration_id: int,
                         message: bytes) -> bytes:
+        if header.kem_prekey_id is None:
+            raise UnsupportedByProfile("a version 4 PreKeySignalMessage needs a Kyber prekey")
         return prekey_message_v3(header, registration_id, message, VERSION_4)
 
     def message_type(self, data: bytes) -> int:
