@@ -60,6 +60,38 @@ def test_cli_verify_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "conversations.json 4: native-negative" in out and " 0 failed" in out
 
 
+def test_verifier_uses_round3_kyber_for_libsignal_v4() -> None:
+    """A libsignal_v4 case whose recorded KEM secret is the ML-KEM-1024 one
+    for the same ciphertext (what a Kyber1024 mistaken for ML-KEM gives) is
+    refused, in x3dh.json and in a conversation's initiate event."""
+    from signalish._primitives import KemPrivateKey
+
+    def mlkem_secret(seed: str, ciphertext: str) -> str:
+        return KemPrivateKey.from_seed(bytes.fromhex(seed)).decapsulate(
+            bytes.fromhex(ciphertext)).hex()
+
+    data = json.loads((VECTORS / "x3dh.json").read_text())
+    data["cases"] = [c for c in data["cases"] if c["profile"] == "libsignal_v4"]
+    assert len(data["cases"]) == 4
+    case = data["cases"][0]
+    case["kem_shared_secret"] = mlkem_secret(case["kem_prekey"]["seed"], case["kem_ciphertext"])
+    outcomes = [problem for _, problem in check_file(data)]
+    assert outcomes[0] is not None and "kyber1024 decapsulation" in outcomes[0]
+    assert all(problem is None for problem in outcomes[1:])
+
+    data = json.loads((VECTORS / "conversations.json").read_text())
+    data["cases"] = [c for c in data["cases"] if c["profile"] == "libsignal_v4"]
+    assert len(data["cases"]) >= 1
+    case = data["cases"][0]
+    event = next(e for e in case["events"] if e["op"] == "initiate")
+    seed = next(k["seed"] for k in case["parties"]["bob"]["prekeys"]["kem"]
+                if not k["last_resort"])
+    event["kem_shared_secret"] = mlkem_secret(seed, event["kem_ciphertext"])
+    outcomes = [problem for _, problem in check_file(data)]
+    assert outcomes[0] is not None and "kyber1024 decapsulation" in outcomes[0], outcomes[0]
+    assert all(problem is None for problem in outcomes[1:])
+
+
 @settings(max_examples=20, deadline=None)
 @given(st.binary(min_size=32, max_size=32), st.sampled_from(["ML-KEM-768", "ML-KEM-1024"]))
 def test_deterministic_encapsulation_agrees_with_openssl(m: bytes, parameter_set: str) -> None:

@@ -29,7 +29,7 @@ from signalish._primitives import (
     hkdf_expand,
     hmac_sha256,
 )
-from signalish._profile import LIBSIGNAL_V3, NATIVE, Profile
+from signalish._profile import LIBSIGNAL_V3, LIBSIGNAL_V4, NATIVE, Profile
 from signalish._ratchet import kdf_ck, kdf_rk
 from signalish._sealed import SealedBoxSuite, _info
 from signalish._session import SessionOptions, SessionRecord
@@ -37,6 +37,7 @@ from signalish._storage import record_bytes, ring_bytes
 from signalish._stores import MemoryStore
 from signalish._window import RatchetLimits
 from signalish._x3dh import _respond_with_keys, initiate
+from vectorgen.kyber_encaps import kyber1024_encaps_derandomized
 from vectorgen.mlkem_encaps import encaps_internal
 
 Json = dict[str, Any]
@@ -60,10 +61,18 @@ def envelope(kind: str, description: str, cases: list[Json]) -> Json:
             "description": description, "cases": cases}
 
 
-def kem_encapsulation(bundle: PreKeyBundle, m: bytes) -> tuple[bytes, bytes] | None:
+def kem_encapsulation(profile: Profile, bundle: PreKeyBundle,
+                      m: bytes) -> tuple[bytes, bytes] | None:
+    """(ciphertext, shared secret) to the bundle's KEM prekey, from 32 bytes
+    ``m``: FIPS 203 ML-KEM-1024.Encaps_internal(ek, m), or under a profile
+    whose KEM is round-3 Kyber1024 (libsignal_v4) Kyber.CCAKEM.Enc with ``m``
+    as its 32 random bytes (round 3 then hashes them: m := SHA3-256(m))."""
     if bundle.kem_prekey is None:
         return None
-    return encaps_internal(bundle.kem_prekey.public_key.public_bytes_raw(), m, "ML-KEM-1024")
+    public = bundle.kem_prekey.public_key.public_bytes_raw()
+    if profile.kem == "kyber1024":
+        return kyber1024_encaps_derandomized(public, m)
+    return encaps_internal(public, m, "ML-KEM-1024")
 
 
 # --- kdf.json -------------------------------------------------------------------
@@ -95,13 +104,16 @@ def gen_kdf() -> Json:
 # --- x3dh.json ------------------------------------------------------------------
 
 
-def _x3dh_case(profile: Profile, one_time: bool, kem: bool, seed: bytes) -> Json:
+def _x3dh_case(profile: Profile, one_time: bool, kem: bool, seed: bytes,
+               last_resort_kem: bool = False) -> Json:
+    """``kem``: PQXDH with a one-time KEM prekey, or with ``last_resort_kem``
+    the ring's last-resort one (the ring has no one-time KEM prekey then)."""
     rng = DeterministicRandom(seed)
     alice, bob = IdentityKeyPair.generate(rng), IdentityKeyPair.generate(rng)
     ring = PreKeyRing.create(bob, profile, rng, now=0, registration_id=7, device_id=3)
     if one_time:
         ring.generate_one_time_prekeys(1, rng)
-    if kem:
+    if kem and not last_resort_kem:
         ring.generate_kem_prekeys(1, rng, now=0)
     bundle = ring.issue_bundle()
     if not kem and bundle.kem_prekey is not None:
@@ -109,7 +121,8 @@ def _x3dh_case(profile: Profile, one_time: bool, kem: bool, seed: bytes) -> Json
                               None, bundle.registration_id, bundle.device_id)
     ek = PrivateKey.generate(rng)
     m = rng.random_bytes(32) if kem else None
-    encapsulation = kem_encapsulation(bundle, m) if m else None
+    encapsulation = kem_encapsulation(profile, bundle, m) if m else None
+    assert kem == (encapsulation is not None)
     sent = initiate(alice, bundle, profile, ephemeral_key=ek, kem_encapsulation=encapsulation)
     spk = ring.current_signed_prekey
     otk = ring.one_time_prekey(bundle.one_time_prekey.key_id) if bundle.one_time_prekey else None
@@ -145,6 +158,12 @@ def gen_x3dh() -> Json:
             for kem in ((False, True) if profile is NATIVE else (False,)):
                 seed = f"vectors/x3dh/{profile.name}/{one_time}/{kem}".encode()
                 cases.append(_x3dh_case(profile, one_time, kem, seed))
+    # libsignal v4: PQXDH with round-3 Kyber1024 always; one-time or last-resort Kyber.
+    for one_time in (True, False):
+        for kyber in ("one-time", "last-resort"):
+            seed = f"vectors/x3dh/{LIBSIGNAL_V4.name}/{one_time}/{kyber}".encode()
+            cases.append(_x3dh_case(LIBSIGNAL_V4, one_time, True, seed,
+                                    last_resort_kem=kyber == "last-resort"))
     return envelope("x3dh", "X3DH and PQXDH for every combination of prekeys", cases)
 
 
@@ -195,7 +214,8 @@ class Conversation:
                  header_encryption: bool = False, limits: RatchetLimits | None = None,
                  pq: bool = True, one_time_prekeys: int = 3, seed: bytes | None = None) -> None:
         seed = seed or b"vectors/conversations/" + name.encode()
-        base = SessionOptions.libsignal(0) if profile is LIBSIGNAL_V3 else SessionOptions()
+        base = (SessionOptions.libsignal(0) if profile.ratchet_start == "libsignal"
+                else SessionOptions())
         #: False: bundles are handed out without their KEM prekey (plain X3DH),
         #: which keeps the vectors small where PQXDH is not the point.
         self.pq = pq
@@ -223,7 +243,7 @@ class Conversation:
                                   bundle.one_time_prekey, None, bundle.registration_id,
                                   bundle.device_id)
         m = hashlib.sha256(b"kem-m" + bundle.to_bytes()).digest() if bundle.kem_prekey else None
-        encapsulation = kem_encapsulation(bundle, m) if m else None
+        encapsulation = kem_encapsulation(self.parties[who].profile, bundle, m) if m else None
         self.parties[who].manager.initiate(self.other(who), bundle,
                                            kem_encapsulation=encapsulation)
         self.case["events"].append({
@@ -488,6 +508,59 @@ def _script_initial_messages(c: Conversation) -> None:
     c.receive("bob", p[0], expect="PreKeyAlreadyUsed")
 
 
+def _script_out_of_order_tampered(c: Conversation) -> None:
+    """The deliveries of _script_out_of_order, with tampered copies refused
+    on the way: a message that would start a DH step with a MAC byte changed
+    (no step is taken and nothing is drawn), an initial message whose Kyber
+    ciphertext changed after Bob built the session from the genuine one (a
+    changed initial header), and a message whose key is stored with a
+    ciphertext byte changed (the key stays)."""
+    c.initiate("alice")
+    a1 = [c.send("alice", f"a1-{i}") for i in range(4)]
+    c.receive("bob", a1[2], expect="ok")
+    b1 = [c.send("bob", f"b1-{i}") for i in range(3)]
+    c.receive("alice", b1[2], flip=len(c.messages[b1[2]]) - 3, expect="AuthenticationError")
+    c.receive("alice", b1[2], expect="ok")
+    a2 = [c.send("alice", f"a2-{i}") for i in range(3)]
+    c.receive("bob", a2[1], expect="ok")
+    b2 = [c.send("bob", f"b2-{i}") for i in range(2)]
+    c.receive("bob", a1[0], flip=len(c.messages[a1[0]]) - 3, expect="AuthenticationError")
+    c.receive("alice", b1[0], flip=len(c.messages[b1[0]]) - 9, expect="AuthenticationError")
+    for who, index in (("alice", b2[1]), ("bob", a1[0]), ("alice", b1[0]), ("bob", a2[2]),
+                       ("bob", a1[3]), ("alice", b1[1]), ("bob", a2[0]), ("alice", b2[0]),
+                       ("bob", a1[1])):
+        c.receive(who, index, expect="ok")
+
+
+def _script_kyber_prekeys(c: Conversation) -> None:
+    """Bob has one one-time EC prekey, two one-time Kyber prekeys and his
+    last-resort Kyber prekey.  Alice builds three sessions, using them in that
+    order; then Bob deletes his session and the three initial messages come
+    back: the one-time keys are gone (PreKeyAlreadyUsed), the last-resort
+    session's base key is remembered (PreKeyReplayed)."""
+    c.initiate("alice")                                   # S1: OPK 1, one-time Kyber
+    p = [c.send("alice", f"p{i}") for i in range(2)]
+    c.receive("bob", p[0], flip=len(c.messages[p[0]]) - 100,  # Kyber ciphertext
+              expect="AuthenticationError")
+    c.receive("bob", p[0], flip=len(c.messages[p[0]]) - 1600,  # inside the SignalMessage
+              expect="AuthenticationError")
+    c.receive("bob", p[0], expect="ok")
+    c.receive("alice", c.send("bob", "r0"), expect="ok")
+    c.initiate("alice")                                   # S2: no OPK, one-time Kyber
+    q = c.send("alice", "q0")
+    c.receive("bob", q, expect="ok")
+    c.initiate("alice")                                   # S3: no OPK, last-resort Kyber
+    r = c.send("alice", "r0")
+    c.receive("bob", r, expect="ok")
+    c.receive("alice", c.send("bob", "on S3"), expect="ok")
+    c.receive("bob", c.send("alice", "S3 again"), expect="ok")
+    c.receive("bob", p[1], expect="ok")                   # S1, late: current again at Bob
+    c.delete_session("bob")
+    c.receive("bob", p[0], expect="PreKeyAlreadyUsed")
+    c.receive("bob", q, expect="PreKeyAlreadyUsed")
+    c.receive("bob", r, expect="PreKeyReplayed")
+
+
 def _byte_order_seed(name: str) -> bytes:
     """The first seed whose two base keys order one way as bytes and the
     other way as little-endian integers (so the tie-break is unambiguous)."""
@@ -561,6 +634,20 @@ def gen_conversations() -> Json:
         seed=_byte_order_seed(name))
     _script_simultaneous(conversation)
     cases.append(conversation.finish())
+    v4: list[tuple[str, str, int, Callable[[Conversation], None]]] = [
+        ("libsignal_v4-in-order", "libsignal protocol v4 (Kyber1024 prekeys, no SPQR), in "
+         "order", 3, _script_in_order),
+        ("libsignal_v4-out-of-order", "libsignal protocol v4, out of order across DH steps, "
+         "tampered copies refused on the way", 3, _script_out_of_order_tampered),
+        ("libsignal_v4-kyber-prekeys", "libsignal protocol v4: one-time and last-resort "
+         "Kyber prekeys, a tampered Kyber ciphertext, initial messages replayed after the "
+         "session is deleted", 1, _script_kyber_prekeys),
+    ]
+    for name, description, one_time_prekeys, script in v4:
+        conversation = Conversation(name, description, LIBSIGNAL_V4,
+                                    one_time_prekeys=one_time_prekeys)
+        script(conversation)
+        cases.append(conversation.finish())
     return envelope("conversation", "whole conversations, every message's bytes", cases)
 
 

@@ -18,8 +18,9 @@ from .._primitives import (
     argon2id,
     hkdf,
     hmac_sha256,
+    kyber1024_decapsulate,
 )
-from .._profile import LIBSIGNAL_V3, PROFILES
+from .._profile import LIBSIGNAL_V3, PROFILES, Profile
 from .._ratchet import kdf_ck, kdf_rk
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
 from .._session import SessionOptions
@@ -77,6 +78,13 @@ def check_kdf(case: Json) -> None:
            case["libsignal_message_keys"])
 
 
+def decapsulate(profile: Profile, key: KemPrivateKey, ciphertext: bytes) -> bytes:
+    """The profile's KEM: ML-KEM-1024, or round-3 Kyber1024 (libsignal_v4)."""
+    if profile.kem == "kyber1024":
+        return kyber1024_decapsulate(key, ciphertext)
+    return key.decapsulate(ciphertext)
+
+
 def check_x3dh(case: Json) -> None:
     profile = PROFILES[case["profile"]]
     alice = IdentityKeyPair.from_seed(h(case["alice_identity_seed"]))
@@ -90,13 +98,18 @@ def check_x3dh(case: Json) -> None:
     otk = case["one_time_prekey"] and PrivateKey.from_private_bytes(h(case["one_time_prekey"]["private"]))
     kem = case["kem_prekey"] and KemPrivateKey.from_seed(h(case["kem_prekey"]["seed"]))
     # The encapsulation is taken as recorded (making it from kem_encaps_m
-    # needs a derandomized ML-KEM, which only the generator has): its shared
-    # secret must be what the KEM prekey decapsulates from its ciphertext.
+    # needs a derandomized ML-KEM or round-3 Kyber, which only the generator
+    # has): its shared secret must be what the KEM prekey decapsulates from
+    # its ciphertext, with the profile's KEM (libsignal_v4: round-3 Kyber1024).
     encapsulation = None
     if case["kem_ciphertext"]:
         assert kem
+        assert bundle.kem_prekey is not None
+        expect("KEM prekey", bundle.kem_prekey.public_key, kem.public)
+        expect("KEM prekey last-resort flag", bundle.kem_prekey.last_resort,
+               case["kem_prekey"]["last_resort"])
         encapsulation = (h(case["kem_ciphertext"]), h(case["kem_shared_secret"]))
-        expect("KEM decapsulation", kem.decapsulate(encapsulation[0]).hex(),
+        expect(f"{profile.kem} decapsulation", decapsulate(profile, kem, encapsulation[0]).hex(),
                case["kem_shared_secret"])
     sent = initiate(alice, bundle, profile, ephemeral_key=PrivateKey.from_private_bytes(
         h(case["alice_ephemeral_private"])), kem_encapsulation=encapsulation)
@@ -131,9 +144,16 @@ def check_conversation(case: Json) -> None:
             bundle = PreKeyBundle.from_bytes(h(event["bundle"]))
             # As recorded; the responder decapsulates the ciphertext, so a
             # shared secret that does not match it fails the first message.
+            # Checked here first, with the KEM prekey the bundle names.
             encapsulation = None
             if event["kem_ciphertext"]:
                 encapsulation = (h(event["kem_ciphertext"]), h(event["kem_shared_secret"]))
+                assert bundle.kem_prekey is not None
+                seed = next(k["seed"] for k in case["parties"][other[event["from"]]]
+                            ["prekeys"]["kem"] if k["id"] == bundle.kem_prekey.key_id)
+                expect(f"{where} {profile.kem} decapsulation",
+                       decapsulate(profile, KemPrivateKey.from_seed(h(seed)),
+                                   encapsulation[0]).hex(), event["kem_shared_secret"])
             parties[event["from"]][0].initiate(other[event["from"]], bundle,
                                                kem_encapsulation=encapsulation)
         elif event["op"] == "delete_session":
@@ -232,7 +252,9 @@ def case_label(kind: str, index: int, case: Json) -> str:
                                               and "profile" in case else "")
     if kind == "x3dh":
         return f"{index}: {case['profile']} {case['protocol']}" + (
-            " +OPK" if case["one_time_prekey"] else "")
+            " +OPK" if case["one_time_prekey"] else "") + (
+            " last-resort KEM" if case["kem_prekey"] and case["kem_prekey"]["last_resort"]
+            else "")
     return str(index)
 
 

@@ -1,10 +1,24 @@
-"""An independent reference of signalish's two profiles, for checking vectors.
+"""An independent reference of signalish's profiles, for checking vectors.
 
 Written only from Signal's X3DH, PQXDH and Double Ratchet specifications,
-RFC 9106 and signalish's documentation (docs/profiles.md, docs/ratchet.md,
+RFC 9106, FIPS 203, the CRYSTALS-Kyber round-3 specification (v3.02) and
+signalish's documentation (docs/profiles.md, docs/ratchet.md,
 docs/formats.md, docs/libsignal.md, docs/sealed_backup_safety.md), sharing
 no code with signalish.  Plain, not fast: states are dictionaries, and a
 party is deep-copied before every delivery so that a refusal changes nothing.
+
+The three profiles: ``native``, ``libsignal_v3`` and ``libsignal_v4``
+(libsignal protocol version 4 without SPQR: version 3 plus a Kyber1024
+prekey in every session, libsignal.md "The handshake of version 4").  The
+KEMs come from outside signalish: ML-KEM-1024 from ``cryptography``
+(OpenSSL), and libsignal's Kyber1024, which is round-3 CRYSTALS-Kyber and
+not ML-KEM, from kyber-py's round-3 implementation (``kyber_py.kyber``),
+run as round 3 specifies it (Algorithms 8 and 9), not as ML-KEM plus a hash
+(the way signalish computes it).  Kyber prekeys are listed, like ML-KEM
+ones, by their FIPS 203 seed d || z: FIPS 203 KeyGen_internal (kyber-py's
+``ML_KEM_1024.key_derive``) expands it into a decapsulation key dk_PKE || ek
+|| H(ek) || z, which is byte for byte round 3's secret key sk' || pk || H(pk)
+|| z (FIPS 203 section 1.3 changed no encoding), and round-3 Dec runs on it.
 
 It recomputes every vector kind that depends on signalish's own choices:
 
@@ -33,14 +47,25 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from kyber_py.kyber.default_parameters import DEFAULT_PARAMETERS  # type: ignore[import-untyped]
+from kyber_py.kyber.kyber import Kyber  # type: ignore[import-untyped]
+from kyber_py.ml_kem import ML_KEM_1024  # type: ignore[import-untyped]
 
 PROFILES = {
-    "native": {"prefix": b"", "x3dh": b"signalish_X3DH_CURVE25519_SHA-256",
+    "native": {"prefix": b"", "kem_prefix": b"", "kem": "ML-KEM-1024",
+               "x3dh": b"signalish_X3DH_CURVE25519_SHA-256",
                "pqxdh": b"signalish_PQXDH_CURVE25519_SHA-256_ML-KEM-1024", "sk": 32,
-               "ratchet": b"signalish_Ratchet"},
-    "libsignal_v3": {"prefix": b"\x05", "x3dh": b"WhisperText", "pqxdh": None, "sk": 64,
-                     "ratchet": b"WhisperRatchet"},
+               "ratchet": b"signalish_Ratchet", "version": None},
+    "libsignal_v3": {"prefix": b"\x05", "kem_prefix": None, "kem": None,
+                     "x3dh": b"WhisperText", "pqxdh": None, "sk": 64,
+                     "ratchet": b"WhisperRatchet", "version": 0x34},
+    # libsignal.md "The handshake of version 4": RK || CK || 32 bytes for SPQR.
+    "libsignal_v4": {"prefix": b"\x05", "kem_prefix": b"\x08", "kem": "Kyber1024",
+                     "x3dh": b"WhisperText",
+                     "pqxdh": b"WhisperText_X25519_SHA-256_CRYSTALS-KYBER-1024", "sk": 96,
+                     "ratchet": b"WhisperRatchet", "version": 0x44},
 }
+LIBSIGNAL = ("libsignal_v3", "libsignal_v4")
 MAX_COUNTER = 0xFFFFFFFF
 NONE, EVICTED, EXPIRED = 0, 1, 2  # formats.md: drop reasons
 REASON_ERROR = {EVICTED: "MessageKeyEvicted", EXPIRED: "MessageKeyExpired"}
@@ -91,7 +116,47 @@ def identity_private(seed: bytes) -> bytes:
 
 
 def kem_public(seed: bytes) -> bytes:
+    """FIPS 203 ML-KEM-1024.KeyGen_internal(d, z) from the seed d || z: ek.
+    Round-3 Kyber1024 keys have the same 1568-byte public key format."""
     return mlkem.MLKEM1024PrivateKey.from_seed_bytes(seed).public_key().public_bytes_raw()
+
+
+def kyber_decapsulation_key(seed: bytes) -> bytes:
+    """The 3168-byte key round-3 Kyber.CCAKEM.Dec takes, from the FIPS 203
+    seed: ML-KEM's dk = dk_PKE || ek || H(ek) || z, round 3's sk layout."""
+    ek, dk = ML_KEM_1024.key_derive(seed)
+    assert ek == kem_public(seed) and dk[1536:1536 + 1568] == ek
+    return dk
+
+
+def kyber_round3(coins: bytes | None = None) -> Kyber:
+    """A fresh kyber-py round-3 Kyber1024 (its module-level instance is
+    shared); with ``coins``, its one draw of 32 random bytes returns them."""
+    kyber = Kyber(DEFAULT_PARAMETERS["kyber_1024"])
+    if coins is not None:
+        draws = [coins]
+
+        def random_bytes(n: int) -> bytes:
+            assert n == 32 and draws, "round-3 encapsulation draws 32 bytes once"
+            return draws.pop()
+
+        kyber.random_bytes = random_bytes
+    return kyber
+
+
+def kyber_encapsulate(public: bytes, coins: bytes) -> tuple[bytes, bytes]:
+    """Round-3 Kyber1024.CCAKEM.Enc (v3.02 Algorithm 8) whose random m is
+    ``coins`` (it then hashes m = H(m)): (ciphertext, shared secret)."""
+    secret, ciphertext = kyber_round3(coins).encaps(public)  # kyber-py returns (K, c)
+    return ciphertext, secret
+
+
+def kem_decapsulate(profile: str, seed: bytes, ciphertext: bytes) -> bytes:
+    """The profile's KEM: ML-KEM-1024 (FIPS 203, OpenSSL via pyca), or
+    round-3 Kyber1024 (libsignal_v4; v3.02 Algorithm 9, kyber-py)."""
+    if PROFILES[profile]["kem"] == "Kyber1024":
+        return kyber_round3().decaps(kyber_decapsulation_key(seed), ciphertext)
+    return mlkem.MLKEM1024PrivateKey.from_seed_bytes(seed).decapsulate(ciphertext)
 
 
 def gcm_open(key: bytes, nonce: bytes, data: bytes, ad: bytes) -> bytes:
@@ -124,8 +189,8 @@ def digest16(body: bytes) -> bytes:
 def prekey_signature(profile: str, seed: bytes, kind: int, key_id: int, encoded: bytes) -> bytes:
     """profiles.md: an Ed25519 signature by the identity seed (sign bit 0, so
     also the XEdDSA one); native signs context, kind, id and key, libsignal
-    Encode(key) only."""
-    message = encoded if profile == "libsignal_v3" else (
+    Encode(key) only (libsignal.md: a Kyber prekey's is over 0x08 || key)."""
+    message = encoded if profile in LIBSIGNAL else (
         b"signalish prekey signature v1\x00" + bytes([kind]) + u32(key_id) + encoded)
     return ed25519.Ed25519PrivateKey.from_private_bytes(seed).sign(message)
 
@@ -145,7 +210,7 @@ def build_bundle(profile: str, identity_seed: bytes, registration_id: int, devic
     else:
         otk_pub = public_of(otk[1])
         out += b"\x01" + u32(otk[0]) + otk_pub
-        if profile == "libsignal_v3":  # unsigned, as in X3DH
+        if profile in LIBSIGNAL:  # unsigned, as in X3DH
             out += b"\x00"
         else:
             out += b"\x01" + prekey_signature(profile, identity_seed, 2, otk[0], otk_pub)
@@ -155,7 +220,8 @@ def build_bundle(profile: str, identity_seed: bytes, registration_id: int, devic
         kem_id, kem_seed, last_resort = kem
         public = kem_public(kem_seed)
         out += b"\x01" + u32(kem_id) + bytes([last_resort]) + public
-        out += prekey_signature(profile, identity_seed, 4 if last_resort else 3, kem_id, public)
+        out += prekey_signature(profile, identity_seed, 4 if last_resort else 3, kem_id,
+                                PROFILES[profile]["kem_prefix"] + public)
     return out
 
 
@@ -174,9 +240,10 @@ def parse_bundle(data: bytes) -> dict[str, Any]:
         pos += 1 + (64 if data[pos] == 1 else 0)
     else:
         pos += 1
-    bundle["kem_id"] = None
+    bundle["kem_id"] = bundle["kem"] = None
     if data[pos] == 1:
         bundle["kem_id"] = struct.unpack(">I", data[pos + 1:pos + 5])[0]
+        bundle["kem"] = data[pos + 6:pos + 6 + 1568]  # after id and last-resort flag
     return bundle
 
 
@@ -292,7 +359,8 @@ class Party:
         self.profile = profile
         self.p, self.he, self.limits = PROFILES[profile], header_encryption, limits
         self.max_archived = max_archived
-        self.v3 = profile == "libsignal_v3"
+        #: libsignal.md: versions 3 and 4 share messages, MAC and ratchet start.
+        self.libsignal = profile in LIBSIGNAL
         self.ik = identity_private(bytes.fromhex(keys["identity_seed"]))
         self.ik_pub = public_of(self.ik)
         self.registration_id = keys["registration_id"]
@@ -334,7 +402,9 @@ class Party:
                    "ad": self.enc(self.ik_pub) + self.enc(b["identity"]),
                    "base": public_of(ek), "digest": hashlib.sha256(header).digest(),
                    "state": self.start_ratchet(sk, b["spk"], alice=True),
-                   "spk_id": b["spk_id"], "otk_id": b["otk_id"], "blocked": False}
+                   "spk_id": b["spk_id"], "otk_id": b["otk_id"],
+                   "kem_id": b["kem_id"] if kem else None, "ct": kem and kem[0],
+                   "blocked": False}
         # ratchet.md "Sessions": a new session of ours is current; the oldest go.
         self.record = [session] + (self.record or [])
         del self.record[1 + self.max_archived:]
@@ -351,7 +421,7 @@ class Party:
         if alice:
             s["dhs"] = self.draw()
             s["dhr"] = ratchet_key
-            if self.v3:  # Alice keeps SK's chain as her receiving chain, at step 0
+            if self.libsignal:  # Alice keeps SK's chain as her receiving chain, at step 0
                 s["ckr"] = sk[32:64]
                 s["chains"].append(new_chain(ratchet_key, 0))
             s["rk"], s["cks"], nhks = self.kdf_rk(rk, dh(s["dhs"], ratchet_key))
@@ -359,7 +429,7 @@ class Party:
                 s["hks"], s["nhks"], s["nhkr"] = hka, nhks, nhkb
         else:
             s["dhs"] = ratchet_key
-            if self.v3:
+            if self.libsignal:
                 s["cks"] = sk[32:64]
             if self.he:
                 s["nhks"], s["nhkr"] = nhkb, hka
@@ -385,13 +455,14 @@ class Party:
         s["cks"] = mac(s["cks"], b"\x02")
         n, pn = s["ns"], s["pn"]
         s["ns"] += 1
-        if self.v3:
+        if self.libsignal:
             keys = hkdf(b"", mk, b"WhisperMessageKeys", 80)
             padder = padding.PKCS7(128).padder()
             encryptor = Cipher(algorithms.AES(keys[:32]), modes.CBC(keys[64:])).encryptor()
             ct = encryptor.update(padder.update(plaintext) + padder.finalize()) \
                 + encryptor.finalize()
-            body = (b"\x34" + b"\x0a\x21\x05" + public_of(s["dhs"]) + b"\x10" + varint(n)
+            version = bytes([self.p["version"]])
+            body = (version + b"\x0a\x21\x05" + public_of(s["dhs"]) + b"\x10" + varint(n)
                     + b"\x18" + varint(max(pn, 1) - 1) + b"\x22" + varint(len(ct)) + ct)
             message = body + mac(keys[32:64], self.enc(self.ik_pub)
                                  + self.enc(session["remote"]) + body)[:8]
@@ -400,7 +471,10 @@ class Party:
                 pre += b"\x12\x21\x05" + session["base"] + b"\x1a\x21\x05" + self.ik_pub
                 pre += b"\x22" + varint(len(message)) + message
                 pre += b"\x28" + varint(self.registration_id) + b"\x30" + varint(session["spk_id"])
-                return b"\x34" + pre
+                if self.profile == "libsignal_v4":  # 7 Kyber prekey id, 8 0x08 || ciphertext
+                    pre += b"\x38" + varint(session["kem_id"])
+                    pre += b"\x42" + varint(1 + len(session["ct"])) + b"\x08" + session["ct"]
+                return version + pre
             return message
         key = mac(mk, b"signalish_MessageKey\x01")
         header = public_of(s["dhs"]) + struct.pack(">II", pn, n)
@@ -435,14 +509,17 @@ class Party:
         return self.route(inner, now)
 
     def split_prekey(self, data: bytes) -> tuple[dict[str, Any] | None, bytes]:
-        if self.v3:
+        if self.libsignal:
             if data[1] == 0x0A:
                 return None, data
             f = proto_fields(data[1:])
             h = {"identity": f[3][1:], "base": f[2][1:], "spk_id": f[6], "otk_id": f.get(1),
-                 "kem_id": None, "ct": None}
+                 "kem_id": f.get(7), "ct": None}
+            if 8 in f:  # version 4: 0x08 || Kyber ciphertext
+                assert f[8][:1] == b"\x08" and len(f[8]) == 1569
+                h["ct"] = f[8][1:]
             h["bytes"] = initial_header(h["identity"], h["base"], h["spk_id"], h["otk_id"],
-                                        None, None)
+                                        h["kem_id"], h["ct"])
             return h, f[4]
         if data[0] != 0x42:
             return None, data
@@ -504,8 +581,7 @@ class Party:
         if h["otk_id"] is not None:
             km += dh(self.otk[h["otk_id"]], h["base"])
         if h["ct"] is not None:
-            km += mlkem.MLKEM1024PrivateKey.from_seed_bytes(
-                self.kem[h["kem_id"]][0]).decapsulate(h["ct"])
+            km += kem_decapsulate(self.profile, self.kem[h["kem_id"]][0], h["ct"])
         sk = self.kdf_sk(km, h["ct"] is not None)
         return {"initiated_by_us": False, "pending": None, "remote": h["identity"],
                 "ad": self.enc(h["identity"]) + self.enc(self.ik_pub), "base": h["base"],
@@ -594,7 +670,7 @@ class Party:
 
     def header_of(self, s: dict[str, Any], data: bytes) -> tuple[bytes, bytes, int, int] | None:
         """(chain id, ratchet key, PN, N), or None if this session cannot read it."""
-        if self.v3:
+        if self.libsignal:
             f = proto_fields(data[1:-8])
             return f[1][1:], f[1][1:], f[3] + 1, f[2]  # libsignal.md: PN = wire + 1
         if self.he != (data[0] == 0x41):
@@ -721,7 +797,7 @@ class Party:
         return plaintext
 
     def open_body(self, session: dict[str, Any], mk: bytes, data: bytes) -> bytes:
-        if self.v3:
+        if self.libsignal:
             keys = hkdf(b"", mk, b"WhisperMessageKeys", 80)
             expected = mac(keys[32:64], self.enc(session["remote"]) + self.enc(self.ik_pub)
                            + data[:-8])[:8]
