@@ -128,6 +128,7 @@ class _Call:
         try:
             if manager.store.generation != manager._cache_generation:
                 manager._cache.clear()  # someone else wrote: start over
+                manager._identities.clear()
                 manager._ring = None
         except BaseException as error:
             inner.__exit__(type(error), error, error.__traceback__)
@@ -149,6 +150,7 @@ class _Call:
 
     def _failed(self) -> None:
         manager = self._manager
+        manager._identities.clear()
         for address in self._touched:
             manager._cache.pop(address, None)
         if manager._ring_changed:
@@ -175,6 +177,10 @@ class SessionManager:
         # running transaction (dropped if that transaction fails).
         self._ring: tuple[PreKeyRing, Rows] | None = None
         self._ring_changed = False
+        # Peers' identity keys as the store holds them (None: none stored),
+        # kept like the records: trusted only while the generation is the
+        # one this manager's last commit left; dropped when a call fails.
+        self._identities: dict[str, IdentityKey | None] = {}
         self.wire = wire_format(profile)
         if options.header_encryption and not self.wire.header_encryption:
             raise UnsupportedByProfile(f"profile {profile.name} has no header encryption")
@@ -197,6 +203,8 @@ class SessionManager:
     def _trim(self) -> None:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+        if not self._cache_size:
+            self._identities.clear()
 
     def _entry(self, address: str) -> tuple[SessionRecord, Rows] | None:
         entry = self._cache.get(address)
@@ -233,6 +241,20 @@ class SessionManager:
             self._ring = load_ring(self.store, self.identity)
         return self._ring
 
+    def _identity_of(self, address: str) -> IdentityKey | None:
+        identities = self._identities
+        if address in identities:
+            return identities[address]
+        key = identities[address] = self.store.get_identity(address)
+        if len(identities) > 4 * max(self._cache_size, 1):
+            identities.clear()
+            identities[address] = key
+        return key
+
+    def _save_identity(self, address: str, key: IdentityKey) -> None:
+        self.store.save_identity(address, key)
+        self._identities[address] = key
+
     def _check_trust(self, address: str, key: IdentityKey, direction: Direction, *,
                      record_new: bool) -> IdentityKey | None:
         """Ask the trust decision; raise :class:`UntrustedIdentity` if it
@@ -242,7 +264,7 @@ class SessionManager:
         otherwise only a first key is recorded (an existing session never
         overwrites the trusted key).  Recording waits for success so that a
         refused message changes nothing, even inside a batch."""
-        stored = self.store.get_identity(address)
+        stored = self._identity_of(address)
         if not self.trust(address, stored, key, direction):
             raise UntrustedIdentity(address, stored, key)
         return key if stored is None or (record_new and stored != key) else None
@@ -253,7 +275,7 @@ class SessionManager:
         transaction fails with them)."""
         learned = self._check_trust(address, key, direction, record_new=record_new)
         if learned is not None:
-            self.store.save_identity(address, learned)
+            self._save_identity(address, learned)
 
     # --- public API ----------------------------------------------------------------
 
@@ -280,7 +302,7 @@ class SessionManager:
         on, sessions with any other identity key can neither send nor
         receive (with the default trust decision)."""
         with self._transaction(set()):
-            self.store.save_identity(address, key)
+            self._save_identity(address, key)
 
     def mark_restored(self) -> None:
         """Make every stored session receive-only, in one transaction.
@@ -477,7 +499,7 @@ class SessionManager:
                 raise NoSession(f"no session with {address!r}")
             plaintext, _ = record.decrypt(frame, now=now, rng=self.rng, check=trusted)
         for key in learned[-1:]:  # the key of the session that took the message
-            self.store.save_identity(address, key)
+            self._save_identity(address, key)
         touched.add(address)
         if unsaved is None:
             self._save(address, record)

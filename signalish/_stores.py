@@ -508,10 +508,24 @@ class SQLiteStore:
             raise CorruptState("SQLiteStore: the generation number is malformed")
         return value
 
-    def _meta_exists(self) -> bool:
-        row = self._fetchone("begin", "SELECT 1 FROM sqlite_master "
-                                      "WHERE type = 'table' AND name = 'meta'")
-        return row is not None
+    def _generation_at_begin(self) -> int | None:
+        """The file's generation, or None if it has no ``meta`` table (one
+        query: the table's absence is SQLite's "no such table")."""
+        try:
+            row = self._db.execute(_GET_GENERATION).fetchone()
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return None
+            raise self._fail("begin", error) from error
+        except sqlite3.Error as error:
+            raise self._fail("begin", error) from error
+        if row is None:
+            return 0
+        value = row[0]
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or not 0 <= value <= _MAX_GENERATION:
+            raise CorruptState("SQLiteStore: the generation number is malformed")
+        return value
 
     def _begin(self) -> None:
         self._rollback()  # anything a failed ROLLBACK left behind
@@ -522,14 +536,15 @@ class SQLiteStore:
                     "SQLiteStore: the database file was replaced or moved while the store "
                     "was open; close the store and open the file again (with "
                     "min_generation=store.generation)")
-            # Without the meta table the file was replaced by one from before it.
-            has_meta = self._meta_exists()
-            found = self._read_generation("begin") if has_meta else 0
+            # Without the meta table the file was replaced by one from before it
+            # (a replacement by rename is caught above; see the class docstring).
+            generation = self._generation_at_begin()
+            found = 0 if generation is None else generation
             if found < self._generation:
                 raise StoreRolledBack(
                     f"SQLiteStore: the file is at generation {found}, older than the "
                     f"generation {self._generation} this store has seen: it was rolled back")
-            if not has_meta or _LEGACY_TABLES & self._tables("begin"):
+            if generation is None:
                 self._ensure_schema("begin")
             self._generation = found
         except BaseException:

@@ -259,3 +259,32 @@ def test_a_refused_message_in_a_batch_records_no_identity() -> None:
     assert "carol" not in session_parts(bob.store)  # no row at all
     assert bob.manager.decrypt("carol", first, now=4) == b"hello"
     assert bob.store.get_identity("carol") == carol.identity.public
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_an_identity_changed_elsewhere_is_seen_by_the_next_call(kind: str,
+                                                                tmp_path: Path) -> None:
+    """The manager keeps the trusted identities it read, like its records:
+    a key trusted by another manager (or process) on the same store is
+    the one the next call checks, and a call that fails forgets what it
+    learned, so a refused key never becomes the cached trusted one."""
+    from signalish import IdentityKeyPair, UntrustedIdentity
+    alice, bob = talking(b"identity cache " + kind.encode())
+    store = alice.store
+    if kind == "sqlite":
+        store = SQLiteStore(tmp_path / "alice.db")
+        with store.transaction():
+            for row_part, row in session_rows(alice.store)["bob"].items():
+                store.save_session("bob", row, row_part)
+            key = alice.store.get_identity("bob")
+            assert key is not None
+            store.save_identity("bob", key)
+    manager = SessionManager(alice.identity, store, rng=DeterministicRandom(b"cache"))
+    other = SessionManager(alice.identity, store, rng=DeterministicRandom(b"other"))
+    manager.encrypt("bob", b"reads and keeps bob's identity")
+    stranger = IdentityKeyPair.generate(DeterministicRandom(b"stranger")).public
+    other.trust_identity("bob", stranger)
+    with pytest.raises(UntrustedIdentity):
+        manager.encrypt("bob", b"bob is no longer the trusted key")
+    other.trust_identity("bob", bob.identity.public)
+    manager.encrypt("bob", b"trusted again")
