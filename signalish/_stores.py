@@ -273,6 +273,17 @@ _MAX_GENERATION: Final = 2**63 - 1
 _BUSY_CODES: Final = (5, 6)
 
 
+def _generation_value(row: Any) -> int:
+    """The generation from its ``meta`` row (0 without one), checked."""
+    if row is None:
+        return 0
+    value = row[0]
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 0 <= value <= _MAX_GENERATION:
+        raise CorruptState("SQLiteStore: the generation number is malformed")
+    return value
+
+
 def _session_key(address: str, part: bytes) -> str:
     """What a session row's check binds it to: its address and its part."""
     return f"{address}\x00{bytes(part).hex()}"
@@ -499,14 +510,7 @@ class SQLiteStore:
     # --- transactions ------------------------------------------------------------
 
     def _read_generation(self, what: str) -> int:
-        row = self._fetchone(what, _GET_GENERATION)
-        if row is None:
-            return 0
-        value = row[0]
-        if isinstance(value, bool) or not isinstance(value, int) \
-                or not 0 <= value <= _MAX_GENERATION:
-            raise CorruptState("SQLiteStore: the generation number is malformed")
-        return value
+        return _generation_value(self._fetchone(what, _GET_GENERATION))
 
     def _generation_at_begin(self) -> int | None:
         """The file's generation, or None if it has no ``meta`` table (one
@@ -519,13 +523,7 @@ class SQLiteStore:
             raise self._fail("begin", error) from error
         except sqlite3.Error as error:
             raise self._fail("begin", error) from error
-        if row is None:
-            return 0
-        value = row[0]
-        if isinstance(value, bool) or not isinstance(value, int) \
-                or not 0 <= value <= _MAX_GENERATION:
-            raise CorruptState("SQLiteStore: the generation number is malformed")
-        return value
+        return _generation_value(row)
 
     def _begin(self) -> None:
         self._rollback()  # anything a failed ROLLBACK left behind
