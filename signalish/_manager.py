@@ -66,6 +66,7 @@ from ._prekeys import PreKeyRing
 from ._primitives import RandomSource, SystemRandom
 from ._profile import NATIVE, Profile
 from ._ratchet import Received
+from ._padding import pad, unpad
 from ._session import BundlePolicy, Session, SessionOptions, SessionRecord
 from ._storage import Rows, load_record, load_ring, record_bytes, save_record, save_ring
 from ._stores import Store
@@ -398,6 +399,8 @@ class SessionManager:
                 raise NoSession(f"no session with {address!r}")
             self._trust(address, record.current.remote_identity, Direction.SENDING,
                         record_new=False)
+            if self.options.padding:
+                plaintext = pad(plaintext, self.options.padding)
             message = record.encrypt(plaintext, self.options.registration_id)
             touched.add(address)
             self._save(address, record)
@@ -498,9 +501,11 @@ class SessionManager:
             if record is None:
                 raise NoSession(f"no session with {address!r}")
             plaintext, _ = record.decrypt(frame, now=now, rng=self.rng, check=trusted)
+        touched.add(address)  # changed: dropped from the cache if the call fails from here
         for key in learned[-1:]:  # the key of the session that took the message
             self._save_identity(address, key)
-        touched.add(address)
+        if self.options.padding:
+            plaintext = unpad(plaintext)
         if unsaved is None:
             self._save(address, record)
         else:

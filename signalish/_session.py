@@ -76,6 +76,10 @@ class SessionOptions:
     ``max_archived``: earlier sessions kept per peer for late messages
     (libsignal keeps 40; signalish's default 5 bounds the work a forged
     message can cause, each archived session costing one DH on such a message).
+    ``padding``: a block size; :class:`~signalish.SessionManager` then pads
+    what it encrypts to one byte short of a multiple of it (0x80, then
+    zeros), and strips that from what it decrypts, as Signal's applications
+    do with 160 (``signalish._padding``).  0, the default, pads nothing.
     """
 
     header_encryption: bool = False
@@ -83,8 +87,11 @@ class SessionOptions:
     max_archived: int = 5
     #: Our registration id, sent in libsignal PreKeySignalMessages.
     registration_id: int = 0
+    padding: int = 0
 
     def __post_init__(self) -> None:
+        if self.padding == 1 or not 0 <= self.padding <= 65536:
+            raise InvalidArgument("padding must be 0 (none) or a block of 2..65536 bytes")
         if not 0 <= self.max_archived <= MAX_ARCHIVED_LIMIT:
             raise InvalidArgument(f"max_archived must be 0..{MAX_ARCHIVED_LIMIT}")
         if not 0 <= self.registration_id <= 0xFFFFFFFF:

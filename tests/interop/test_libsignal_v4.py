@@ -995,3 +995,34 @@ def test_signal_message_altered_byte_refused_by_both(libsignal_v4: LibsignalPeer
         assert type(refused.value) is expected, (hex(v), refused.value)
         assert state(alice, "bob") == before
     assert alice.decrypt("bob", theirs, now=2) == b"theirs"
+
+
+# --- padding: what a libsignal peer's application receives and sends ----------------
+
+
+def test_padding_as_signals_applications_pad(libsignal_v4: LibsignalPeer) -> None:
+    """With ``SessionOptions(padding=160)`` the plaintext libsignal decrypts
+    is the content, 0x80 and zeros, one byte short of a multiple of 160 (what
+    Signal's applications strip); content that the libsignal side pads that
+    way reaches the signalish application stripped."""
+    libsignal_v4.ok("init", registration_id=ALICE_REG)
+    bob = signalish_party(b"padding bob", BOB_REG)
+    bob = SessionManager(bob.identity, bob.store, V4, rng=DeterministicRandom(b"pad rng"),
+                         options=SessionOptions(limits=bob.options.limits, max_archived=40,
+                                                registration_id=BOB_REG, padding=160))
+    libsignal_v4.ok("process_bundle", address="bob", **bundle_fields(issue_bundle(bob)))
+
+    def signal_pad(content: bytes) -> bytes:
+        # Signal's applications: getPaddedMessageLength(len + 1) - 1 bytes.
+        total = len(content) + 2
+        length = (total // 160 + (1 if total % 160 else 0)) * 160 - 1
+        return content + b"\x80" + bytes(length - len(content) - 1)
+
+    for text in (b"hi", b"x" * 158, b"y" * 159, b"z" * 400):
+        answer = libsignal_v4.ok("encrypt", address="bob", plaintext=signal_pad(text).hex())
+        assert bob.decrypt("alice", bytes.fromhex(answer["body"]), now=1) == text
+        reply = bob.encrypt("alice", text)
+        received = bytes.fromhex(libsignal_v4.ok("decrypt", address="bob",
+                                                 type=bob.message_type(reply),
+                                                 body=reply.hex())["plaintext"])
+        assert received == signal_pad(text)
