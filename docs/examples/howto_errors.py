@@ -39,6 +39,9 @@ assert bob.decrypt("alice", first, now=now) == b"1"
 assert bob.decrypt("alice", second, now=now) == b"2"
 
 
+held: list[tuple[str, bytes]] = []  # messages too far ahead, to try again later
+
+
 def receive(manager: SessionManager, sender: str, data: bytes) -> bytes | None:
     """What an application does with each outcome. Nothing changed on error."""
     try:
@@ -48,7 +51,10 @@ def receive(manager: SessionManager, sender: str, data: bytes) -> bytes | None:
     except (MessageKeyEvicted, MessageKeyExpired):
         return None  # too old for the window: tell the user a message was lost
     except TooFarAhead:
-        return None  # the sender is far ahead (or forging): ask them to resend
+        # More than max_skip past what arrived: hold it and try again after the
+        # messages before it (asking for a resend brings one further ahead still).
+        held.append((sender, data))
+        return None
     except (AuthenticationError, DecodeError):
         return None  # forged, corrupted or not for us: drop it
     except PreKeyError:
@@ -84,3 +90,11 @@ def fetch_bundle(address: str):  # type: ignore[no-untyped-def]
 alice.mark_restored()  # as after restoring a backup: the session only receives
 message = send(alice, "bob", b"after the restore", fetch_bundle)
 assert bob.decrypt("alice", message, now=now) == b"after the restore"
+
+# A message more than max_skip (100 here) ahead is held, and reads once the gap has filled.
+gap = [alice.encrypt("bob", b"%d" % i) for i in range(150)]
+assert receive(bob, "alice", gap[-1]) is None and held == [("alice", gap[-1])]
+for message in gap[:100]:
+    receive(bob, "alice", message)
+sender, data = held.pop()
+assert receive(bob, sender, data) == b"149"
