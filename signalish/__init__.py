@@ -37,7 +37,7 @@ from ._bundle import (
 from ._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from ._keys import IdentityKey, IdentityKeyPair
 from ._manager import Direction, SessionManager, TrustDecision, trust_on_first_use
-from ._prekeys import PreKeyRing
+from ._prekeys import PreKeyIds, PreKeyRing, Upkeep, UpkeepPolicy, Upload
 from ._primitives import (
     DeterministicRandom,
     KemPrivateKey,
@@ -79,6 +79,7 @@ __all__ = [
     "IdentityKeyPair", "IdentityKey", "PrivateKey", "PublicKey", "KemPrivateKey", "KemPublicKey",
     "SignedPreKey", "SignedPreKeyPublic", "OneTimePreKey", "OneTimePreKeyPublic",
     "KemPreKey", "KemPreKeyPublic", "PreKeyBundle", "PreKeyRing",
+    "PreKeyIds", "UpkeepPolicy", "Upkeep", "Upload",
     # safety numbers, sealed boxes, backups
     "SafetyNumber", "FingerprintMatch", "compare_scannable",
     "SealedBoxSuite", "SealedBoxPrivateKey", "SealedBoxPublicKey",

@@ -62,7 +62,7 @@ from ._errors import (
     UntrustedIdentity,
 )
 from ._keys import IdentityKey, IdentityKeyPair
-from ._prekeys import PreKeyRing
+from ._prekeys import PreKeyRing, Upload, UpkeepPolicy
 from ._primitives import RandomSource, SystemRandom
 from ._profile import NATIVE, Profile
 from ._ratchet import Received
@@ -354,6 +354,23 @@ class SessionManager:
             finally:
                 ring.close()
             save_ring(self.store, ring, old)
+
+    def upkeep(self, *, now: int, policy: UpkeepPolicy = UpkeepPolicy(),
+               server_one_time: int | None = None,
+               server_kem: int | None = None) -> Upload:
+        """Keep the prekeys stocked and fresh, in one transaction: top up the
+        one-time EC and KEM prekeys, rotate the signed and last-resort KEM
+        prekeys once ``policy`` says they are due, and return what to upload
+        (:class:`~signalish.Upload`, false when nothing is new).  Pass the
+        counts the server reports as ``server_one_time`` and ``server_kem``
+        when it has them; without them the ring counts the keys its
+        ``issue_bundle`` has not handed out.  Call it on start and whenever
+        the server says the keys run low; :meth:`PreKeyRing.upkeep_due`
+        (inside :meth:`prekeys`) says what is due without changing anything.
+        """
+        with self.prekeys(now=now) as ring:
+            return ring.upkeep(self.rng, now=now, policy=policy,
+                               server_one_time=server_one_time, server_kem=server_kem)
 
     def initiate(self, address: str, bundle: PreKeyBundle, *,
                  kem_encapsulation: tuple[bytes, bytes] | None = None) -> None:

@@ -90,7 +90,7 @@ from ._primitives import MLKEM1024_SEED_SIZE, KemPrivateKey, PrivateKey, RandomS
 from ._profile import PROFILES, Profile
 
 
-__all__ = ["PreKeyRing"]
+__all__ = ["PreKeyRing", "PreKeyIds", "UpkeepPolicy", "Upkeep", "Upload"]
 
 MAX_BATCH: Final = 10_000
 MAX_STORED: Final = 100_000
@@ -109,6 +109,87 @@ _ONE_TIME_PART: Final = b"o"
 _KEM_PART: Final = b"k"
 _REMEMBERED_PART: Final = b"r"
 _U64: Final = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class PreKeyIds:
+    """The next id a ring hands out, of each kind.  Keep it with the
+    application's account data (or let the server remember it) and pass it
+    to :meth:`PreKeyRing.create` after a reinstall: ids then never repeat, so
+    an initial message still in flight for a key of the old installation is
+    refused as a :class:`~signalish.errors.PreKeyError` (its ids lie below
+    the counters), not tried with a new key under the same id (which fails
+    as an :class:`~signalish.errors.AuthenticationError`, like a forgery)."""
+
+    signed: int = 1
+    one_time: int = 1
+    kem: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("signed", "one_time", "kem"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or not 1 <= value < 2**32 - MAX_BATCH:
+                raise InvalidArgument(f"PreKeyIds.{name} must be 1..2**32-{MAX_BATCH + 1}")
+
+
+@dataclass(frozen=True, slots=True)
+class UpkeepPolicy:
+    """When :meth:`PreKeyRing.upkeep` generates and rotates prekeys.
+
+    One-time EC and one-time KEM prekeys are topped up to ``one_time`` and
+    ``kem`` once fewer than ``one_time_low`` and ``kem_low`` are available;
+    the signed prekey is rotated once older than ``signed_max_age`` seconds,
+    the last-resort KEM prekey once older than ``last_resort_max_age``; a
+    rotated-out key keeps working for ``grace`` seconds, for initial
+    messages already in flight.  The defaults are Signal's applications'
+    order of magnitude: 100 keys, rotation every week (signed) and month
+    (last resort)."""
+
+    one_time: int = 100
+    one_time_low: int = 20
+    kem: int = 100
+    kem_low: int = 20
+    signed_max_age: int = 7 * 86_400
+    last_resort_max_age: int = 30 * 86_400
+    grace: int = 30 * 86_400
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.one_time_low <= self.one_time <= MAX_BATCH or \
+                not 0 <= self.kem_low <= self.kem <= MAX_BATCH:
+            raise InvalidArgument(f"upkeep: need 0 <= low <= target <= {MAX_BATCH}")
+        if min(self.signed_max_age, self.last_resort_max_age, self.grace) < 0:
+            raise InvalidArgument("upkeep: ages and grace are seconds >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Upkeep:
+    """What :meth:`PreKeyRing.upkeep_due` found due: how many one-time EC and
+    KEM prekeys to generate, and which rotations.  False when nothing is."""
+
+    one_time: int
+    kem: int
+    rotate_signed: bool
+    rotate_last_resort: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.one_time or self.kem or self.rotate_signed or self.rotate_last_resort)
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """What to send the server after :meth:`PreKeyRing.upkeep`: the new
+    public prekeys (signatures included), empty or None where nothing is
+    new.  The server keeps the one-time ones until it hands them out, once
+    each, and replaces its signed and last-resort prekey with new ones."""
+
+    one_time: tuple[OneTimePreKeyPublic, ...] = ()
+    kem: tuple[KemPreKeyPublic, ...] = ()
+    signed: SignedPreKeyPublic | None = None
+    last_resort: KemPreKeyPublic | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.one_time or self.kem or self.signed or self.last_resort)
 
 
 @dataclass(slots=True)
@@ -178,13 +259,19 @@ class PreKeyRing:
 
     @classmethod
     def create(cls, identity: IdentityKeyPair, profile: Profile, rng: RandomSource, *,
-               now: int, registration_id: int = 0, device_id: int = 1) -> PreKeyRing:
+               now: int, registration_id: int = 0, device_id: int = 1,
+               first_ids: PreKeyIds = PreKeyIds()) -> PreKeyRing:
         """A ring with a first signed prekey and, where the profile has
-        PQXDH, a first last-resort KEM prekey.  No one-time prekeys yet."""
+        PQXDH, a first last-resort KEM prekey.  No one-time prekeys yet.
+        Ids start at ``first_ids`` (see :class:`PreKeyIds`; after a
+        reinstall, pass the :attr:`next_ids` the old ring had)."""
         for name, value in (("registration_id", registration_id), ("device_id", device_id)):
             if not 0 <= value <= 0xFFFFFFFF:
                 raise InvalidArgument(f"{name} is 32-bit unsigned, got {value}")
         ring = cls(identity, profile, registration_id, device_id)
+        ring._next_signed, ring._next_one_time, ring._next_kem = (
+            first_ids.signed, first_ids.one_time, first_ids.kem)
+        ring._one_time_cursor, ring._kem_cursor = first_ids.one_time, first_ids.kem
         ring.rotate_signed_prekey(rng, now=now, grace=0)
         if profile.kem_key_prefix is not None:
             ring.rotate_last_resort_kem_prekey(rng, now=now, grace=0)
@@ -199,6 +286,11 @@ class PreKeyRing:
     @property
     def profile(self) -> Profile:
         return self._profile
+
+    @property
+    def next_ids(self) -> PreKeyIds:
+        """The next id of each kind (keep it: see :class:`PreKeyIds`)."""
+        return PreKeyIds(self._next_signed, self._next_one_time, self._next_kem)
 
     @property
     def one_time_prekeys_remaining(self) -> int:
@@ -231,8 +323,8 @@ class PreKeyRing:
 
     @staticmethod
     def _check_batch(count: int, stored: int) -> None:
-        if not 1 <= count <= MAX_BATCH:
-            raise InvalidArgument(f"batch size must be 1..{MAX_BATCH}, got {count}")
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_BATCH:
+            raise InvalidArgument(f"batch size must be 0..{MAX_BATCH}, got {count}")
         if stored + count > MAX_STORED:
             raise InvalidArgument(f"a ring holds at most {MAX_STORED} keys of one kind")
 
@@ -246,6 +338,8 @@ class PreKeyRing:
         public halves to upload."""
         self._check_open()
         self._check_batch(count, len(self._one_time))
+        if not count:
+            return []
         self._check_ids(self._next_one_time, count)
         self._touched = None
         first = self._next_one_time
@@ -261,6 +355,8 @@ class PreKeyRing:
         self._check_open()
         self._require_kem()
         self._check_batch(count, len(self._kem_one_time))
+        if not count:
+            return []
         self._check_ids(self._next_kem, count)
         self._touched = None
         first = self._next_kem
@@ -371,6 +467,62 @@ class PreKeyRing:
             registration_id=self.registration_id,
             device_id=self.device_id,
         )
+
+    # --- upkeep ---------------------------------------------------------------------
+
+    def _unissued(self, table: dict[int, OneTimePreKey] | dict[int, KemPreKey],
+                  cursor: int) -> int:
+        return sum(1 for key_id in table if key_id >= cursor)
+
+    def upkeep_due(self, *, now: int, policy: UpkeepPolicy = UpkeepPolicy(),
+                   server_one_time: int | None = None,
+                   server_kem: int | None = None) -> Upkeep:
+        """What :meth:`upkeep` would do now; changes nothing.  The available
+        one-time keys are the ones the server still holds
+        (``server_one_time``, ``server_kem``, as the server reports them) or,
+        when not given, the ones :meth:`issue_bundle` has not handed out."""
+        for name, value in (("server_one_time", server_one_time), ("server_kem", server_kem)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 0):
+                raise InvalidArgument(f"{name} is a count >= 0")
+        one_time = (server_one_time if server_one_time is not None
+                    else self._unissued(self._one_time, self._one_time_cursor))
+        kem_count = (server_kem if server_kem is not None
+                     else self._unissued(self._kem_one_time, self._kem_cursor))
+        pq = self._profile.kem_key_prefix is not None
+        last_resort = self.current_last_resort_kem_prekey
+        return Upkeep(
+            one_time=policy.one_time - one_time if one_time < policy.one_time_low else 0,
+            kem=policy.kem - kem_count if pq and kem_count < policy.kem_low else 0,
+            rotate_signed=now - self.current_signed_prekey.created_at >= policy.signed_max_age,
+            rotate_last_resort=last_resort is not None
+            and now - last_resort.created_at >= policy.last_resort_max_age)
+
+    def upkeep(self, rng: RandomSource, *, now: int, policy: UpkeepPolicy = UpkeepPolicy(),
+               server_one_time: int | None = None, server_kem: int | None = None) -> Upload:
+        """Do what :meth:`upkeep_due` finds due: top up the one-time EC and
+        KEM prekeys, rotate the signed and the last-resort KEM prekey once
+        they are too old (the old ones keep working for ``policy.grace``),
+        drop keys whose grace has ended, and return what to upload.  All or
+        nothing."""
+        due = self.upkeep_due(now=now, policy=policy, server_one_time=server_one_time,
+                              server_kem=server_kem)
+        self._check_open()
+        self._check_batch(due.one_time, len(self._one_time))
+        self._check_batch(due.kem, len(self._kem_one_time))
+        if due.rotate_signed or due.rotate_last_resort:
+            self._check_rotation(now, policy.grace)
+        self._check_ids(self._next_one_time, due.one_time)
+        self._check_ids(self._next_kem, due.kem + int(due.rotate_last_resort))
+        self._check_ids(self._next_signed, int(due.rotate_signed))
+        one_time = self.generate_one_time_prekeys(due.one_time, rng)
+        kem = self.generate_kem_prekeys(due.kem, rng, now=now) if due.kem else []
+        signed = (self.rotate_signed_prekey(rng, now=now, grace=policy.grace)
+                  if due.rotate_signed else None)
+        last_resort = (self.rotate_last_resort_kem_prekey(rng, now=now, grace=policy.grace)
+                       if due.rotate_last_resort else None)
+        self.prune(now)
+        return Upload(tuple(one_time), tuple(kem), signed, last_resort)
 
     # --- lookups for the responder -------------------------------------------------
 

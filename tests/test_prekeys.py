@@ -27,8 +27,10 @@ def test_batch_has_fresh_ids_and_counts_remaining() -> None:
     ids = [k.key_id for k in first + second]
     assert ids == list(range(1, 9))
     assert ring.one_time_prekeys_remaining == 8
+    before = ring.to_bytes()
+    assert ring.generate_one_time_prekeys(0, rng) == [] and ring.to_bytes() == before
     with pytest.raises(InvalidArgument):
-        ring.generate_one_time_prekeys(0, rng)
+        ring.generate_one_time_prekeys(-1, rng)
 
 
 def test_take_exactly_once() -> None:
