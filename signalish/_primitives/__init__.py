@@ -12,8 +12,8 @@ rules enforced here:
 
 One module per concern: ``randomness``, ``kdf`` (HMAC, HKDF, comparison),
 ``x25519``, ``xeddsa`` (Ed25519 and XEdDSA), ``ciphers`` (AEADs and
-AES-CBC), ``mlkem``, ``kyber`` (libsignal's round-3 Kyber1024 over ML-KEM), ``hpke``
-and ``argon2``.  This module re-exports the
+AES-CBC), ``mlkem``, ``kyber`` (libsignal's round-3 Kyber1024 over ML-KEM), ``hpke``,
+``argon2`` and ``streaming`` (AES-CBC and HMAC fed in chunks).  This module re-exports the
 names the rest of signalish uses, so that callers import from
 ``signalish._primitives`` and never from a submodule.
 tests/test_architecture.py holds the rule that nothing else imports
@@ -56,7 +56,13 @@ from .xeddsa import (
     xeddsa_verify,
 )
 
+from .streaming import Aes256CbcPkcs7Decryptor, Aes256CbcPkcs7Encryptor, HmacSha256Stream
+
 __all__ = [
+    # streaming
+    "Aes256CbcPkcs7Encryptor",
+    "Aes256CbcPkcs7Decryptor",
+    "HmacSha256Stream",
     # randomness
     "RandomSource",
     "SystemRandom",
