@@ -37,7 +37,19 @@ from ._bundle import (
 from ._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from ._keys import IdentityKey, IdentityKeyPair
 from ._manager import Direction, SessionManager, TrustDecision, trust_on_first_use
+from ._attachments import (
+    AttachmentDecryptor,
+    AttachmentEncryptor,
+    AttachmentKey,
+    AttachmentMetadata,
+    PlaintextSink,
+    attachment_blob_size,
+    attachment_padded_size,
+    decrypt_attachment,
+    encrypt_attachment,
+)
 from ._prekeys import PreKeyIds, PreKeyRing, Upkeep, UpkeepPolicy, Upload
+from ._recovery import DecryptionErrorMessage, parse_plaintext_content, plaintext_content
 from ._primitives import (
     DeterministicRandom,
     KemPrivateKey,
@@ -84,6 +96,12 @@ __all__ = [
     "SafetyNumber", "FingerprintMatch", "compare_scannable",
     "SealedBoxSuite", "SealedBoxPrivateKey", "SealedBoxPublicKey",
     "BackupParams", "create_backup", "restore_backup",
+    # decryption errors (libsignal profiles)
+    "DecryptionErrorMessage", "plaintext_content", "parse_plaintext_content",
+    # attachments
+    "AttachmentKey", "AttachmentMetadata", "AttachmentEncryptor", "AttachmentDecryptor",
+    "PlaintextSink", "encrypt_attachment", "decrypt_attachment", "attachment_padded_size",
+    "attachment_blob_size",
     # errors: the roots and those caught by name in normal flow (the rest: signalish.errors)
     "SignalishError", "LocalError", "RemoteError", "StoreError",
     "UntrustedIdentity", "NoSession", "CannotSend", "WrongPassword",

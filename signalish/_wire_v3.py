@@ -106,7 +106,9 @@ class _ProtoReader:
     def __init__(self, data: bytes, what: str) -> None:
         self._data, self._pos, self._what, self._last = data, 0, what, 0
 
-    def _read_varint(self, limit: int) -> int:
+    def _read_varint(self, limit: int, max_shift: int = 35) -> int:
+        """A minimal varint of at most ``max_shift // 7 + 1`` bytes, at most
+        ``limit``."""
         value = shift = 0
         start = self._pos
         while True:
@@ -118,7 +120,7 @@ class _ProtoReader:
             shift += 7
             if not byte & 0x80:
                 break
-            if shift > 35:
+            if shift > max_shift:
                 raise InvalidEncoding(f"{self._what}: varint too long")
         if self._pos - start > 1 and byte == 0:
             raise InvalidEncoding(f"{self._what}: varint not minimally encoded")

@@ -325,6 +325,42 @@ const commands = {
              spqr: spqr !== undefined, spqr_bytes: spqr ? spqr.value.length : 0,
              previous: record.filter((f) => f.field === 2).length };
   },
+  // Decryption error messages (tests/interop/test_recovery_interop.py); they
+  // need no init:
+  //   dem_for_original {body, type, timestamp, device_id} -> {dem}
+  //       DecryptionErrorMessage.forOriginal(body, type, timestamp, device_id).serialize()
+  //   dem_parse {dem} -> {serialized, timestamp, device_id, ratchet_key|null}
+  //       DecryptionErrorMessage.deserialize and its getters (ratchet_key 0x05 || 32)
+  //   plaintext_content {dem} -> {content, body, type, ciphertext}
+  //       PlaintextContent.from(deserialized dem): serialize(), body(), and
+  //       asCiphertextMessage()'s type() and serialize()
+  //   plaintext_content_parse {content}
+  //       -> {body, dem, timestamp, device_id, ratchet_key|null}
+  //       PlaintextContent.deserialize(content).body(), then
+  //       DecryptionErrorMessage.extractFromSerializedBody(body)
+  dem_for_original({ body, type, timestamp, device_id }) {
+    const dem = S.DecryptionErrorMessage.forOriginal(bytes(body), type, timestamp, device_id);
+    return { dem: hex(dem.serialize()) };
+  },
+  dem_parse({ dem }) {
+    const parsed = S.DecryptionErrorMessage.deserialize(bytes(dem));
+    const key = parsed.ratchetKey();
+    return { serialized: hex(parsed.serialize()), timestamp: parsed.timestamp(),
+             device_id: parsed.deviceId(), ratchet_key: key ? hex(key.serialize()) : null };
+  },
+  plaintext_content({ dem }) {
+    const content = S.PlaintextContent.from(S.DecryptionErrorMessage.deserialize(bytes(dem)));
+    const message = content.asCiphertextMessage();
+    return { content: hex(content.serialize()), body: hex(content.body()),
+             type: message.type(), ciphertext: hex(message.serialize()) };
+  },
+  plaintext_content_parse({ content }) {
+    const body = S.PlaintextContent.deserialize(bytes(content)).body();
+    const dem = S.DecryptionErrorMessage.extractFromSerializedBody(new Uint8Array(body));
+    const key = dem.ratchetKey();
+    return { body: hex(body), dem: hex(dem.serialize()), timestamp: dem.timestamp(),
+             device_id: dem.deviceId(), ratchet_key: key ? hex(key.serialize()) : null };
+  },
 };
 
 const lines = readline.createInterface({ input: process.stdin });
