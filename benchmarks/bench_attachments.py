@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -140,18 +141,15 @@ def measure(fn: Callable[[], object], *, rounds: int) -> float:
     return statistics.median(samples)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few rounds: proves the suite runs")
-    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
-    args = parser.parse_args()
+def figures(quick: bool) -> list[dict[str, Any]]:
+    """Throughput of ours and of both floors, 1 MB and 64 MB, as rows."""
     results = []
-    for label, size, rounds in (("1 MB", MIB, 5 if args.quick else 31),
-                                ("64 MB", 64 * MIB, 1 if args.quick else 5)):
+    for label, size, rounds in (("1 MB", MIB, 5 if quick else 31),
+                                ("64 MB", 64 * MIB, 1 if quick else 5)):
         ops = scenario(size)
         # Interleave ours and the floors so that drift on the machine hits all alike.
         seconds: dict[str, list[float]] = {name: [] for name in ops}
-        for _ in range(1 if args.quick else 3):
+        for _ in range(1 if quick else 3):
             for name, fn in ops.items():
                 seconds[name].append(measure(fn, rounds=rounds))
         mbps = {name: size / 1e6 / statistics.median(s) for name, s in seconds.items()}
@@ -163,19 +161,33 @@ def main() -> int:
                 "floor_sha_mb_s": mbps[f"floor_sha_{direction}"],
                 "ratio": mbps[f"floor_{direction}"] / ours,
                 "ratio_sha": mbps[f"floor_sha_{direction}"] / ours})
+    return results
+
+
+def lines(results: list[dict[str, Any]]) -> list[str]:
+    """The rows as Markdown (used by this script and by suite.py)."""
+    out = [f"Attachments ({CHUNK // 1024} KiB chunks, MB/s of plaintext, higher is better; "
+           "ours/floor = our time / the floor's, in the same run):", "",
+           "| attachment | ours (MB/s) | AES+HMAC (MB/s) | ours/floor | +SHA-256 (MB/s) "
+           "| ours/floor |", "|---|---|---|---|---|---|"]
+    for r in results:
+        out.append(f"| {r['name']} | {r['ours_mb_s']:.0f} | {r['floor_mb_s']:.0f} "
+                   f"| {r['ratio']:.2f} | {r['floor_sha_mb_s']:.0f} | {r['ratio_sha']:.2f} |")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few rounds: proves the suite runs")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    results = figures(args.quick)
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "cryptography": cryptography.__version__, "signalish": signalish.__version__,
             "chunk": CHUNK, "quick": args.quick}
     print(f"signalish {meta['signalish']}, cryptography {meta['cryptography']}, "
-          f"Python {meta['python']} on {meta['machine']}; {CHUNK // 1024} KiB chunks; "
-          "MB/s of plaintext (higher is better); ours/floor = our time / floor time")
-    print(f"| {'benchmark':14} | ours (MB/s) | AES+HMAC (MB/s) | ours/floor "
-          f"| +SHA-256 (MB/s) | ours/floor |")
-    print(f"|{'-' * 16}|-------------|-----------------|------------|"
-          f"-----------------|------------|")
-    for r in results:
-        print(f"| {r['name']:14} | {r['ours_mb_s']:11.0f} | {r['floor_mb_s']:15.0f} "
-              f"| {r['ratio']:10.2f} | {r['floor_sha_mb_s']:15.0f} | {r['ratio_sha']:10.2f} |")
+          f"Python {meta['python']} on {meta['machine']}")
+    print("\n".join(lines(results)))
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     return 0
