@@ -139,14 +139,21 @@ class MemoryStore:
 
     Transactions keep an undo log of the entries they change, so their cost
     is in what they write, not in the size of the store; they may nest (an
-    inner block that raises undoes only its own writes).  ``generation``
-    counts committed outermost transactions that wrote anything."""
+    inner block that raises undoes only its own writes), so an application
+    can wrap several manager calls and its own data in one block that
+    commits or fails as one (a message a call encrypted inside such a block
+    may be sent only once the block has committed: if it fails, the store
+    is as before and the next message reuses that key).  ``generation``
+    changes when an outermost transaction that wrote anything commits, and
+    when one rolls back writes that inner blocks had completed."""
 
     def __init__(self) -> None:
         self._identities: dict[str, IdentityKey] = {}
         self._prekeys: dict[bytes, bytes] = {}
         self._sessions: dict[str, dict[bytes, bytes]] = {}
         self._undo: list[list[tuple[dict[Any, Any], Any, Any]]] = []
+        # Per open block: whether an inner block that wrote has completed in it.
+        self._inner_done: list[bool] = []
         self._generation = 0
 
     @property
@@ -230,20 +237,29 @@ class _MemoryTransaction:
 
     def __enter__(self) -> None:
         self._undo.append([])
+        self._store._inner_done.append(False)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: object) -> None:
+        store = self._store
         done = self._undo.pop()
+        inner_done = store._inner_done.pop()
         if kind is not None:
             for target, key, old in reversed(done):
                 if old is _MISSING:
                     target.pop(key, None)
                 else:
                     target[key] = old
+            if inner_done and not self._undo:
+                # Writes of inner blocks that had completed are undone too:
+                # whoever read the generation after them must see a change.
+                store._committed()
         elif self._undo:
             self._undo[-1].extend(done)
+            if done:
+                store._inner_done[-1] = True
         elif done:
-            self._store._committed()
+            store._committed()
 
 
 _ROW_CHECK = 16

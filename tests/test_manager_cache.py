@@ -216,18 +216,20 @@ def test_memory_store_transactions_nest_and_count_generations() -> None:
             store.save_session("a", b"new a")
             raise RuntimeError
     assert session_rows(store) == {"a": {b"": b"2", s1: b"a-s1", k1: b"a-k1"}}
-    assert store.session_addresses() == ["a"] and store.generation == 2
+    # Whoever read the generation after the inner block completed (a manager
+    # call inside an application's block) must see that the store changed.
+    assert store.session_addresses() == ["a"] and store.generation == 3
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.save_prekeys(b"ring")
             store.save_prekeys(b"one-time", b"o\x00\x00\x00\x01")
             raise RuntimeError
     assert store.load_prekeys() is None and store.prekey_parts() == []
-    assert store.generation == 2
+    assert store.generation == 3  # nothing completed inside it: nobody saw those writes
     with store.transaction():
         store.save_prekeys(b"ring")
         store.save_prekeys(b"one-time", b"o\x00\x00\x00\x01")
-    assert store.generation == 3
+    assert store.generation == 4
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.delete_prekeys(b"o\x00\x00\x00\x01")
@@ -236,10 +238,10 @@ def test_memory_store_transactions_nest_and_count_generations() -> None:
                 store.delete_prekeys(b"")
             raise RuntimeError
     assert prekey_rows(store) == {b"": b"ring", b"o\x00\x00\x00\x01": b"one-time"}
-    assert store.generation == 3
+    assert store.generation == 5
     # Writes outside any transaction change it too.
     store.save_session("d", b"d")
-    assert store.generation > 3 and store.session_addresses() == ["a", "d"]
+    assert store.generation > 5 and store.session_addresses() == ["a", "d"]
 
 
 def test_a_refused_message_in_a_batch_records_no_identity() -> None:
@@ -288,3 +290,31 @@ def test_an_identity_changed_elsewhere_is_seen_by_the_next_call(kind: str,
         manager.encrypt("bob", b"bob is no longer the trusted key")
     other.trust_identity("bob", bob.identity.public)
     manager.encrypt("bob", b"trusted again")
+
+
+def test_an_application_transaction_around_manager_calls_that_rolls_back() -> None:
+    """The application may wrap manager calls in its own (outer) transaction
+    to commit them with its data; if the outer block then fails, the store
+    rolls everything back and the manager must not keep what its calls had
+    cached: the message is decrypted again, not refused as a duplicate."""
+    alice, bob = talking(b"outer rollback")
+    message = alice.manager.encrypt("bob", b"kept only if the app commits")
+    before = bob.snapshot()
+    with pytest.raises(RuntimeError):
+        with bob.store.transaction():
+            assert bob.manager.decrypt("alice", message, now=3) == b"kept only if the app commits"
+            raise RuntimeError("the application's own write failed")
+    assert bob.snapshot() == before
+    assert bob.manager.decrypt("alice", message, now=4) == b"kept only if the app commits"
+    # The same for a send: the sending chain is not left ahead of the store.
+    with pytest.raises(RuntimeError):
+        with bob.store.transaction():
+            lost = bob.manager.encrypt("alice", b"never sent")
+            raise RuntimeError("the application's own write failed")
+    sent = bob.manager.encrypt("alice", b"sent")
+    assert alice.manager.decrypt("bob", sent, now=5) == b"sent"
+    # The rolled-back send was not kept: the next message took its place in
+    # the chain, which is why a message encrypted in a block that then fails
+    # must never be sent (MemoryStore's docstring says so).
+    with pytest.raises(DuplicateMessage):
+        alice.manager.decrypt("bob", lost, now=5)
