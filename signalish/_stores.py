@@ -15,6 +15,7 @@ import hmac
 import math
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -337,7 +338,9 @@ class SQLiteStore:
     Every row carries a 16-byte SHA-256 check over its table, key and value:
     a damaged row, or a row moved to another address, reads as
     :class:`~signalish.errors.CorruptState`, never as different data.
-    One connection per store; not for use from several threads at once.
+    One connection per store, usable from any thread (``asyncio.to_thread``
+    included): calls from several threads run one at a time, a transaction
+    holding the store until it ends.
     Several stores (in several processes) may share one file: their
     transactions run one at a time.
 
@@ -405,8 +408,13 @@ class SQLiteStore:
         self._dirty = False
         self._failure: StoreError | None = None
         self._file: tuple[int, int] | None = None
+        # One connection, shared by every thread that uses this store: each
+        # transaction holds the lock from begin to commit, and every other
+        # call takes it too, so calls from several threads run one at a time.
+        self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(self._path, isolation_level=None, timeout=self._timeout)
+            self._db = sqlite3.connect(self._path, isolation_level=None, timeout=self._timeout,
+                                       check_same_thread=False)
         except sqlite3.Error as error:
             raise self._store_error("open", error) from error
         try:
@@ -469,10 +477,11 @@ class SQLiteStore:
         return self._generation
 
     def close(self) -> None:
-        try:
-            self._db.close()
-        except sqlite3.Error as error:
-            raise self._store_error("close", error) from error
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error as error:
+                raise self._store_error("close", error) from error
 
     def __enter__(self) -> SQLiteStore:
         return self
@@ -496,22 +505,25 @@ class SQLiteStore:
         return failure
 
     def _execute(self, what: str, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, params)
-        except sqlite3.Error as error:
-            raise self._fail(what, error) from error
+        with self._lock:
+            try:
+                return self._db.execute(sql, params)
+            except sqlite3.Error as error:
+                raise self._fail(what, error) from error
 
     def _fetchone(self, what: str, sql: str, params: tuple[object, ...] = ()) -> Any:
-        try:
-            return self._db.execute(sql, params).fetchone()
-        except sqlite3.Error as error:
-            raise self._fail(what, error) from error
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchone()
+            except sqlite3.Error as error:
+                raise self._fail(what, error) from error
 
     def _fetchall(self, what: str, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
-        try:
-            return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as error:
-            raise self._fail(what, error) from error
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as error:
+                raise self._fail(what, error) from error
 
     def _rollback(self) -> None:
         """Roll back if SQLite still has a transaction open.  Errors are
@@ -586,22 +598,27 @@ class SQLiteStore:
         cannot); if the body raises, nothing it wrote is kept.  Raises
         :class:`~signalish.errors.StoreRolledBack` before the body runs if the file
         is older than this store has seen.  Transactions do not nest."""
-        if self._in_transaction:
-            raise InvalidArgument("SQLiteStore transactions do not nest")
-        self._begin()
-        self._in_transaction, self._dirty, self._failure = True, False, None
-        try:
-            yield
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
-        finally:
-            self._in_transaction, self._dirty, self._failure = False, False, None
+        with self._lock:  # another thread's transaction waits for this one
+            if self._in_transaction:
+                raise InvalidArgument("SQLiteStore transactions do not nest")
+            self._begin()
+            self._in_transaction, self._dirty, self._failure = True, False, None
+            try:
+                yield
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                self._in_transaction, self._dirty, self._failure = False, False, None
 
     # --- rows --------------------------------------------------------------------
 
     def _modify(self, what: str, sql: str, params: tuple[object, ...]) -> None:
+        with self._lock:
+            self._modify_locked(what, sql, params)
+
+    def _modify_locked(self, what: str, sql: str, params: tuple[object, ...]) -> None:
         if not self._in_transaction:
             raise InvalidArgument("SQLiteStore writes must happen inside transaction()")
         if self._failure is not None or not self._db.in_transaction:

@@ -601,3 +601,57 @@ def test_malformed_generation_is_corrupt_state(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(CorruptState):
         SQLiteStore(path)
+
+
+def test_one_store_used_from_several_threads(tmp_path: Path) -> None:
+    """A SQLiteStore made in one thread works from others (asyncio.to_thread
+    included), and transactions from two threads at once run one after the
+    other: every message of two managers sharing the store is decrypted
+    once, none is lost or read twice."""
+    import asyncio
+    import threading
+    from signalish import DeterministicRandom, IdentityKeyPair, SessionManager, SQLiteStore
+    from signalish.errors import DuplicateMessage
+    from sessions import make_party
+    from helpers import copy_rows
+
+    alice, bob = make_party("alice", b"threads"), make_party("bob", b"threads")
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"hi"), now=1)
+    store = SQLiteStore(tmp_path / "bob.db")
+    with store.transaction():
+        copy_rows(bob.store, store)
+        key = bob.store.get_identity("alice")
+        assert key is not None
+        store.save_identity("alice", key)
+    messages = [alice.manager.encrypt("bob", b"%d" % i) for i in range(40)]
+
+    async def from_a_worker_thread() -> bytes:
+        manager = SessionManager(bob.identity, store, rng=DeterministicRandom(b"async"))
+        return await asyncio.to_thread(manager.decrypt, "alice", messages[0], now=2)
+
+    assert asyncio.run(from_a_worker_thread()) == b"0"
+    results: dict[int, bytes] = {}
+    errors: list[BaseException] = []
+
+    def worker(seed: bytes, indexes: range) -> None:
+        manager = SessionManager(bob.identity, store, rng=DeterministicRandom(seed))
+        for i in indexes:
+            try:
+                results[i] = manager.decrypt("alice", messages[i], now=3)
+            except BaseException as error:  # collected, asserted below
+                errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(b"t1", range(1, 40, 2))),
+               threading.Thread(target=worker, args=(b"t2", range(2, 40, 2)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert results == {i: b"%d" % i for i in range(1, 40)}
+    manager = SessionManager(bob.identity, store, rng=DeterministicRandom(b"after"))
+    for i in (0, 7, 39):
+        with pytest.raises(DuplicateMessage):
+            manager.decrypt("alice", messages[i], now=4)
+    store.close()
