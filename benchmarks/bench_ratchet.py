@@ -230,7 +230,7 @@ def hostile_set(profile: Profile, options: SessionOptions, rounds: int,
 
     # One genuine in-order message, on the full record and on a fresh one:
     # the whole record is parsed and serialized again for every message.
-    genuine_full = in_order_us(alice, mallory, rounds)
+    genuine_full = in_order_us(alice, mallory, 20 * rounds)
     genuine_fresh = in_order_us(*filled_record(profile, options, 1, 0), 20 * rounds)
 
     # The floor, timed in the same loop as each forged message: the KDF_CK

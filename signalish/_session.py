@@ -113,7 +113,7 @@ class Session:
     __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
                  "initial_digest", "initiated_by_us", "pending", "state", "limits",
                  "send_blocked", "wire", "_ad_send", "_ad_receive", "_encoded", "_row",
-                 "_prefix", "_key_parts", "_known")
+                 "_prefix", "_key_parts", "_known", "_part")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
@@ -145,6 +145,8 @@ class Session:
         self._row: bytes | None = None
         #: The parts of the key rows last computed for it (SessionRecord.changes).
         self._key_parts: tuple[bytes, ...] = ()
+        #: The part of its session row.
+        self._part = b"s" + self.base_key
         #: The ids of every chain it remembers or forgot, until it changes
         #: (SessionRecord.decrypt finds a message's owner with it).
         self._known: frozenset[bytes] | None = None
@@ -261,13 +263,13 @@ class Session:
     def knows(self, chain_id: bytes) -> bool:
         """Whether this session remembers or forgot the receiving chain
         ``chain_id`` (without header encryption, a ratchet key)."""
-        known = self._known
-        if known is None:
-            window = self.state.window
-            known = self._known = frozenset(
-                [chain.chain_id for chain in window.chains]
-                + [chain_id for chain_id, _ in window.forgotten])
-        return chain_id in known
+        return chain_id in (self._known if self._known is not None else self._known_ids())
+
+    def _known_ids(self) -> frozenset[bytes]:
+        window = self.state.window
+        known = self._known = frozenset([chain.chain_id for chain in window.chains]
+                                        + [chain_id for chain_id, _ in window.forgotten])
+        return known
 
     def locate(self, frame: Received) -> Located | None:
         """Where ``frame`` belongs in this session, from its header alone;
@@ -462,7 +464,9 @@ class SessionRecord:
             raise NoSession("no session with this peer")
         header = frame.header
         if header is not None:  # the owner, if any, recognizes the ratchet key
-            owners = [(s, where) for s in self.sessions if s.knows(header.ratchet_key)
+            key = header.ratchet_key
+            owners = [(s, where) for s in self.sessions
+                      if key in (s._known if s._known is not None else s._known_ids())
                       and (where := s.locate(frame)) is not None and where.known]
             if owners:
                 return self._decrypt_owned(owners, frame, now, rng, check)
@@ -595,11 +599,13 @@ class SessionRecord:
                     [part for part in old if part not in rows])
         writes: list[tuple[bytes, bytes]] = []
         deletes: list[bytes] = []
+        get = old.get
         for session in self.sessions:
-            part = b"s" + session.base_key
-            row = session.row()
-            if old.get(part) is row:
+            row = session._row
+            part = session._part
+            if row is not None and get(part) is row:
                 continue  # unchanged since its rows were read or written
+            row = session.row()
             writes.append((part, row))
             old[part] = row
             stale = session._key_parts
