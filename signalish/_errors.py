@@ -73,11 +73,6 @@ class InvalidArgument(LocalError, ValueError):
     """An argument has the wrong type, length or range."""
 
 
-class NoSession(LocalError):
-    """There is no session with that address: fetch a bundle and start one
-    (on encrypt), or ask the sender to start over (on decrypt)."""
-
-
 class CannotSend(LocalError):
     """A session exists but cannot encrypt now; which subclass says why and
     what to do.  Nothing changed."""
@@ -111,6 +106,13 @@ class UnsupportedByProfile(LocalError):
 
 class RemoteError(SignalishError):
     """Input that came from outside (peer, server, disk) is unacceptable."""
+
+
+class NoSession(LocalError, RemoteError):
+    """There is no session with that address: fetch a bundle and start one
+    (on encrypt: the application's own state, a LocalError), or ask the
+    sender to start over (on decrypt: a message no session here can read,
+    so also a RemoteError, caught with the other bad input)."""
 
 
 class DecodeError(RemoteError, ValueError):

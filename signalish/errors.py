@@ -14,13 +14,14 @@ parents, drawn under both)::
     +-- LocalError
     |   +-- InvalidArgument (also ValueError)
     |   +-- UnsupportedByProfile
-    |   +-- NoSession
+    |   +-- NoSession *                 (LocalError, RemoteError)
     |   +-- CannotSend
     |   |   +-- AwaitingFirstMessage
     |   |   +-- StaleSession
     |   |   +-- ChainExhausted
     |   +-- WrongPassword *             (BackupError, LocalError)
     +-- RemoteError
+    |   +-- NoSession *
     |   +-- DecodeError (also ValueError)
     |   |   +-- TruncatedInput
     |   |   +-- TrailingBytes

@@ -18,8 +18,10 @@ from signalish import (
     DeterministicRandom,
     IdentityKey,
     IdentityKeyPair,
+    LocalError,
     MemoryStore,
     Profile,
+    RemoteError,
     SessionManager,
     SessionOptions,
     UntrustedIdentity,
@@ -154,8 +156,9 @@ def test_each_reason_not_to_send_or_receive_has_its_own_error() -> None:
     with pytest.raises(NoSession) as missing:
         stranger.manager.encrypt("bob", b"x")
     assert not isinstance(missing.value, CannotSend)
-    with pytest.raises(NoSession):
+    with pytest.raises(RemoteError) as unreadable:  # bad input from elsewhere, caught as such
         stranger.manager.decrypt("bob", bob.manager.encrypt("alice", b"not for carol"), now=3)
+    assert isinstance(unreadable.value, NoSession) and isinstance(missing.value, LocalError)
     alice.manager.mark_restored()
     with pytest.raises(StaleSession) as stale:
         alice.manager.encrypt("bob", b"x")
