@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from .._attachments import AttachmentKey, decrypt_attachment, encrypt_attachment
 from .._backup import BackupParams, WrongPassword, create_backup, restore_backup
 from .._bundle import PreKeyBundle
 from .._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
@@ -151,6 +152,46 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     print("Alice's new ratchet key gives Bob's phone a fresh sending chain:")
     print("Alice reads:", alice.decrypt("bob", phone.encrypt("alice", b"Same Bob."),
                                         now=now + 101).decode())
+    _section("10. Bob keeps his prekeys stocked (the server reports 3 left)")
+    upload = bob_manager.upkeep(now=now + 200, server_one_time=3, server_kem=3)
+    print(f"upload: {len(upload.one_time)} one-time EC and {len(upload.kem)} one-time KEM "
+          "prekeys (topped up to 100), ids from "
+          f"{upload.one_time[0].key_id if upload.one_time else '-'}; nothing else was due")
+    ok &= len(upload.one_time) == 97 and upload.signed is None
+
+    _section("11. Padding hides how long a message is")
+    padded = SessionOptions(padding=160)
+    carol = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), profile, rng=rng,
+                           options=padded)
+    dave = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), profile, rng=rng,
+                          options=padded)
+    with dave.prekeys(now=now) as ring:
+        ring.generate_one_time_prekeys(1, rng)
+        dave_bundle = ring.issue_bundle()
+    carol.initiate("dave", dave_bundle)
+    dave.decrypt("carol", carol.encrypt("dave", b"hi"), now=now)
+    carol.decrypt("dave", dave.encrypt("carol", b"hello"), now=now)
+    sizes = []
+    for text in (b"ok", b"See you at the station at six, by the clock." * 3):
+        message = carol.encrypt("dave", text)
+        ok &= dave.decrypt("carol", message, now=now) == text
+        sizes.append(len(message))
+        print(f"  {len(text):3} bytes of text -> {len(message)} bytes on the wire")
+    ok &= len(set(sizes)) == 1
+
+    _section("12. An attachment travels outside the ratchet")
+    photo = bytes(range(256)) * 4096  # 1 MiB
+    key = AttachmentKey.generate(rng)
+    blob, metadata = encrypt_attachment(key, photo, rng=rng)
+    pointer = key.to_bytes() + metadata.digest + metadata.size.to_bytes(8, "big")
+    sealed_pointer = alice.encrypt("bob", pointer)
+    got = phone.decrypt("alice", sealed_pointer, now=now + 300)
+    received = decrypt_attachment(AttachmentKey.from_bytes(got[:64]), blob,
+                                  digest=got[64:96], size=int.from_bytes(got[96:], "big"))
+    print(f"a {len(photo):,}-byte file: {len(blob):,} bytes uploaded (padded to hide its "
+          f"size), its key and digest sent in a {len(sealed_pointer)}-byte message")
+    ok &= received == photo
+
     reopened.close()
     for leftover in workdir.iterdir():
         leftover.unlink()
