@@ -115,7 +115,7 @@ class _Call:
     :meth:`SessionManager._transaction`); a class, not a generator, because
     every call enters one."""
 
-    __slots__ = ("_manager", "_touched", "_inner")
+    __slots__ = ("_manager", "_touched", "_inner", "_nested")
 
     def __init__(self, manager: SessionManager, touched: set[str]) -> None:
         self._manager, self._touched = manager, touched
@@ -123,6 +123,9 @@ class _Call:
     def __enter__(self) -> None:
         manager = self._manager
         manager._ring_changed = False
+        # Inside the application's own transaction, this call's writes commit
+        # (or not) when that one ends: nothing cached may be trusted after it.
+        self._nested = bool(getattr(manager.store, "in_transaction", False))
         inner = manager.store.transaction()
         inner.__enter__()
         self._inner = inner
@@ -147,7 +150,7 @@ class _Call:
             self._failed()
             return
         manager._trim()
-        manager._cache_generation = manager.store.generation
+        manager._cache_generation = None if self._nested else manager.store.generation
 
     def _failed(self) -> None:
         manager = self._manager

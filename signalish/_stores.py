@@ -167,6 +167,11 @@ class MemoryStore:
     def _committed(self) -> None:
         self._generation += 1
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (a new one would nest in it)."""
+        return bool(self._undo)
+
     def _set(self, target: dict[Any, Any], key: Any, value: Any) -> None:
         """``target[key] = value`` (deleting it for ``_MISSING``), logged."""
         old = target.get(key, _MISSING)
@@ -338,7 +343,7 @@ class SQLiteStore:
     Every row carries a 16-byte SHA-256 check over its table, key and value:
     a damaged row, or a row moved to another address, reads as
     :class:`~signalish.errors.CorruptState`, never as different data.
-    One connection per store, usable from any thread (``asyncio.to_thread``
+    Transactions nest (see :meth:`transaction`).  One connection per store, usable from any thread (``asyncio.to_thread``
     included): calls from several threads run one at a time, a transaction
     holding the store until it ends.
     Several stores (in several processes) may share one file: their
@@ -405,6 +410,7 @@ class SQLiteStore:
         self._timeout = float(timeout)
         self._generation = 0
         self._in_transaction = False
+        self._depth = 0
         self._dirty = False
         self._failure: StoreError | None = None
         self._file: tuple[int, int] | None = None
@@ -597,10 +603,19 @@ class SQLiteStore:
         :class:`~signalish.StoreError`, with nothing written, if they
         cannot); if the body raises, nothing it wrote is kept.  Raises
         :class:`~signalish.errors.StoreRolledBack` before the body runs if the file
-        is older than this store has seen.  Transactions do not nest."""
+        is older than this store has seen.
+
+        Transactions nest (as SQLite savepoints): an inner block that raises
+        undoes only its own writes, and nothing commits before the outermost
+        block ends, so an application can wrap several manager calls (a
+        message to every member of a group) and its own data in one commit.
+        A message a call encrypted inside such a block may be sent only once
+        the outermost block has committed."""
         with self._lock:  # another thread's transaction waits for this one
             if self._in_transaction:
-                raise InvalidArgument("SQLiteStore transactions do not nest")
+                with self._savepoint():
+                    yield
+                return
             self._begin()
             self._in_transaction, self._dirty, self._failure = True, False, None
             try:
@@ -611,6 +626,30 @@ class SQLiteStore:
                 raise
             finally:
                 self._in_transaction, self._dirty, self._failure = False, False, None
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (a new one would nest in it)."""
+        return self._in_transaction
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self._depth += 1
+        name = f"signalish_{self._depth}"
+        try:
+            self._execute("savepoint", f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                try:
+                    self._db.execute(f"ROLLBACK TO {name}")
+                    self._db.execute(f"RELEASE {name}")
+                except sqlite3.Error as error:  # then the outermost block cannot commit
+                    self._fail("savepoint", error)
+                raise
+            self._execute("savepoint", f"RELEASE {name}")
+        finally:
+            self._depth -= 1
 
     # --- rows --------------------------------------------------------------------
 

@@ -318,3 +318,53 @@ def test_an_application_transaction_around_manager_calls_that_rolls_back() -> No
     # must never be sent (MemoryStore's docstring says so).
     with pytest.raises(DuplicateMessage):
         alice.manager.decrypt("bob", lost, now=5)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_fan_out_in_one_application_transaction(kind: str, tmp_path: Path) -> None:
+    """Messages to several peers and the application's own data in one
+    commit: an inner failure undoes only its part, the whole block commits
+    once, and a block that fails leaves the store, and every later call, as
+    if none of it had happened."""
+    from helpers import copy_rows
+    from signalish.errors import NoSession
+    alice = make_party("alice", b"fan-out " + kind.encode())
+    peers = [make_party(name, b"fan-out " + kind.encode()) for name in ("bob", "carol")]
+    for peer in peers:
+        alice.manager.initiate(peer.name, peer.bundle())
+        peer.manager.decrypt("alice", alice.manager.encrypt(peer.name, b"hi"), now=1)
+        alice.manager.decrypt(peer.name, peer.manager.encrypt("alice", b"hello"), now=2)
+    store: MemoryStore | SQLiteStore = alice.store
+    if kind == "sqlite":
+        store = SQLiteStore(tmp_path / "alice.db")
+        with store.transaction():
+            copy_rows(alice.store, store)
+            for peer in peers:
+                key = alice.store.get_identity(peer.name)
+                assert key is not None
+                store.save_identity(peer.name, key)
+    manager = SessionManager(alice.identity, store, rng=DeterministicRandom(b"fan"))
+    generation = store.generation
+    with store.transaction():
+        sent = {peer.name: manager.encrypt(peer.name, b"to the group") for peer in peers}
+        with pytest.raises(NoSession):
+            with store.transaction():  # an inner block that fails undoes only itself
+                manager.encrypt("nobody", b"x")
+        if isinstance(store, SQLiteStore):
+            store.save_local("outbox", b"two messages")
+    assert store.generation == generation + 1  # one commit for the whole fan-out
+    for peer in peers:
+        assert peer.manager.decrypt("alice", sent[peer.name], now=3) == b"to the group"
+    # A block that fails: nothing of it stays, and the manager's next calls
+    # work from the store as it is, not from what the failed block cached.
+    reply = peers[0].manager.encrypt("alice", b"reply")
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            assert manager.decrypt("bob", reply, now=4) == b"reply"
+            manager.encrypt("carol", b"never sent")
+            raise RuntimeError("the application's own write failed")
+    assert manager.decrypt("bob", reply, now=5) == b"reply"  # not a duplicate
+    again = manager.encrypt("carol", b"sent")
+    assert peers[1].manager.decrypt("alice", again, now=6) == b"sent"
+    if isinstance(store, SQLiteStore):
+        store.close()

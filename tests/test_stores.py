@@ -165,9 +165,6 @@ def test_sqlite_writes_need_a_transaction(tmp_path: Path) -> None:
                       lambda: store.delete_prekeys(b"o\x00\x00\x00\x01")):
             with pytest.raises(InvalidArgument):
                 write()
-        with store.transaction(), pytest.raises(InvalidArgument):
-            with store.transaction():
-                pass
 
 
 # --- rows ---------------------------------------------------------------------------
