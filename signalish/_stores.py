@@ -152,6 +152,7 @@ class MemoryStore:
         self._identities: dict[str, IdentityKey] = {}
         self._prekeys: dict[bytes, bytes] = {}
         self._sessions: dict[str, dict[bytes, bytes]] = {}
+        self._local: dict[str, bytes] = {}
         self._undo: list[list[tuple[dict[Any, Any], Any, Any]]] = []
         # Per open block: whether an inner block that wrote has completed in it.
         self._inner_done: list[bool] = []
@@ -229,6 +230,14 @@ class MemoryStore:
 
     def session_addresses(self) -> list[str]:
         return sorted(address for address, rows in self._sessions.items() if b"" in rows)
+
+    def load_local(self, name: str) -> bytes | None:
+        """Application data kept beside the protocol state, as in
+        :meth:`SQLiteStore.load_local`: saved in the same transactions."""
+        return self._local.get(name)
+
+    def save_local(self, name: str, data: bytes) -> None:
+        self._set(self._local, name, bytes(data))
 
 
 class _MemoryTransaction:

@@ -359,3 +359,23 @@ def test_a_damaged_row_of_an_old_file_is_refused_not_migrated(damage: str,
         assert {"sessions", "prekeys"} <= tables and "session_rows" not in tables
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_application_data_commits_with_the_protocol_state(kind: str, tmp_path: Path) -> None:
+    """Both stores keep the application's own data (save_local) in the same
+    transactions as the protocol's rows: it commits and rolls back with them."""
+    store = open_store(kind, tmp_path)
+    with store.transaction():
+        store.save_local("identity", b"secret")
+        store.save_session("alice", b"head")
+    with pytest.raises(Boom):
+        with store.transaction():
+            store.save_local("identity", b"changed")
+            store.save_local("outbox", b"queued")
+            store.save_session("alice", b"head 2")
+            raise Boom
+    assert store.load_local("identity") == b"secret" and store.load_local("outbox") is None
+    assert store.load_session("alice") == b"head"
+    if isinstance(store, SQLiteStore):
+        store.close()
