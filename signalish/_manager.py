@@ -31,12 +31,15 @@ inside a transaction and writes it back when the block ends; the ring object
 it yields refuses changes after that, so no stale copy can put used one-time
 prekeys back.
 
-Speed: the manager keeps up to ``cache_size`` parsed session records between
-calls, so a message costs the ratchet's work plus writing the record back,
-not parsing it again.  The cache is trusted only while the store's
-``generation`` is the one the manager's own last commit left: another
-manager, process or connection that writes the store makes it start over;
-a call that fails after changing a cached record drops that record.
+Speed: the manager keeps up to ``cache_size`` parsed session records (and
+the prekey ring and the trusted identities) between calls, so a message
+costs the ratchet's work plus writing the rows it changed (docs/formats.md,
+"Store rows"), not parsing the record again.  The cache is trusted only
+while the store's ``generation`` is the one the manager's own last commit
+left: another manager, process or connection that writes the store makes it
+start over; a call that fails after changing a cached record drops that
+record; a call made inside the application's own transaction (which may
+still roll back) leaves nothing trusted.
 """
 
 from __future__ import annotations
