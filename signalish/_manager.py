@@ -39,7 +39,8 @@ while the store's ``generation`` is the one the manager's own last commit
 left: another manager, process or connection that writes the store makes it
 start over; a call that fails after changing a cached record drops that
 record; a call made inside the application's own transaction (which may
-still roll back) leaves nothing trusted.
+still roll back) leaves nothing trusted.  A manager serves one thread at a
+time; threads that share a store each use their own manager.
 """
 
 from __future__ import annotations
@@ -184,6 +185,9 @@ class SessionManager:
         # running transaction (dropped if that transaction fails).
         self._ring: tuple[PreKeyRing, Rows] | None = None
         self._ring_changed = False
+        # While a prekeys() block is open, its ring is the one that will be
+        # written: nothing else may consume prekeys meanwhile.
+        self._prekeys_open = False
         # Peers' identity keys as the store holds them (None: none stored),
         # kept like the records: trusted only while the generation is the
         # one this manager's last commit left; dropped when a call fails.
@@ -212,6 +216,7 @@ class SessionManager:
             self._cache.popitem(last=False)
         if not self._cache_size:
             self._identities.clear()
+            self._ring = None
 
     def _entry(self, address: str) -> tuple[SessionRecord, Rows] | None:
         entry = self._cache.get(address)
@@ -355,10 +360,12 @@ class SessionManager:
             else:
                 ring, old = loaded
             self._ring = None  # the cached ring is re-read after this block
+            self._prekeys_open = True
             try:
                 yield ring
             finally:
                 ring.close()
+                self._prekeys_open = False
             save_ring(self.store, ring, old)
 
     def upkeep(self, *, now: int, policy: UpkeepPolicy = UpkeepPolicy(),
@@ -424,8 +431,8 @@ class SessionManager:
                         record_new=False)
             if self.options.padding:
                 plaintext = pad(plaintext, self.options.padding)
+            touched.add(address)  # dropped from the cache if anything from here fails
             message = record.encrypt(plaintext, self.options.registration_id)
-            touched.add(address)
             self._save(address, record)
         return message
 
@@ -523,6 +530,8 @@ class SessionManager:
         else:
             if record is None:
                 raise NoSession(f"no session with {address!r}")
+            # A refused message changes nothing (malformed stored keys are
+            # refused before any change), so the record stays cached.
             plaintext, _ = record.decrypt(frame, now=now, rng=self.rng, check=trusted)
         touched.add(address)  # changed: dropped from the cache if the call fails from here
         for key in learned[-1:]:  # the key of the session that took the message
@@ -552,6 +561,9 @@ class SessionManager:
             raise PolicyViolation("session without header encryption refused by options")
         key = self._check_trust(address, header.identity_key, Direction.RECEIVING,
                                 record_new=True)
+        if self._prekeys_open:
+            raise InvalidArgument("an initial message that needs the prekeys cannot be "
+                                  "decrypted inside a SessionManager.prekeys() block")
         loaded = self._load_ring()
         if loaded is None:
             raise UnknownPreKey("an initial message, and no prekeys in the store")

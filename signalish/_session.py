@@ -260,12 +260,9 @@ class Session:
             return message
         return self.wire.initial_message(self.pending, registration_id, message)
 
-    def knows(self, chain_id: bytes) -> bool:
-        """Whether this session remembers or forgot the receiving chain
-        ``chain_id`` (without header encryption, a ratchet key)."""
-        return chain_id in (self._known if self._known is not None else self._known_ids())
-
     def _known_ids(self) -> frozenset[bytes]:
+        """The ids of every receiving chain this session remembers or forgot
+        (without header encryption, ratchet keys), kept until it changes."""
         window = self.state.window
         known = self._known = frozenset([chain.chain_id for chain in window.chains]
                                         + [chain_id for chain_id, _ in window.forgotten])
@@ -285,6 +282,7 @@ class Session:
             where = self.locate(frame)
             if where is None:
                 raise AuthenticationError("decryption failed")
+        self.state.window.parse_pending()  # malformed stored keys: refused before any change
         step = self.state.step
         plaintext = decrypt_located(self.state, where, frame, self._ad_receive, now=now, rng=rng,
                                     limits=self.limits)

@@ -427,6 +427,11 @@ class SQLiteStore:
         # transaction holds the lock from begin to commit, and every other
         # call takes it too, so calls from several threads run one at a time.
         self._lock = threading.RLock()
+        # Per thread: the generation its last transaction began at or
+        # committed (what ``generation`` reports to it), and whether it holds
+        # the open transaction.
+        self._seen = threading.local()
+        self._owner: int | None = None
         try:
             self._db = sqlite3.connect(self._path, isolation_level=None, timeout=self._timeout,
                                        check_same_thread=False)
@@ -487,9 +492,11 @@ class SQLiteStore:
 
     @property
     def generation(self) -> int:
-        """The last generation this object read (at open or at the start of
-        a transaction) or committed."""
-        return self._generation
+        """The generation the calling thread's last transaction began at or
+        committed (before its first transaction: the one read at open).  Per
+        thread, so a manager that reads it after its commit gets its own
+        commit's value even if another thread has committed since."""
+        return getattr(self._seen, "generation", self._generation)
 
     def close(self) -> None:
         with self._lock:
@@ -587,7 +594,7 @@ class SQLiteStore:
                     f"generation {self._generation} this store has seen: it was rolled back")
             if generation is None:
                 self._ensure_schema("begin")
-            self._generation = found
+            self._generation = self._seen.generation = found
         except BaseException:
             self._rollback()
             raise
@@ -603,7 +610,7 @@ class SQLiteStore:
         if self._dirty:
             self._execute("commit", _SET_GENERATION, (generation,))
         self._execute("commit", "COMMIT")
-        self._generation = generation
+        self._generation = self._seen.generation = generation
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -627,6 +634,7 @@ class SQLiteStore:
                 return
             self._begin()
             self._in_transaction, self._dirty, self._failure = True, False, None
+            self._owner = threading.get_ident()
             try:
                 yield
                 self._commit()
@@ -635,11 +643,13 @@ class SQLiteStore:
                 raise
             finally:
                 self._in_transaction, self._dirty, self._failure = False, False, None
+                self._owner = None
 
     @property
     def in_transaction(self) -> bool:
-        """Whether a transaction is open (a new one would nest in it)."""
-        return self._in_transaction
+        """Whether this thread has a transaction open (a new one would nest
+        in it)."""
+        return self._in_transaction and self._owner == threading.get_ident()
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:

@@ -170,6 +170,14 @@ class Window:
         self.forgotten: list[tuple[bytes, Reason]] = []
         self.stored = 0
 
+    def parse_pending(self) -> None:
+        """Parse, and check, every chain's stored keys not parsed yet
+        (raises a :class:`~signalish.errors.DecodeError` if any are
+        malformed): before a decryption changes anything."""
+        for chain in self.chains:
+            if chain._pending is not None:
+                chain.keys  # noqa: B018
+
     def find(self, chain_id: bytes) -> Chain | None:
         for chain in reversed(self.chains):
             if chain.chain_id == chain_id:

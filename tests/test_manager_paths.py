@@ -345,3 +345,22 @@ def test_a_forged_message_costs_at_most_two_windows_of_derivations(
             alice.manager.decrypt("bob", message, now=3)
         assert alice.snapshot() == before
         assert counter.steps <= 2 * (max_skip + 1), counter.steps
+
+
+def test_no_initial_message_is_decrypted_inside_an_open_prekeys_block() -> None:
+    """The ring a prekeys() block holds is the one its end writes: an
+    initial message decrypted meanwhile would consume prekeys from another
+    copy, and the block would then write a ring that counts them.  It is
+    refused (and reads after the block), and the ring stays whole."""
+    from signalish._storage import load_ring
+    alice = make_party("alice", b"open ring")
+    bob = make_party("bob", b"open ring")
+    alice.manager.initiate("bob", bob.bundle())
+    first = alice.manager.encrypt("bob", b"hi")
+    with bob.manager.prekeys(now=0) as ring:
+        ring.generate_one_time_prekeys(1, bob.rng)
+        with pytest.raises(InvalidArgument):
+            bob.manager.decrypt("alice", first, now=1)
+    assert load_ring(bob.store, bob.identity) is not None  # loads: counts and rows agree
+    assert bob.manager.decrypt("alice", first, now=2) == b"hi"
+    assert load_ring(bob.store, bob.identity) is not None

@@ -271,3 +271,12 @@ def test_stored_keys_are_parsed_when_first_used_and_checked_then() -> None:
     with pytest.raises(DecodeError):
         fresh.decrypt("alice", sent[0], now=2)
     assert snapshot(bob.store) == before
+    # A message in order needs none of the stored keys, yet is refused just
+    # the same, before the ratchet moves: neither the store nor the cached
+    # record advances (a batch commits, so the cache is what would leak).
+    later = alice.manager.encrypt("bob", b"in order")
+    outcomes = fresh.decrypt_batch([("alice", later)], now=3)
+    assert isinstance(outcomes[0].error, DecodeError)
+    assert snapshot(bob.store) == before
+    cached = fresh._cache["alice"][0].sessions[0].state
+    assert cached.nr == load_record(bob.store, "alice")[0].sessions[0].state.nr

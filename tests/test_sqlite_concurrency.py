@@ -655,3 +655,55 @@ def test_one_store_used_from_several_threads(tmp_path: Path) -> None:
         with pytest.raises(DuplicateMessage):
             manager.decrypt("alice", messages[i], now=4)
     store.close()
+
+
+def test_a_commit_by_another_thread_between_a_call_and_its_generation_read(
+        tmp_path: Path) -> None:
+    """Two managers (one per thread) on one SQLiteStore: another thread's
+    whole transaction runs right after this thread's call committed, before
+    the call reads the generation it left.  The generation each thread sees
+    is its own, so the first manager does not keep its older record: no
+    message key is used twice."""
+    import threading
+    from signalish import DeterministicRandom, SessionManager, SQLiteStore
+    from sessions import make_party, message_key_id
+    from helpers import copy_rows
+
+    alice, bob = make_party("alice", b"race"), make_party("bob", b"race")
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"hi"), now=1)
+    store = SQLiteStore(tmp_path / "bob.db")
+    with store.transaction():
+        copy_rows(bob.store, store)
+        key = bob.store.get_identity("alice")
+        assert key is not None
+        store.save_identity("alice", key)
+    first = SessionManager(bob.identity, store, rng=DeterministicRandom(b"first"))
+    second = SessionManager(bob.identity, store, rng=DeterministicRandom(b"second"))
+    first.encrypt("alice", b"warm")  # the first manager caches the record
+    real = store.transaction
+    armed, out = [True], []
+
+    class CommitThenLetTheOtherThreadRun:
+        def __enter__(self) -> None:
+            self.inner = real()
+            self.inner.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.__exit__(*exc)  # type: ignore[arg-type]
+            if armed and threading.current_thread() is threading.main_thread():
+                armed.clear()
+                other = threading.Thread(target=lambda: out.append(
+                    second.encrypt("alice", b"from the other thread")))
+                other.start()
+                other.join()
+
+    store.transaction = lambda: CommitThenLetTheOtherThreadRun()  # type: ignore[method-assign]
+    sent = [first.encrypt("alice", b"one")]
+    sent += out
+    sent.append(first.encrypt("alice", b"two"))
+    ids = [message_key_id(m) for m in sent]
+    assert len(sent) == 3 and len(set(ids)) == 3
+    assert [alice.manager.decrypt("bob", m, now=2) for m in sent] == [
+        b"one", b"from the other thread", b"two"]
+    store.close()
