@@ -603,19 +603,11 @@ def test_malformed_generation_is_corrupt_state(tmp_path: Path) -> None:
         SQLiteStore(path)
 
 
-def test_one_store_used_from_several_threads(tmp_path: Path) -> None:
-    """A SQLiteStore made in one thread works from others (asyncio.to_thread
-    included), and transactions from two threads at once run one after the
-    other: every message of two managers sharing the store is decrypted
-    once, none is lost or read twice."""
-    import asyncio
-    import threading
-    from signalish import DeterministicRandom, IdentityKeyPair, SessionManager, SQLiteStore
-    from signalish.errors import DuplicateMessage
+def _bob_on_sqlite(tmp_path: Path, seed: bytes) -> tuple[Any, Any, SQLiteStore]:
+    """Alice and Bob talking, and Bob's state copied into a SQLiteStore."""
     from sessions import make_party
     from helpers import copy_rows
-
-    alice, bob = make_party("alice", b"threads"), make_party("bob", b"threads")
+    alice, bob = make_party("alice", seed), make_party("bob", seed)
     alice.manager.initiate("bob", bob.bundle())
     bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"hi"), now=1)
     store = SQLiteStore(tmp_path / "bob.db")
@@ -624,6 +616,20 @@ def test_one_store_used_from_several_threads(tmp_path: Path) -> None:
         key = bob.store.get_identity("alice")
         assert key is not None
         store.save_identity("alice", key)
+    return alice, bob, store
+
+
+def test_one_store_used_from_several_threads(tmp_path: Path) -> None:
+    """A SQLiteStore made in one thread works from others (asyncio.to_thread
+    included), and transactions from two threads at once run one after the
+    other: every message of two managers sharing the store is decrypted
+    once, none is lost or read twice."""
+    import asyncio
+    import threading
+    from signalish import DeterministicRandom, SessionManager
+    from signalish.errors import DuplicateMessage
+
+    alice, bob, store = _bob_on_sqlite(tmp_path, b"threads")
     messages = [alice.manager.encrypt("bob", b"%d" % i) for i in range(40)]
 
     async def from_a_worker_thread() -> bytes:
@@ -665,19 +671,10 @@ def test_a_commit_by_another_thread_between_a_call_and_its_generation_read(
     is its own, so the first manager does not keep its older record: no
     message key is used twice."""
     import threading
-    from signalish import DeterministicRandom, SessionManager, SQLiteStore
-    from sessions import make_party, message_key_id
-    from helpers import copy_rows
+    from signalish import DeterministicRandom, SessionManager
+    from sessions import message_key_id
 
-    alice, bob = make_party("alice", b"race"), make_party("bob", b"race")
-    alice.manager.initiate("bob", bob.bundle())
-    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"hi"), now=1)
-    store = SQLiteStore(tmp_path / "bob.db")
-    with store.transaction():
-        copy_rows(bob.store, store)
-        key = bob.store.get_identity("alice")
-        assert key is not None
-        store.save_identity("alice", key)
+    alice, bob, store = _bob_on_sqlite(tmp_path, b"race")
     first = SessionManager(bob.identity, store, rng=DeterministicRandom(b"first"))
     second = SessionManager(bob.identity, store, rng=DeterministicRandom(b"second"))
     first.encrypt("alice", b"warm")  # the first manager caches the record
