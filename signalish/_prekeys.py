@@ -688,31 +688,16 @@ class PreKeyRing:
         object, so comparing with the previous rows is cheap; only the head
         is encoded on every call.
         """
-        cache = self._row_cache
-        fresh: dict[bytes, bytes] = {}
-        for key_id, one in self._one_time.items():
-            part = _ONE_TIME_PART + key_id.to_bytes(4, "big")
-            row = cache.get(part)
-            if row is None:
-                row = _row(Tag.ONE_TIME_PREKEY, ONE_TIME_ROW_VERSION, _write_one_time, key_id, one)
-            fresh[part] = row
-        for key_id, kem in self._kem_one_time.items():
-            part = _KEM_PART + key_id.to_bytes(4, "big")
-            row = cache.get(part)
-            if row is None:
-                row = _row(Tag.KEM_PREKEY, KEM_ROW_VERSION, _write_kem, key_id, kem)
-            fresh[part] = row
+        parts = [_ONE_TIME_PART + key_id.to_bytes(4, "big") for key_id in self._one_time]
+        parts += [_KEM_PART + key_id.to_bytes(4, "big") for key_id in self._kem_one_time]
         for key_id, entry in self._signed.items():
-            if not entry.seen:
-                continue
             prefix = _REMEMBERED_PART + key_id.to_bytes(4, "big")
-            for base_key in entry.seen:
-                part = prefix + base_key
-                row = cache.get(part)
-                if row is None:
-                    w = Writer(Tag.PREKEY_RING, REMEMBERED_ROW_VERSION)
-                    row = add_digest(w.u32(key_id).fixed(base_key).getvalue())
-                fresh[part] = row
+            parts += [prefix + base_key for base_key in entry.seen]
+        fresh: dict[bytes, bytes] = {}
+        for part in parts:
+            row = self._row_of(part)
+            assert row is not None
+            fresh[part] = row
         self._row_cache = fresh
         self._touched = set()
         rows = {HEAD_PART: self._head_row()}
