@@ -36,7 +36,14 @@ from ._bundle import (
 )
 from ._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from ._keys import IdentityKey, IdentityKeyPair
-from ._manager import Direction, SessionManager, TrustDecision, trust_on_first_use
+from ._manager import (
+    Direction,
+    Recovery,
+    RecoveryPolicy,
+    SessionManager,
+    TrustDecision,
+    trust_on_first_use,
+)
 from ._attachments import (
     AttachmentDecryptor,
     AttachmentEncryptor,
@@ -96,8 +103,9 @@ __all__ = [
     "SafetyNumber", "FingerprintMatch", "compare_scannable",
     "SealedBoxSuite", "SealedBoxPrivateKey", "SealedBoxPublicKey",
     "BackupParams", "create_backup", "restore_backup",
-    # decryption errors (libsignal profiles)
+    # decryption errors and recovery
     "DecryptionErrorMessage", "plaintext_content", "parse_plaintext_content",
+    "Recovery", "RecoveryPolicy",
     # attachments
     "AttachmentKey", "AttachmentMetadata", "AttachmentEncryptor", "AttachmentDecryptor",
     "PlaintextSink", "encrypt_attachment", "decrypt_attachment", "attachment_padded_size",

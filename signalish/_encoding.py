@@ -61,6 +61,9 @@ class Tag:
     PREKEY_BUNDLE: Final = 0x20
     PREKEY_RING: Final = 0x21
     INITIAL_HEADER: Final = 0x30
+    #: The native DecryptionErrorMessage (beside the message tags 0x40-0x42,
+    #: which live in signalish._message).
+    DECRYPTION_ERROR: Final = 0x43
     SESSION_RECORD: Final = 0x50
     SESSION_ROW: Final = 0x51
     CHAIN_KEYS_ROW: Final = 0x52

@@ -56,8 +56,12 @@ from ._bundle import PreKeyBundle
 from ._errors import (
     AuthenticationError,
     CorruptState,
+    DecodeError,
     InvalidArgument,
+    MessageKeyEvicted,
+    MessageKeyExpired,
     NoSession,
+    PreKeyError,
     PolicyViolation,
     SignalishError,
     StoreError,
@@ -67,9 +71,10 @@ from ._errors import (
 )
 from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing, Upload, UpkeepPolicy
-from ._primitives import RandomSource, SystemRandom
+from ._primitives import RandomSource, SystemRandom, ct_equal
 from ._profile import NATIVE, Profile
 from ._ratchet import Received
+from ._recovery import DecryptionErrorMessage, parse_plaintext_content, plaintext_content
 from ._padding import pad, unpad
 from ._session import BundlePolicy, Session, SessionOptions, SessionRecord
 from ._storage import Rows, load_record, load_ring, record_bytes, save_record, save_ring
@@ -77,7 +82,8 @@ from ._stores import Store
 from ._wires import wire_format
 from ._wire import InitialMessage
 
-__all__ = ["SessionManager", "TrustDecision", "Direction", "trust_on_first_use", "Outcome"]
+__all__ = ["SessionManager", "TrustDecision", "Direction", "trust_on_first_use", "Outcome",
+           "Recovery", "RecoveryPolicy"]
 
 
 class Direction(enum.Enum):
@@ -297,9 +303,99 @@ class SessionManager:
         0x41, 0x42) under ``native``."""
         return self.wire.message_type(message)
 
-    def has_session(self, address: str) -> bool:
-        """Whether any session (current or archived) with ``address`` is stored."""
-        return self.store.load_session(address, b"") is not None
+    def has_session(self, address: str, *, current: bool = False) -> bool:
+        """Whether any session (current or archived) with ``address`` is
+        stored; with ``current=True``, whether there is a current one, which
+        :meth:`encrypt` needs (after :meth:`archive_session` there is none)."""
+        if not current:
+            return self.store.load_session(address, b"") is not None
+        with self._transaction(set()):
+            record = self._record(address)
+            return record is not None and record.current is not None
+
+    def archive_session(self, address: str) -> bool:
+        """Archive the current session with ``address``: :meth:`encrypt` then
+        raises :class:`~signalish.NoSession` until :meth:`initiate` starts a
+        new session (or the peer starts one, or a late message that
+        decrypts in an archived session makes it current again, as libsignal
+        does).  Messages still in flight on the archived session decrypt.
+        Returns False, changing nothing, if there was no current session.
+        The record keeps at most ``SessionOptions.max_archived`` archived
+        sessions; the oldest is dropped."""
+        touched: set[str] = set()
+        with self._transaction(touched):
+            record = self._record(address)
+            if record is None or record.current is None:
+                return False
+            touched.add(address)
+            record.archive_current()
+            self._save(address, record)
+            return True
+
+    def delete_sessions(self, address: str) -> bool:
+        """Forget every session with ``address``, current and archived (its
+        messages in flight can then no longer be decrypted).  The trusted
+        identity of ``address`` is kept: :meth:`trust_identity` changes it.
+        Returns False if there was none."""
+        touched = {address}
+        with self._transaction(touched):
+            self._cache.pop(address, None)
+            if self.store.load_session(address, b"") is None:
+                return False
+            self.store.delete_session(address)
+            return True
+
+    def decryption_error(self, message: bytes, *, timestamp: int, device_id: int) -> bytes:
+        """What to send back to the sender of ``message``, a message that
+        could not be decrypted (any :class:`~signalish.MessageRejected`,
+        :class:`~signalish.errors.AuthenticationError` or
+        :class:`~signalish.NoSession`): a DecryptionErrorMessage naming the
+        message's ratchet key, ``timestamp`` (the envelope's, as the
+        application knows it) and ``device_id`` (the sender's device).
+        Under the libsignal profiles it is wrapped in a PlaintextContent, as
+        libsignal sends it (envelope type 8,
+        ``CiphertextMessageType.Plaintext``); under the native profile it
+        is the 0x43 frame.  Changes nothing: see docs/howto.rst, "Recover a
+        broken session", for when to send one.  Raises a
+        :class:`~signalish.errors.DecodeError` if ``message`` does not parse."""
+        kind = self.wire.message_type(message)
+        error = DecryptionErrorMessage.for_original(message, kind, timestamp, device_id,
+                                                    self.profile)
+        if self.profile.wire == "native":
+            return error.to_native_bytes()
+        return plaintext_content(error)
+
+    def process_decryption_error(self, address: str, data: bytes) -> bool:
+        """Act on a decryption error message from ``address`` (``data`` as
+        :meth:`decryption_error` makes it): if it names the ratchet key the
+        current session with ``address`` sends on now, the peer cannot
+        decrypt that session, so it is archived and True is returned: start
+        a new one (:meth:`initiate` with a fresh bundle) and resend what the
+        peer missed.  Otherwise (an older ratchet key, which the session has
+        since moved past; no ratchet key; no current session) nothing
+        changes and False is returned.
+
+        Such a message is unauthenticated (anyone on the path can forge it,
+        the server included), so this is the only thing it may cause: the
+        worst a forger gets is a new session per forgery with a ratchet key
+        it saw on the wire.  Rate-limit these per sender.  Raises a
+        :class:`~signalish.errors.DecodeError` for malformed bytes."""
+        if self.profile.wire == "native":
+            error = DecryptionErrorMessage.from_native_bytes(data)
+        else:
+            error = parse_plaintext_content(data)
+        touched: set[str] = set()
+        with self._transaction(touched):
+            record = self._record(address)
+            current = None if record is None else record.current
+            if (current is None or error.ratchet_key is None
+                    or not ct_equal(current.sending_ratchet_key, error.ratchet_key)):
+                return False
+            assert record is not None
+            touched.add(address)
+            record.archive_current()
+            self._save(address, record)
+            return True
 
     def export_session(self, address: str) -> bytes | None:
         """The stored record of ``address`` (every session with it), in the
@@ -407,8 +503,7 @@ class SessionManager:
                                        self.rng, policy=self.policy,
                                        kem_encapsulation=kem_encapsulation)
             record = self._record(address) or SessionRecord(self.profile, self.options.max_archived)
-            record.sessions.insert(0, session)
-            del record.sessions[1 + record.max_archived:]
+            record.start(session)
             self._save(address, record)
 
     def encrypt(self, address: str, plaintext: bytes) -> bytes:
@@ -578,3 +673,104 @@ class SessionManager:
         if key is not None:
             learned.append(key)
         return plaintext
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryPolicy:
+    """When :class:`Recovery` answers a failed message with a decryption
+    error message, and how often it acts on one.
+
+    ``confirm``: authentication failures from one address, with no message
+    from it decrypting in between, before the failure is reported (a forged
+    or damaged message fails alone, and the next genuine message decrypts;
+    a lost session fails every message).  ``interval``: the fewest seconds
+    between two error messages sent to one address, and between two
+    sessions archived on error messages from one address."""
+
+    confirm: int = 2
+    interval: int = 60
+
+    def __post_init__(self) -> None:
+        for name, value, top in (("confirm", self.confirm, 1000),
+                                 ("interval", self.interval, 1 << 32)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+                raise InvalidArgument(f"{name} must be an integer in 1..{top}")
+
+
+class Recovery:
+    """The recovery flow of docs/howto.rst ("Recover a broken session"): which
+    failed messages to answer with a decryption error message, and what an
+    incoming one may change.
+
+    * :meth:`failed` after :meth:`SessionManager.decrypt` raised: returns the
+      bytes to send back to the sender (see
+      :meth:`SessionManager.decryption_error`), or None.  It answers
+      :class:`~signalish.NoSession`, a :class:`~signalish.errors.PreKeyError`
+      and an evicted or expired message key at once; an
+      :class:`~signalish.errors.AuthenticationError` only once ``confirm``
+      of them came in a row from that address (one alone is what a forged
+      or damaged message looks like, and it changed nothing); never a
+      duplicate, a message too far ahead (hold it until the gap fills), a
+      malformed one or a refused identity.  At most one per ``interval``
+      per address.
+    * :meth:`succeeded` after a message from ``address`` decrypted.
+    * :meth:`received` with an error message from ``address``: archives the
+      current session if the message names its ratchet key
+      (:meth:`SessionManager.process_decryption_error`), at most once per
+      ``interval``; True means: start a new session and resend.
+
+    Its counters live in memory (after a restart it starts afresh, which at
+    worst sends one more error message).  ``now`` is in seconds.
+    """
+
+    def __init__(self, manager: SessionManager, policy: RecoveryPolicy = RecoveryPolicy()
+                 ) -> None:
+        self.manager = manager
+        self.policy = policy
+        self._failures: dict[str, int] = {}
+        self._sent: dict[str, int] = {}
+        self._archived: dict[str, int] = {}
+
+    @staticmethod
+    def _due(last: dict[str, int], address: str, now: int, interval: int) -> bool:
+        then = last.get(address)
+        return then is None or not 0 <= now - then < interval
+
+    def failed(self, address: str, message: bytes, error: SignalishError, *, timestamp: int,
+               device_id: int, now: int) -> bytes | None:
+        """What to send ``address`` about ``message``, which failed with
+        ``error``; None if nothing.  ``timestamp`` and ``device_id`` are the
+        envelope's (see :meth:`SessionManager.decryption_error`)."""
+        if isinstance(error, AuthenticationError):
+            count = self._failures[address] = self._failures.get(address, 0) + 1
+            if count < self.policy.confirm:
+                return None
+        elif not isinstance(error, (NoSession, PreKeyError, MessageKeyEvicted,
+                                    MessageKeyExpired)):
+            return None
+        if not self._due(self._sent, address, now, self.policy.interval):
+            return None
+        try:
+            answer = self.manager.decryption_error(message, timestamp=timestamp,
+                                                   device_id=device_id)
+        except (DecodeError, InvalidArgument):
+            return None
+        self._sent[address] = now
+        self._failures.pop(address, None)
+        return answer
+
+    def succeeded(self, address: str) -> None:
+        """A message from ``address`` decrypted: its failures were not a lost
+        session."""
+        self._failures.pop(address, None)
+
+    def received(self, address: str, data: bytes, *, now: int) -> bool:
+        """Act on a decryption error message from ``address``; True if the
+        current session was archived (start a new one and resend).  Raises a
+        :class:`~signalish.errors.DecodeError` for malformed bytes."""
+        if not self._due(self._archived, address, now, self.policy.interval):
+            return False
+        if not self.manager.process_decryption_error(address, data):
+            return False
+        self._archived[address] = now
+        return True

@@ -60,6 +60,19 @@ itself.  What Signal's applications do with one from address A, device D:
 * rate-limit all of it per sender, because every action costs a message and
   a forged stream of them must not become a flood of resends or sessions.
 
+The native profile has its own frame for the same three fields (libsignal's
+protobuf is not a native format; tag 0x43, beside the native message tags)::
+
+    0x43 0x01 | flags (1: bit 0, a ratchet key follows) | [ratchet key (32)]
+              | timestamp (8, big-endian) | device id (4, big-endian)
+
+It travels as it is (no PlaintextContent around it), with its tag (0x43) as
+its type.  Its ``ratchet_key`` is the
+one in a 0x40 message's header, or in the 0x40 message inside a 0x42
+PreKeyMessage; a message with an encrypted header (0x41, or a 0x42 around
+one) shows none to the party that could not decrypt it, so its error
+message has none.
+
 Sources: libsignal-client 0.72.1 (``@signalapp/libsignal-client``) and 0.90.0
 (npm), used as a black box through their public TypeScript API:
 ``DecryptionErrorMessage.forOriginal(bytes, type, timestamp,
@@ -85,6 +98,10 @@ from ._errors import (
     UnknownVersion,
     UnsupportedByProfile,
 )
+from ._encoding import Reader, Tag, Writer
+from ._message import MESSAGE, MESSAGE_HE, PREKEY_MESSAGE, PlainFrame, PreKeyFrame
+from ._message import message_type as native_message_type
+from ._message import parse as parse_native
 from ._profile import Profile
 from ._wire_v3 import (
     PREKEY_SIGNAL_MESSAGE,
@@ -106,7 +123,13 @@ __all__ = [
     "SENDER_KEY_MESSAGE",
     "PLAINTEXT_CONTENT_VERSION",
     "MAX_SIZE",
+    "NATIVE_DECRYPTION_ERROR",
 ]
+
+#: The native DecryptionErrorMessage's tag, and its type.
+NATIVE_DECRYPTION_ERROR: Final = Tag.DECRYPTION_ERROR
+_NATIVE_VERSION: Final = 1
+_NATIVE_HAS_KEY: Final = 0x01
 
 #: libsignal's CiphertextMessageType.Plaintext: a PlaintextContent's type.
 PLAINTEXT_CONTENT: Final = 8
@@ -176,17 +199,20 @@ class DecryptionErrorMessage:
         (SignalMessage) or 3 (PreKeySignalMessage), whose ratchet key is read
         out of ``message`` (parsed strictly under ``profile``, libsignal_v3 or
         libsignal_v4), or 7 (SenderKeyMessage: not read, no ratchet key).
+        Under the native profile it is the message's tag (0x40, 0x41 or
+        0x42, what :meth:`SessionManager.message_type` returns).
         ``timestamp`` and ``device_id`` are the original message's timestamp
         and its sender's device id.
 
-        Raises :class:`~signalish.errors.UnsupportedByProfile` under the
-        native profile, :class:`~signalish.errors.InvalidArgument` for a type
-        other than 2, 3 or 7 (8, PlaintextContent, is not encrypted) or an
+        Raises :class:`~signalish.errors.InvalidArgument` for another type
+        (8, PlaintextContent, is not encrypted) or an
         out-of-range timestamp or device id, and a
         :class:`~signalish.errors.DecodeError` (:class:`UnexpectedType` when
         the bytes are of the other type) or
         :class:`~signalish.errors.InvalidKey` when ``message`` does not parse.
         """
+        if profile.wire == "native":
+            return cls._for_native(message, message_type, timestamp, device_id)
         if message_type == SENDER_KEY_MESSAGE:
             return cls(None, timestamp, device_id)
         if message_type == PLAINTEXT_CONTENT:
@@ -208,6 +234,45 @@ class DecryptionErrorMessage:
         inner = frame if isinstance(frame, V3Frame) else frame.inner
         assert isinstance(inner, V3Frame)
         return cls(inner.ratchet_key, timestamp, device_id)
+
+    @classmethod
+    def _for_native(cls, message: bytes, message_type: int, timestamp: int,
+                    device_id: int) -> DecryptionErrorMessage:
+        if message_type not in (MESSAGE, MESSAGE_HE, PREKEY_MESSAGE):
+            raise InvalidArgument(f"unknown native message type {message_type!r}")
+        cls(None, timestamp, device_id)
+        if native_message_type(message) != message_type:
+            raise UnexpectedType(f"the message is not of type 0x{message_type:02x}")
+        frame = parse_native(message, len(message))
+        inner = frame.inner if isinstance(frame, PreKeyFrame) else frame
+        key = inner.ratchet_key if isinstance(inner, PlainFrame) else None
+        return cls(key, timestamp, device_id)
+
+    def to_native_bytes(self) -> bytes:
+        """The native profile's frame (tag 0x43, see the module docstring)."""
+        w = Writer(NATIVE_DECRYPTION_ERROR, _NATIVE_VERSION)
+        if self.ratchet_key is None:
+            w.u8(0)
+        else:
+            w.u8(_NATIVE_HAS_KEY).fixed(self.ratchet_key)
+        return w.u64(self.timestamp).u32(self.device_id).getvalue()
+
+    @classmethod
+    def from_native_bytes(cls, data: bytes) -> DecryptionErrorMessage:
+        """Parse the native frame strictly; raises a
+        :class:`~signalish.errors.DecodeError`."""
+        if not isinstance(data, bytes):
+            raise InvalidArgument("data must be bytes")
+        r = Reader(data, NATIVE_DECRYPTION_ERROR, "DecryptionErrorMessage",
+                   frozenset({_NATIVE_VERSION}))
+        flags = r.u8("flags")
+        if flags & ~_NATIVE_HAS_KEY:
+            raise InvalidEncoding("DecryptionErrorMessage: unknown flag bits")
+        key = r.fixed(32, "ratchet key") if flags else None
+        timestamp = r.u64("timestamp")
+        device_id = r.u32("device id")
+        r.finish()
+        return cls(key, timestamp, device_id)
 
     def to_bytes(self) -> bytes:
         """The protobuf, as libsignal's ``serialize()`` writes it."""

@@ -63,6 +63,15 @@ MAX_ARCHIVED_LIMIT: Final = 64
 RECORD_VERSION: Final = 2
 #: The head row of a record kept as store rows (SessionRecord.rows).
 ROWS_VERSION: Final = 3
+#: The same two formats with a flags byte after "max archived", written only
+#: when a flag is set (bit 0: no current session, every session is archived),
+#: so that a record with a current session keeps its earlier bytes.
+RECORD_FLAGS_VERSION: Final = 4
+ROWS_FLAGS_VERSION: Final = 5
+_NO_CURRENT: Final = 0x01
+#: The first two bytes' second byte of a head row (as opposed to a whole
+#: record stored as a head).
+HEAD_VERSIONS: Final = frozenset({bytes((ROWS_VERSION,)), bytes((ROWS_FLAGS_VERSION,))})
 SESSION_ROW_VERSION: Final = 1
 _ROW_TAG: Final = bytes((Tag.SESSION_ROW, SESSION_ROW_VERSION))
 
@@ -237,6 +246,12 @@ class Session:
         return not self.initiated_by_us and _digest(header) == self.initial_digest
 
     @property
+    def sending_ratchet_key(self) -> bytes:
+        """The ratchet public key (32 bytes) this session's messages carry
+        now (the one a DecryptionErrorMessage names)."""
+        return self.state.dhs_public
+
+    @property
     def header_encryption(self) -> bool:
         return self.state.header_encryption
 
@@ -378,20 +393,45 @@ def _digest(header: InitialHeader) -> bytes:
 
 class SessionRecord:
     """Every session with one peer: the current one first, then archived ones,
-    most recently current first."""
+    most recently current first.  After :meth:`archive_current` there is no
+    current session (``current`` is None) until a new session is installed or
+    an archived one is promoted by a message that decrypts in it."""
 
-    __slots__ = ("profile", "sessions", "max_archived", "_head")
+    __slots__ = ("profile", "sessions", "max_archived", "no_current", "_head")
 
     def __init__(self, profile: Profile, max_archived: int = 5) -> None:
         self.profile = profile
         self.sessions: list[Session] = []
         self.max_archived = max_archived
-        # The head row and the base keys it lists (see rows()).
-        self._head: tuple[tuple[bytes, ...], bytes] | None = None
+        #: True when every session in ``sessions`` is archived.
+        self.no_current = False
+        # The head row, the base keys it lists and the flag (see rows()).
+        self._head: tuple[tuple[bytes, ...], bool, bytes] | None = None
 
     @property
     def current(self) -> Session | None:
-        return self.sessions[0] if self.sessions else None
+        return self.sessions[0] if self.sessions and not self.no_current else None
+
+    def archive_current(self) -> bool:
+        """Archive the current session, leaving none current: encrypting then
+        raises :class:`~signalish.NoSession`, and late messages still decrypt in
+        the archived sessions (one that does becomes current again, as any
+        archived session does).  Returns False if there was no current
+        session.  The oldest archived session is dropped if the archive is
+        full."""
+        if self.current is None:
+            return False
+        self.no_current = True
+        del self.sessions[self.max_archived:]
+        return True
+
+    def start(self, session: Session) -> None:
+        """Make ``session`` (one this party initiated) current, archiving the
+        current one; the oldest archived session is dropped if the archive
+        is full."""
+        self.sessions.insert(0, session)
+        self.no_current = False
+        del self.sessions[1 + self.max_archived:]
 
     def find(self, base_key: bytes) -> Session | None:
         for session in self.sessions:
@@ -402,15 +442,16 @@ class SessionRecord:
     def _promote(self, session: Session) -> None:
         self.sessions.remove(session)
         self.sessions.insert(0, session)
+        self.no_current = False
 
     def install(self, session: Session) -> None:
         """Rule 1: a session the peer initiated becomes current, unless our own
         unanswered session wins the simultaneous-initiation tie-break."""
         if session not in self.sessions:
             self.sessions.append(session)
-        current = self.sessions[0]
-        if (current is not session and current.initiated_by_us and current.pending is not None
-                and current.base_key < session.base_key):
+        current = self.current
+        if (current is not None and current is not session and current.initiated_by_us
+                and current.pending is not None and current.base_key < session.base_key):
             self.sessions.remove(session)
             self.sessions.insert(1, session)
         else:
@@ -418,9 +459,11 @@ class SessionRecord:
         del self.sessions[1 + self.max_archived:]
 
     def encrypt(self, plaintext: bytes, registration_id: int = 0) -> bytes:
-        if not self.sessions:
-            raise NoSession("no session with this peer")
-        return self.sessions[0].encrypt(plaintext, registration_id)
+        current = self.current
+        if current is None:
+            raise NoSession("no current session with this peer" if self.sessions
+                            else "no session with this peer")
+        return current.encrypt(plaintext, registration_id)
 
     def block_sending(self) -> None:
         """Make every session receive-only (see :meth:`Session.block_sending`)."""
@@ -524,7 +567,7 @@ class SessionRecord:
         raise error
 
     def _promote_if_archived(self, session: Session) -> Session:
-        if session is not self.sessions[0]:
+        if session is not self.current:
             self._promote(session)
         return session
 
@@ -532,24 +575,47 @@ class SessionRecord:
 
     def to_bytes(self) -> bytes:
         """Tag 0x50, version 2, then the sessions, then a 16-byte SHA-256
-        digest of everything before it.  The digest is unkeyed: it catches
+        digest of everything before it (version 4, with a flags byte, when
+        there is no current session).  The digest is unkeyed: it catches
         accidents (truncation, bit rot), not edits by someone who can write
         the store, who can recompute it."""
-        w = Writer(Tag.SESSION_RECORD, RECORD_VERSION)
-        w.var(self.profile.name.encode()).u8(self.max_archived).u32(len(self.sessions))
+        w = Writer(Tag.SESSION_RECORD, RECORD_FLAGS_VERSION if self.no_current else RECORD_VERSION)
+        w.var(self.profile.name.encode()).u8(self.max_archived)
+        if self.no_current:
+            w.u8(_NO_CURRENT)
+        w.u32(len(self.sessions))
         for session in self.sessions:
             session._write(w)
         return add_digest(w.getvalue())
 
     @staticmethod
-    def _read_header(r: Reader) -> tuple[Profile, int]:
+    def _read_header(r: Reader) -> tuple[Profile, int, bool]:
+        """Profile, max archived and the no-current flag, and checks that a
+        record without a current session has at least one session and fits
+        the archive (the caller reads the count next and passes it to
+        :meth:`_check_count`)."""
         profile = PROFILES.get(r.var("profile", 64).decode("ascii", "replace"))
         if profile is None:
             raise InvalidEncoding("SessionRecord: unknown profile")
         max_archived = r.u8("max archived")
         if max_archived > MAX_ARCHIVED_LIMIT:
             raise InvalidEncoding("SessionRecord: max archived out of range")
-        return profile, max_archived
+        no_current = False
+        if r.version in (RECORD_FLAGS_VERSION, ROWS_FLAGS_VERSION):
+            # Written only when a flag is set: so the one flag there is.
+            if r.u8("flags") != _NO_CURRENT:
+                raise InvalidEncoding("SessionRecord: unknown flags")
+            no_current = True
+        return profile, max_archived, no_current
+
+    @staticmethod
+    def _count(r: Reader, max_archived: int, no_current: bool) -> int:
+        if not no_current:
+            return r.count("session count", 1 + max_archived)
+        count = r.count("session count", max_archived)
+        if not count:
+            raise InvalidEncoding("SessionRecord: no current session and no archived one")
+        return count
 
     def rows(self) -> dict[bytes, bytes]:
         """The record as store rows (part -> bytes), so that a message
@@ -573,13 +639,18 @@ class SessionRecord:
 
     def _head_row(self) -> bytes:
         order = tuple([session.base_key for session in self.sessions])
-        if self._head is None or self._head[0] != order:
-            w = Writer(Tag.SESSION_RECORD, ROWS_VERSION)
-            w.var(self.profile.name.encode()).u8(self.max_archived).u32(len(order))
+        no_current = self.no_current
+        head = self._head
+        if head is None or head[0] != order or head[1] is not no_current:
+            w = Writer(Tag.SESSION_RECORD, ROWS_FLAGS_VERSION if no_current else ROWS_VERSION)
+            w.var(self.profile.name.encode()).u8(self.max_archived)
+            if no_current:
+                w.u8(_NO_CURRENT)
+            w.u32(len(order))
             for base_key in order:
                 w.fixed(base_key)
-            self._head = (order, add_digest(w.getvalue()))
-        return self._head[1]
+            head = self._head = (order, no_current, add_digest(w.getvalue()))
+        return head[2]
 
     def changes(self, old: dict[bytes, bytes]
                 ) -> tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], list[bytes]]:
@@ -632,19 +703,20 @@ class SessionRecord:
         if head is None:
             return None
         head = bytes(head)
-        if head[1:2] != bytes((ROWS_VERSION,)):
+        if head[1:2] not in HEAD_VERSIONS:
             return cls.from_bytes(head), {b"": head}
         r = Reader(check_digest(head, "SessionRecord head row"), Tag.SESSION_RECORD,
-                   "SessionRecord head row", frozenset({ROWS_VERSION}))
-        profile, max_archived = cls._read_header(r)
+                   "SessionRecord head row", frozenset({ROWS_VERSION, ROWS_FLAGS_VERSION}))
+        profile, max_archived, no_current = cls._read_header(r)
         base_keys = [r.fixed(32, "base key")
-                     for _ in range(r.count("session count", 1 + max_archived))]
+                     for _ in range(cls._count(r, max_archived, no_current))]
         r.finish()
         if len(set(base_keys)) != len(base_keys):
             raise InvalidEncoding("SessionRecord: two sessions with one base key")
         rows = {b"": head}
         record = cls(profile, max_archived)
-        record._head = (tuple(base_keys), head)
+        record.no_current = no_current
+        record._head = (tuple(base_keys), no_current, head)
         for base_key in base_keys:
             part = b"s" + base_key
             data = load(part)
@@ -672,11 +744,12 @@ class SessionRecord:
         :class:`~signalish.StoreError`) if the integrity check fails, a
         :class:`~signalish.errors.DecodeError` if the content is malformed."""
         r = Reader(check_digest(data, "SessionRecord"), Tag.SESSION_RECORD, "SessionRecord",
-                   frozenset({1, RECORD_VERSION}))
-        profile, max_archived = cls._read_header(r)
+                   frozenset({1, RECORD_VERSION, RECORD_FLAGS_VERSION}))
+        profile, max_archived, no_current = cls._read_header(r)
         record = cls(profile, max_archived)
-        for _ in range(r.count("session count", 1 + max_archived)):
-            record.sessions.append(Session._read(r, profile, r.version))
+        record.no_current = no_current
+        for _ in range(cls._count(r, max_archived, no_current)):
+            record.sessions.append(Session._read(r, profile, min(r.version, RECORD_VERSION)))
         r.finish()
         if len({s.base_key for s in record.sessions}) != len(record.sessions):
             raise InvalidEncoding("SessionRecord: two sessions with one base key")

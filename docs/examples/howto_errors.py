@@ -56,7 +56,7 @@ def receive(manager: SessionManager, sender: str, data: bytes) -> bytes | None:
         held.append((sender, data))
         return None
     except (AuthenticationError, DecodeError):
-        return None  # forged, corrupted or not for us: drop it
+        return None  # forged, corrupted or not for us: drop it (and see howto_recovery.py)
     except PreKeyError:
         return None  # an initial message for prekeys we no longer have
     except UntrustedIdentity as changed:
@@ -64,7 +64,7 @@ def receive(manager: SessionManager, sender: str, data: bytes) -> bytes | None:
         manager.trust_identity(changed.address, changed.received)  # type: ignore[arg-type]
         return manager.decrypt(sender, data, now=now)
     except NoSession:
-        return None  # nothing to decrypt with: ask the sender to start over
+        return None  # nothing to decrypt with: ask the sender to start over (howto_recovery.py)
 
 
 assert receive(bob, "alice", first) is None  # a duplicate

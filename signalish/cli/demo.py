@@ -9,9 +9,9 @@ from .._attachments import AttachmentKey, decrypt_attachment, encrypt_attachment
 from .._backup import BackupParams, WrongPassword, create_backup, restore_backup
 from .._bundle import PreKeyBundle
 from .._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
-from .._errors import AuthenticationError, DuplicateMessage, StaleSession
+from .._errors import AuthenticationError, DuplicateMessage, NoSession, StaleSession
 from .._keys import IdentityKeyPair
-from .._manager import SessionManager
+from .._manager import Recovery, SessionManager
 from .._message import PreKeyFrame, parse
 from .._primitives import SystemRandom
 from .._profile import Profile
@@ -191,6 +191,42 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     print(f"a {len(photo):,}-byte file: {len(blob):,} bytes uploaded (padded to hide its "
           f"size), its key and digest sent in a {len(sealed_pointer)}-byte message")
     ok &= received == photo
+
+    _section("13. Dave loses his session with Carol; they recover")
+    carol_recovery, dave_recovery = Recovery(carol), Recovery(dave)
+    message = carol.encrypt("dave", b"still there?")
+    forged = message[:-1] + bytes((message[-1] ^ 1,))
+    try:
+        dave.decrypt("carol", forged, now=now)
+        ok = False
+    except AuthenticationError as error:
+        ok &= dave_recovery.failed("carol", forged, error, timestamp=1, device_id=1,
+                                   now=now) is None
+        print("a forged message fails alone: not answered, and the genuine one reads:",
+              dave.decrypt("carol", message, now=now).decode())
+    dave.delete_sessions("carol")  # say, a reinstall that kept his identity and prekeys
+    lost = carol.encrypt("dave", b"Are we still on for six?")
+    answer = b""
+    try:
+        dave.decrypt("carol", lost, now=now)
+        ok = False
+    except NoSession as error:
+        answer = dave_recovery.failed("carol", lost, error, timestamp=2, device_id=1,
+                                      now=now) or b""
+        print(f"Dave cannot decrypt (NoSession) and answers with a {len(answer)}-byte "
+              "decryption error message")
+    if answer and carol_recovery.received("dave", answer, now=now):
+        print("it names Carol's current ratchet key: she archives that session, starts a")
+        print("  new one from a fresh bundle and resends")
+        with dave.prekeys(now=now) as ring:
+            ring.generate_one_time_prekeys(1, rng)
+            dave_bundle = ring.issue_bundle()
+        carol.initiate("dave", dave_bundle)
+        got = dave.decrypt("carol", carol.encrypt("dave", b"Are we still on for six?"), now=now)
+        print("Dave reads:", got.decode())
+        ok &= got == b"Are we still on for six?"
+    else:
+        ok = False
 
     reopened.close()
     for leftover in workdir.iterdir():
