@@ -69,7 +69,17 @@ from ._primitives import (
 from ._profile import LIBSIGNAL_V3, LIBSIGNAL_V4, NATIVE, PreKeyKind, Profile
 from ._sealed import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
 from ._session import SessionOptions
-from ._stores import IdentityStore, MemoryStore, PreKeyStore, SessionStore, SQLiteStore, Store
+from ._stores import (
+    IdentityStore,
+    LocalStore,
+    MemoryStore,
+    PreKeyStore,
+    SessionStore,
+    SQLiteStore,
+    Store,
+    load_identity_key_pair,
+    save_identity_key_pair,
+)
 from ._window import RatchetLimits
 from ._x3dh import BundlePolicy
 from .errors import (
@@ -90,7 +100,8 @@ __all__ = [
     "SessionManager", "SessionOptions", "RatchetLimits", "BundlePolicy",
     "TrustDecision", "Direction", "trust_on_first_use",
     # stores
-    "Store", "IdentityStore", "PreKeyStore", "SessionStore", "MemoryStore", "SQLiteStore",
+    "Store", "IdentityStore", "PreKeyStore", "SessionStore", "LocalStore", "MemoryStore",
+    "SQLiteStore", "load_identity_key_pair", "save_identity_key_pair",
     # profiles and randomness
     "Profile", "NATIVE", "LIBSIGNAL_V3", "LIBSIGNAL_V4", "PreKeyKind",
     "RandomSource", "SystemRandom", "DeterministicRandom",

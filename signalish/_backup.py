@@ -2,7 +2,10 @@
 
 A backup restores a device that can continue its conversations: the
 identity key pair, the serialized :class:`~signalish.PreKeyRing`, the peers'
-trusted identity keys and (optionally) every session record.
+trusted identity keys, (optionally) every session record and (optionally)
+the application's own data kept in the store (:class:`~signalish.LocalStore`).
+Restoring writes the identity key pair into the store too, where
+:func:`~signalish.load_identity_key_pair` finds it.
 
 Key derivation is Argon2id (RFC 9106) with the parameters recorded in the
 blob; the default is RFC 9106's second recommended option (t = 3, p = 4,
@@ -58,7 +61,7 @@ from ._prekeys import PreKeyRing
 from ._primitives import SystemRandom, RandomSource, aes256_gcm_decrypt, aes256_gcm_encrypt, argon2id, hmac_sha256
 from ._session import SessionRecord
 from ._storage import load_ring, record_bytes, save_record, save_ring
-from ._stores import Store
+from ._stores import RESERVED_PREFIX, LocalStore, Store, save_identity_key_pair
 
 __all__ = ["BackupParams", "BackupError", "WrongPassword", "BackupDamaged",
            "BackupCostExceeded", "DEFAULT_MAX_COST", "create_backup", "restore_backup"]
@@ -121,8 +124,15 @@ def _derive(password: str | bytes, salt: bytes, params: BackupParams) -> tuple[b
     return out[:32], hmac_sha256(out[32:], _VERIFIER_LABEL)
 
 
-def _contents(identity: IdentityKeyPair, store: Store, include_sessions: bool) -> bytes:
-    w = Writer(Tag.BACKUP_CONTENTS).fixed(identity.seed())
+#: Contents version 2 adds the application's local data; it is written only
+#: when that is included, so a backup without it keeps version 1's bytes.
+_LOCAL_VERSION: Final = 2
+
+
+def _contents(identity: IdentityKeyPair, store: Store, include_sessions: bool,
+              include_local: bool) -> bytes:
+    w = Writer(Tag.BACKUP_CONTENTS, _LOCAL_VERSION if include_local else 1)
+    w.fixed(identity.seed())
     loaded = load_ring(store, identity)
     w.flag(loaded is not None)
     if loaded is not None:
@@ -137,17 +147,29 @@ def _contents(identity: IdentityKeyPair, store: Store, include_sessions: bool) -
     w.u32(len(sessions))
     for address in sessions:
         w.var(address.encode()).var(record_bytes(store, address) or b"")
+    if include_local:
+        assert isinstance(store, LocalStore)
+        names = [name for name in store.local_names() if not name.startswith(RESERVED_PREFIX)]
+        w.u32(len(names))
+        for name in names:
+            w.var(name.encode()).var(store.load_local(name) or b"")
     return w.getvalue()
 
 
 def create_backup(identity: IdentityKeyPair, store: Store, password: str | bytes, *,
-                  rng: RandomSource, include_sessions: bool = True,
+                  rng: RandomSource, include_sessions: bool = True, include_local: bool = False,
                   params: BackupParams = BackupParams()) -> bytes:
-    """Everything needed to restore this device, encrypted under ``password``."""
+    """Everything needed to restore this device, encrypted under ``password``,
+    read in one transaction.  ``include_local`` adds the application's own
+    data in the store (every :class:`~signalish.LocalStore` name but the
+    library's reserved ones); a store without it raises
+    :class:`~signalish.errors.InvalidArgument`."""
     if not password:
         raise InvalidArgument("the backup password is empty")
+    if include_local and not isinstance(store, LocalStore):
+        raise InvalidArgument("include_local needs a store with local data (LocalStore)")
     with store.transaction():
-        contents = _contents(identity, store, include_sessions)
+        contents = _contents(identity, store, include_sessions, include_local)
     salt, nonce = rng.random_bytes(16), rng.random_bytes(12)
     key, verifier = _derive(password, salt, params)
     head = (Writer(Tag.BACKUP).u32(params.iterations).u32(params.lanes).u32(params.memory_kib)
@@ -160,8 +182,11 @@ def create_backup(identity: IdentityKeyPair, store: Store, password: str | bytes
 def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int,
                    rng: RandomSource | None = None,
                    max_cost: BackupParams = DEFAULT_MAX_COST) -> IdentityKeyPair:
-    """Write a backup's trusted identities, sessions and prekey ring into
-    ``store`` (one transaction) and return the identity key pair.
+    """Write a backup's trusted identities, sessions, prekey ring, local data
+    and, if ``store`` keeps local data (:class:`~signalish.LocalStore`), the
+    identity key pair into ``store`` (one transaction), and return the
+    identity key pair.  Local data replaces what ``store`` holds under the
+    same names; other names are left alone.
 
     Every restored session is receive-only until the peer's next DH ratchet
     step or a new session (:class:`~signalish.errors.StaleSession` on encrypt): the
@@ -173,10 +198,14 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
 
     Raises :class:`BackupCostExceeded` (before any key derivation) if the
     blob's Argon2id parameters exceed ``max_cost`` in any of iterations,
-    lanes or memory, :class:`WrongPassword` or :class:`BackupDamaged`;
-    nothing is written then.
+    lanes or memory, :class:`WrongPassword` or :class:`BackupDamaged`, and
+    :class:`~signalish.errors.InvalidArgument` for a backup with local data
+    and a store that cannot keep it; nothing is written then.
     """
-    identity, ring, identities, sessions = _open_backup(blob, password, max_cost)
+    identity, ring, identities, sessions, local = _open_backup(blob, password, max_cost)
+    keeps_local = isinstance(store, LocalStore)
+    if local and not keeps_local:
+        raise InvalidArgument("the backup holds local data and the store cannot keep it")
     rng = rng if rng is not None else SystemRandom()
     new_ring = None
     if ring is not None:
@@ -197,11 +226,16 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
         for address, record in records:
             store.delete_session(address)
             save_record(store, address, record, {})
+        if keeps_local:
+            assert isinstance(store, LocalStore)
+            save_identity_key_pair(store, identity)
+            for name, data in local:
+                store.save_local(name, data)
     return identity
 
 
 _Contents = tuple[IdentityKeyPair, bytes | None, list[tuple[str, IdentityKey]],
-                  list[tuple[str, bytes]]]
+                  list[tuple[str, bytes]], list[tuple[str, bytes]]]
 
 
 def _open_backup(blob: bytes, password: str | bytes, max_cost: BackupParams) -> _Contents:
@@ -239,7 +273,7 @@ def _open_backup(blob: bytes, password: str | bytes, max_cost: BackupParams) -> 
 
 def _parse_contents(contents: bytes) -> _Contents:
     """Parse and validate everything before anything is written."""
-    r = Reader(contents, Tag.BACKUP_CONTENTS, "BackupContents")
+    r = Reader(contents, Tag.BACKUP_CONTENTS, "BackupContents", frozenset({1, _LOCAL_VERSION}))
     try:
         identity = IdentityKeyPair.from_seed(r.fixed(32, "identity seed"))
     except InvalidArgument:
@@ -250,9 +284,18 @@ def _parse_contents(contents: bytes) -> _Contents:
                   for _ in range(r.count("identity count", _MAX_ENTRIES))]
     sessions = [(r.var("address", 4096).decode("utf-8", "strict"), r.var("record", _MAX_CONTENTS))
                 for _ in range(r.count("session count", _MAX_ENTRIES))]
+    local: list[tuple[str, bytes]] = []
+    if r.version == _LOCAL_VERSION:
+        local = [(r.var("name", 4096).decode("utf-8", "strict"), r.var("data", _MAX_CONTENTS))
+                 for _ in range(r.count("local count", _MAX_ENTRIES))]
+        names = [name for name, _ in local]
+        if any(name.startswith(RESERVED_PREFIX) for name in names):
+            raise InvalidEncoding("BackupContents: a reserved local-data name")
+        if names != sorted(set(names)):
+            raise InvalidEncoding("BackupContents: local-data names not sorted and distinct")
     r.finish()
     if ring is not None:
         PreKeyRing.from_bytes(ring, identity)
     for _, record in sessions:
         SessionRecord.from_bytes(record)
-    return identity, ring, identities, sessions
+    return identity, ring, identities, sessions, local

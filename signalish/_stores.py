@@ -21,10 +21,25 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
-from ._errors import CorruptState, InvalidArgument, StoreBusy, StoreError, StoreRolledBack
-from ._keys import IdentityKey
+from ._errors import (
+    CorruptState,
+    DecodeError,
+    InvalidArgument,
+    StoreBusy,
+    StoreError,
+    StoreRolledBack,
+)
+from ._keys import IdentityKey, IdentityKeyPair
 
-__all__ = ["IdentityStore", "PreKeyStore", "SessionStore", "Store", "MemoryStore", "SQLiteStore"]
+__all__ = ["IdentityStore", "PreKeyStore", "SessionStore", "Store", "LocalStore", "MemoryStore",
+           "SQLiteStore", "RESERVED_PREFIX", "IDENTITY_NAME", "load_identity_key_pair",
+           "save_identity_key_pair"]
+
+#: Local-data names that start with this belong to the library; the
+#: application's own names must not (save_local refuses them).
+RESERVED_PREFIX: Final = "signalish:"
+#: Where :func:`save_identity_key_pair` keeps the local identity key pair.
+IDENTITY_NAME: Final = RESERVED_PREFIX + "identity"
 
 
 @runtime_checkable
@@ -73,6 +88,64 @@ class PreKeyStore(Protocol):
     def prekey_parts(self) -> list[bytes]:
         """The parts of every stored prekey row, sorted (``b""`` first)."""
         ...
+
+
+@runtime_checkable
+class LocalStore(Protocol):
+    """Application data kept beside the protocol state, under names the
+    application chooses, written in the same transactions (so a message's
+    plaintext and the state that decrypted it commit together), and carried
+    by a backup made with ``include_local=True``.  Both built-in stores
+    implement it.  Names starting with :data:`RESERVED_PREFIX` are the
+    library's (the local identity key pair is kept under one)."""
+
+    def load_local(self, name: str) -> bytes | None:
+        """The data saved under ``name``, or None."""
+        ...
+
+    def save_local(self, name: str, data: bytes) -> None:
+        """Save ``data`` under ``name``, replacing what was there.  Called
+        inside a transaction.  The built-in stores refuse a reserved name
+        with :class:`~signalish.errors.InvalidArgument`."""
+        ...
+
+    def delete_local(self, name: str) -> None:
+        """Remove ``name``; nothing happens if there is none."""
+        ...
+
+    def local_names(self) -> list[str]:
+        """Every saved name, sorted, the reserved ones included."""
+        ...
+
+
+def _check_local_name(name: str, reserved_ok: bool = False) -> None:
+    if not isinstance(name, str):
+        raise InvalidArgument("a local-data name is a str")
+    if name.startswith(RESERVED_PREFIX) and not reserved_ok:
+        raise InvalidArgument(f"local-data names starting {RESERVED_PREFIX!r} are reserved")
+
+
+def save_identity_key_pair(store: LocalStore, identity: IdentityKeyPair) -> None:
+    """Keep ``identity`` (secret) in ``store``, as libsignal's identity store
+    keeps the local identity key pair; :func:`~signalish.restore_backup`
+    calls it.  Call it inside a transaction with whatever else should commit
+    with it."""
+    # The built-in stores refuse reserved names in save_local and take them
+    # here; a store of the application's own takes them through save_local.
+    save = getattr(store, "_save_reserved", store.save_local)
+    save(IDENTITY_NAME, identity.to_bytes())
+
+
+def load_identity_key_pair(store: LocalStore) -> IdentityKeyPair | None:
+    """The identity key pair kept in ``store``, or None.  Raises
+    :class:`~signalish.errors.CorruptState` if it is damaged."""
+    data = store.load_local(IDENTITY_NAME)
+    if data is None:
+        return None
+    try:
+        return IdentityKeyPair.from_bytes(data)
+    except (DecodeError, InvalidArgument):
+        raise CorruptState("the stored identity key pair is damaged") from None
 
 
 @runtime_checkable
@@ -232,12 +305,24 @@ class MemoryStore:
         return sorted(address for address, rows in self._sessions.items() if b"" in rows)
 
     def load_local(self, name: str) -> bytes | None:
-        """Application data kept beside the protocol state, as in
-        :meth:`SQLiteStore.load_local`: saved in the same transactions."""
+        """Application data kept beside the protocol state (:class:`LocalStore`):
+        saved in the same transactions."""
         return self._local.get(name)
 
     def save_local(self, name: str, data: bytes) -> None:
+        _check_local_name(name)
         self._set(self._local, name, bytes(data))
+
+    def _save_reserved(self, name: str, data: bytes) -> None:
+        _check_local_name(name, reserved_ok=True)
+        self._set(self._local, name, bytes(data))
+
+    def delete_local(self, name: str) -> None:
+        if name in self._local:
+            self._set(self._local, name, _MISSING)
+
+    def local_names(self) -> list[str]:
+        return sorted(self._local)
 
 
 class _MemoryTransaction:
@@ -752,9 +837,21 @@ class SQLiteStore:
             "reading identities", "SELECT address FROM identities ORDER BY address")]
 
     def load_local(self, name: str) -> bytes | None:
-        """Application data kept beside the protocol state (for example the
-        serialized :class:`~signalish.IdentityKeyPair`)."""
+        """Application data kept beside the protocol state (:class:`LocalStore`):
+        saved in the same transactions."""
         return self._read("SELECT data FROM local WHERE name = ?", (name,), name, "local")
 
     def save_local(self, name: str, data: bytes) -> None:
+        _check_local_name(name)
         self._write("INSERT OR REPLACE INTO local VALUES (?, ?)", (name,), name, data, "local")
+
+    def _save_reserved(self, name: str, data: bytes) -> None:
+        _check_local_name(name, reserved_ok=True)
+        self._write("INSERT OR REPLACE INTO local VALUES (?, ?)", (name,), name, data, "local")
+
+    def delete_local(self, name: str) -> None:
+        self._modify("writing local", "DELETE FROM local WHERE name = ?", (name,))
+
+    def local_names(self) -> list[str]:
+        return [row[0] for row in self._fetchall(
+            "reading local", "SELECT name FROM local ORDER BY name")]

@@ -271,3 +271,125 @@ def test_restore_over_a_store_with_rows_leaves_no_stale_row() -> None:
         new_bob.encrypt("alice", b"x")
     assert new_bob.decrypt("alice", alice.manager.encrypt("bob", b"again"), now=11) == b"again"
     assert alice.manager.decrypt("bob", new_bob.encrypt("alice", b"back"), now=12) == b"back"
+
+
+# --- the application's local data and the identity in the store ----------------------
+
+
+def test_local_data_and_the_identity_travel_in_the_backup(tmp_path: object) -> None:
+    from signalish import SQLiteStore, load_identity_key_pair
+
+    _, bob = conversation()
+    with bob.store.transaction():
+        bob.store.save_local("inbox", b"three messages")
+        bob.store.save_local("contacts", b"alice")
+    blob = create_backup(bob.identity, bob.store, "correct horse", include_local=True,
+                         rng=DeterministicRandom(b"l"), params=FAST)
+    plain = create_backup(bob.identity, bob.store, "correct horse",
+                          rng=DeterministicRandom(b"l"), params=FAST)
+    assert backup_module._open_backup(plain, "correct horse", FAST)[4] == []
+    for store in (MemoryStore(), SQLiteStore(f"{tmp_path}/restored.db")):
+        with store.transaction():
+            store.save_local("inbox", b"older")        # replaced
+            store.save_local("drafts", b"kept")        # left alone
+        identity = restore_backup(blob, "correct horse", store, now=10)
+        assert identity.public == bob.identity.public
+        stored = load_identity_key_pair(store)
+        assert stored is not None and stored.seed() == bob.identity.seed()
+        assert store.load_local("inbox") == b"three messages"
+        assert store.load_local("contacts") == b"alice"
+        assert store.load_local("drafts") == b"kept"
+        # A manager built from what the store holds continues the conversation.
+        manager = SessionManager(stored, store, NATIVE, rng=DeterministicRandom(b"m"))
+        assert manager.has_session("alice")
+
+
+def test_a_restore_always_puts_the_identity_into_the_store() -> None:
+    from signalish import load_identity_key_pair
+
+    _, bob = conversation()
+    blob = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"i"),
+                         params=FAST)
+    store = MemoryStore()
+    assert load_identity_key_pair(store) is None
+    restore_backup(blob, "pw", store, now=10)
+    stored = load_identity_key_pair(store)
+    assert stored is not None and stored.public == bob.identity.public
+    # The reserved entry is not the application's: a backup of the restored
+    # store carries the identity once, in its own field, not as local data.
+    again = create_backup(stored, store, "pw", include_local=True,
+                          rng=DeterministicRandom(b"j"), params=FAST)
+    assert backup_module._open_backup(again, "pw", FAST)[4] == []
+
+
+class _NoLocal:
+    """A store of an application's own that keeps no local data."""
+
+    def __init__(self) -> None:
+        self._inner = MemoryStore()
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("load_local", "save_local", "delete_local", "local_names"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_local_data_needs_a_store_that_keeps_it() -> None:
+    _, bob = conversation()
+    with bob.store.transaction():
+        bob.store.save_local("inbox", b"x")
+    with pytest.raises(InvalidArgument):
+        create_backup(bob.identity, _NoLocal(), "pw", include_local=True,  # type: ignore[arg-type]
+                      rng=DeterministicRandom(b"n"), params=FAST)
+    blob = create_backup(bob.identity, bob.store, "pw", include_local=True,
+                         rng=DeterministicRandom(b"n"), params=FAST)
+    target = _NoLocal()
+    with pytest.raises(InvalidArgument):
+        restore_backup(blob, "pw", target, now=10)  # type: ignore[arg-type]
+    assert snapshot(target._inner) == EMPTY
+    # Without local data it restores, and the identity is returned, not stored.
+    plain = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"n"),
+                          params=FAST)
+    assert restore_backup(plain, "pw", target, now=10).public == bob.identity.public  # type: ignore[arg-type]
+    assert target._inner.load_local("signalish:identity") is None
+
+
+def _blob_of(contents: bytes, password: str = "pw") -> bytes:
+    """A backup blob around ``contents``, framed as create_backup frames it."""
+    from signalish._encoding import Tag, Writer
+    from signalish._primitives import aes256_gcm_encrypt
+
+    salt, nonce = bytes(16), bytes(12)
+    key, verifier = backup_module._derive(password, salt, FAST)
+    head = (Writer(Tag.BACKUP).u32(FAST.iterations).u32(FAST.lanes).u32(FAST.memory_kib)
+            .fixed(salt).fixed(verifier).fixed(nonce).getvalue()
+            + struct.pack(">I", len(contents) + 16))
+    return _with_checksum(head + aes256_gcm_encrypt(key, nonce, contents, head))
+
+
+@pytest.mark.parametrize("entries", [
+    [("signalish:identity", b"x")],        # a reserved name
+    [("b", b"1"), ("a", b"2")],            # not sorted
+    [("a", b"1"), ("a", b"2")],            # twice
+])
+def test_hostile_local_entries_are_damage(entries: list[tuple[str, bytes]]) -> None:
+    from signalish._encoding import Tag, Writer
+
+    _, bob = conversation()
+    w = Writer(Tag.BACKUP_CONTENTS, 2).fixed(bob.identity.seed()).flag(False).u32(0).u32(0)
+    w.u32(len(entries))
+    for name, data in entries:
+        w.var(name.encode()).var(data)
+    store = MemoryStore()
+    with pytest.raises(BackupDamaged):
+        restore_backup(_blob_of(w.getvalue()), "pw", store, now=10)
+    assert snapshot(store) == EMPTY and store.local_names() == []
+    # The same contents as version 1 have bytes left over.
+    one = Writer(Tag.BACKUP_CONTENTS, 1).fixed(bob.identity.seed()).flag(False).u32(0).u32(0)
+    with pytest.raises(BackupDamaged):
+        restore_backup(_blob_of(one.getvalue() + b"\x00\x00\x00\x00"), "pw", store, now=10)
+    # And a well-formed version 2 restores.
+    good = Writer(Tag.BACKUP_CONTENTS, 2).fixed(bob.identity.seed()).flag(False).u32(0).u32(0)
+    good.u32(1).var(b"a").var(b"1")
+    restore_backup(_blob_of(good.getvalue()), "pw", store, now=10)
+    assert store.load_local("a") == b"1"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ from signalish import (
 )
 from signalish._session import SessionRecord
 from signalish._storage import load_record, record_bytes, ring_bytes
-from signalish.errors import CorruptState, DuplicateMessage
+from signalish.errors import CorruptState, DuplicateMessage, InvalidArgument
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -379,3 +380,60 @@ def test_application_data_commits_with_the_protocol_state(kind: str, tmp_path: P
     assert store.load_session("alice") == b"head"
     if isinstance(store, SQLiteStore):
         store.close()
+
+
+# --- local data ------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def local_store(request: pytest.FixtureRequest, tmp_path: object) -> object:
+    from signalish import SQLiteStore
+
+    if request.param == "memory":
+        return MemoryStore()
+    return SQLiteStore(f"{tmp_path}/local.db")
+
+
+def test_local_data_names_delete_and_reserved_names(local_store: Any) -> None:
+    from signalish import LocalStore, load_identity_key_pair, save_identity_key_pair
+
+    store = local_store
+    assert isinstance(store, LocalStore)
+    with store.transaction():
+        store.save_local("b", b"2")
+        store.save_local("a", b"1")
+        with pytest.raises(InvalidArgument):
+            store.save_local("signalish:identity", b"x")
+        with pytest.raises(InvalidArgument):
+            store.save_local(b"a", b"x")
+    assert store.local_names() == ["a", "b"]
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.delete_local("a")
+            assert store.load_local("a") is None
+            raise RuntimeError("roll back")
+    assert store.load_local("a") == b"1"
+    with store.transaction():
+        store.delete_local("a")
+        store.delete_local("missing")
+    assert store.local_names() == ["b"]
+    identity = IdentityKeyPair.generate(DeterministicRandom(b"local"))
+    with store.transaction():
+        save_identity_key_pair(store, identity)
+    loaded = load_identity_key_pair(store)
+    assert loaded is not None and loaded.seed() == identity.seed()
+    assert store.local_names() == ["b", "signalish:identity"]
+
+
+def test_a_damaged_stored_identity_is_corrupt_state() -> None:
+    from signalish import load_identity_key_pair, save_identity_key_pair
+
+    store = MemoryStore()
+    identity = IdentityKeyPair.generate(DeterministicRandom(b"damaged"))
+    with store.transaction():
+        save_identity_key_pair(store, identity)
+    data = bytearray(store.load_local("signalish:identity") or b"")
+    data[5] ^= 1
+    store._local["signalish:identity"] = bytes(data)
+    with pytest.raises(CorruptState):
+        load_identity_key_pair(store)

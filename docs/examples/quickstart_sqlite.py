@@ -10,6 +10,8 @@ from signalish import (
     SessionManager,
     SQLiteStore,
     SystemRandom,
+    load_identity_key_pair,
+    save_identity_key_pair,
 )
 
 rng = SystemRandom()
@@ -20,7 +22,7 @@ path = Path(tempfile.mkdtemp()) / "bob.db"
 with SQLiteStore(path) as store:
     identity = IdentityKeyPair.generate(rng)
     with store.transaction():
-        store.save_local("identity", identity.to_bytes())
+        save_identity_key_pair(store, identity)
     with SessionManager(identity, store, NATIVE).prekeys(now=now) as ring:
         ring.generate_one_time_prekeys(10, rng)
         bundle = ring.issue_bundle()
@@ -31,7 +33,8 @@ message = alice.encrypt("bob", b"written while Bob's app was closed")
 
 # Later run: Bob's app starts again from the file.
 with SQLiteStore(path) as store:
-    identity = IdentityKeyPair.from_bytes(store.load_local("identity") or b"")
+    identity = load_identity_key_pair(store)
+    assert identity is not None
     bob = SessionManager(identity, store)
     received: list[bytes] = []
     # `deliver` runs inside the transaction that commits the new session state:

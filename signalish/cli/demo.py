@@ -17,7 +17,7 @@ from .._primitives import SystemRandom
 from .._profile import Profile
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
 from .._session import SessionOptions
-from .._stores import MemoryStore, SQLiteStore
+from .._stores import MemoryStore, SQLiteStore, load_identity_key_pair, save_identity_key_pair
 
 
 def _short(data: bytes, n: int = 12) -> str:
@@ -45,7 +45,7 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     bob = IdentityKeyPair.generate(rng)
     bob_store = SQLiteStore(workdir / "bob.db")
     with bob_store.transaction():
-        bob_store.save_local("identity", bob.to_bytes())
+        save_identity_key_pair(bob_store, bob)
     bob_manager = SessionManager(bob, bob_store, profile, rng=rng,
                                  options=SessionOptions(registration_id=4242))
     with bob_manager.prekeys(now=now) as ring:  # the store owns the prekeys
@@ -104,7 +104,8 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     _section("6. Bob's app restarts: the session comes back from SQLite")
     bob_store.close()
     reopened = SQLiteStore(workdir / "bob.db")
-    identity = IdentityKeyPair.from_bytes(reopened.load_local("identity") or b"")
+    identity = load_identity_key_pair(reopened)
+    assert identity is not None
     bob_manager = SessionManager(identity, reopened, profile, rng=rng)
     print(f"restored session record: {len(bob_manager.export_session('alice') or b'')} bytes")
     later = alice.encrypt("bob", b"Still there after the restart?")
@@ -128,8 +129,10 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
 
     _section("9. Bob backs up his device under a password and restores it")
     params = BackupParams(iterations=1, lanes=1, memory_kib=8 * 1024)  # demo speed
+    with reopened.transaction():
+        reopened.save_local("settings", b"theme=dark")  # the app's own data, backed up too
     blob = create_backup(identity, reopened, "correct horse battery staple", rng=rng,
-                         params=params)
+                         params=params, include_local=True)
     print(f"backup: {len(blob)} bytes (Argon2id t={params.iterations}, "
           f"m={params.memory_kib} KiB; the default is RFC 9106's t=3, m=64 MiB)")
     try:
@@ -140,6 +143,10 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     new_phone = MemoryStore()
     restored = restore_backup(blob, "correct horse battery staple", new_phone, now=now + 100,
                               rng=rng)
+    stored = load_identity_key_pair(new_phone)  # the identity is in the store
+    ok &= stored is not None and stored.public == restored.public
+    ok &= new_phone.load_local("settings") == b"theme=dark"
+    print("the new phone's store holds the identity and the app's settings again")
     phone = SessionManager(restored, new_phone, profile, rng=rng)
     try:
         phone.encrypt("alice", b"Hello from the new phone")

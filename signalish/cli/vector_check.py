@@ -208,8 +208,8 @@ def check_backup(case: Json) -> None:
                        iterations=params.iterations, lanes=params.lanes,
                        memory_kib=params.memory_kib)
     expect("Argon2id output", derived.hex(), case["argon2id_output"])
-    identity, ring, identities, sessions = _open_backup(h(case["backup"]), case["password"],
-                                                        DEFAULT_MAX_COST)
+    identity, ring, identities, sessions, local = _open_backup(
+        h(case["backup"]), case["password"], DEFAULT_MAX_COST)
     expect("identity seed", identity.seed().hex(), case["identity_seed"])
     # Creation: the same store contents, salt and nonce give the same blob.
     store = MemoryStore()
@@ -220,7 +220,9 @@ def check_backup(case: Json) -> None:
             store.save_identity(address, key)
         for address, record in sessions:
             store.save_session(address, record)
-    rebuilt = create_backup(identity, store, case["password"],
+        for name, data in local:
+            store.save_local(name, data)
+    rebuilt = create_backup(identity, store, case["password"], include_local=bool(local),
                             rng=ListRandom([case["salt"], case["nonce"]]), params=params)
     expect("backup created from the same inputs", rebuilt.hex(), case["backup"])
     body = h(case["backup"])[:-16]
