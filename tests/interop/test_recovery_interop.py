@@ -183,3 +183,39 @@ def test_libsignal_is_laxer(libsignal_v4: LibsignalPeer, data: str) -> None:
     assert answer["ok"] and answer["serialized"] == data
     with pytest.raises(DecodeError):
         DecryptionErrorMessage.from_bytes(bytes.fromhex(data))
+
+
+def test_a_libsignal_error_message_archives_the_session_it_names(
+        libsignal_v4: LibsignalPeer) -> None:
+    """The recovery flow across implementations: libsignal cannot read a
+    message signalish sent, says so with its own DecryptionErrorMessage in a
+    PlaintextContent, and signalish archives the session that message was
+    sent on (and only for that session's current ratchet key); and
+    SessionManager.decryption_error's bytes are what libsignal writes."""
+    libsignal = libsignal_v4
+    libsignal.ok("init", registration_id=ALICE_REG)
+    bob = signalish_party(b"dem-archive", BOB_REG)
+    libsignal.ok("process_bundle", address="bob", **bundle_fields(issue_bundle(bob)))
+    first = bytes.fromhex(libsignal.ok("encrypt", address="bob", plaintext=b"hi".hex())["body"])
+    assert bob.decrypt("alice", first, now=1) == b"hi"
+    assert bob.decryption_error(first, timestamp=7, device_id=1) == bytes.fromhex(
+        libsignal.ok("plaintext_content",
+                     dem=libsignal_dem(libsignal, first, 3, 7, 1).hex())["content"])
+    older = bob.encrypt("alice", b"older")
+    libsignal.ok("decrypt", address="bob", type=2, body=older.hex())
+    # libsignal answers, and signalish moves on past that ratchet key first:
+    # then the error message is stale and changes nothing.
+    stale = libsignal.ok("plaintext_content",
+                         dem=libsignal_dem(libsignal, older, 2, 8, 2).hex())["content"]
+    second = bytes.fromhex(libsignal.ok("encrypt", address="bob", plaintext=b"x".hex())["body"])
+    bob.decrypt("alice", second, now=2)
+    lost = bob.encrypt("alice", b"lost")
+    assert not bob.process_decryption_error("alice", bytes.fromhex(stale))
+    assert bob.has_session("alice", current=True)
+    answer = libsignal.ok("plaintext_content",
+                          dem=libsignal_dem(libsignal, lost, 2, 9, 2).hex())["content"]
+    assert bob.process_decryption_error("alice", bytes.fromhex(answer))
+    assert not bob.has_session("alice", current=True)
+    # Messages libsignal sent on the archived session still read.
+    third = bytes.fromhex(libsignal.ok("encrypt", address="bob", plaintext=b"late".hex())["body"])
+    assert bob.decrypt("alice", third, now=3) == b"late"
