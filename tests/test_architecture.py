@@ -36,7 +36,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("bundle", ("_bundle", "_initial")),
     ("prekeys", ("_prekeys",)),
     ("x3dh", ("_x3dh",)),
-    ("ratchet", ("_window", "_ratchet")),
+    ("ratchet", ("_window", "_ratchet", "_spqr_kdf")),
     ("wire", ("_wire", "_message", "_wire_v3", "_wire_v4", "_wires", "_state_codec",
               "_padding", "_recovery")),
     ("session", ("_session",)),
