@@ -34,3 +34,13 @@ def libsignal_v4() -> Iterator[LibsignalPeer]:
         yield peer
     finally:
         peer.close()
+
+
+@pytest.fixture
+def libsignal_v5() -> Iterator[LibsignalPeer]:
+    """A libsignal-client 0.103.0 party (driver_v5.mjs), not yet initialised."""
+    peer = LibsignalPeer("0.103.0")
+    try:
+        yield peer
+    finally:
+        peer.close()

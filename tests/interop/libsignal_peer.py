@@ -3,7 +3,9 @@
 ``LibsignalPeer()`` runs driver.mjs, one libsignal-client 0.72.1 party
 (protocol version 3); ``LibsignalPeer("0.90.0")`` runs driver_v4.mjs, one
 libsignal-client 0.90.0 party (protocol version 4, PQXDH with Kyber1024),
-installed under the npm alias ``libsignal-v4``.  Both come from
+installed under the npm alias ``libsignal-v4``; ``LibsignalPeer("0.103.0")``
+runs driver_v5.mjs, one libsignal-client 0.103.0 party (SPQR always on,
+local addresses), under the alias ``libsignal-v5``.  All come from
 package-lock.json (``npm ci`` in tests/interop).
 """
 
@@ -21,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 DRIVERS: dict[str, tuple[str, str]] = {
     "0.72.1": ("driver.mjs", "@signalapp/libsignal-client"),
     "0.90.0": ("driver_v4.mjs", "libsignal-v4"),
+    "0.103.0": ("driver_v5.mjs", "libsignal-v5"),
 }
 
 
