@@ -527,7 +527,7 @@ class SessionManager:
             if self.options.padding:
                 plaintext = pad(plaintext, self.options.padding)
             touched.add(address)  # dropped from the cache if anything from here fails
-            message = record.encrypt(plaintext, self.options.registration_id)
+            message = record.encrypt(plaintext, self.options.registration_id, self.rng)
             self._save(address, record)
         return message
 

@@ -46,9 +46,20 @@ from ._errors import (
 from ._bundle import PreKeyBundle
 from ._initial import InitialHeader
 from ._keys import IdentityKey, IdentityKeyPair
-from ._primitives import PublicKey, RandomSource
+from ._primitives import PublicKey, RandomSource, SystemRandom
 from ._profile import PROFILES, Profile
-from ._ratchet import Located, RatchetState, Received, decrypt_located, locate, ratchet_encrypt
+from ._ratchet import (
+    Header,
+    Located,
+    RatchetState,
+    Received,
+    decrypt_located,
+    locate,
+    ratchet_encrypt,
+)
+from ._spqr import Spqr
+from ._wire_v3 import V3Frame
+from ._wire_v4 import V4Wire
 from ._state_codec import encode_state, keys_row, read_limits, read_state, write_limits
 from ._window import RatchetLimits
 from ._wires import wire_format
@@ -74,6 +85,16 @@ _NO_CURRENT: Final = 0x01
 HEAD_VERSIONS: Final = frozenset({bytes((ROWS_VERSION,)), bytes((ROWS_FLAGS_VERSION,))})
 SESSION_ROW_VERSION: Final = 1
 _ROW_TAG: Final = bytes((Tag.SESSION_ROW, SESSION_ROW_VERSION))
+#: A session row with SPQR state (session flags bit 3, the state after the
+#: ratchet state); written only for such a session.
+SESSION_ROW_PQ_VERSION: Final = 2
+_ROW_PQ_TAG: Final = bytes((Tag.SESSION_ROW, SESSION_ROW_PQ_VERSION))
+#: The whole-record format with a flags byte always present and sessions that
+#: may hold SPQR state; written only when one does.
+RECORD_PQ_VERSION: Final = 6
+#: Session layouts, as Session._read takes them: 1 and 2 are the record
+#: versions' own, 3 adds SPQR (flag bit 3).
+_SESSION_LAYOUT_PQ: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +110,9 @@ class SessionOptions:
     what it encrypts to one byte short of a multiple of it (0x80, then
     zeros), and strips that from what it decrypts, as Signal's applications
     do with 160 (``signalish._padding``).  0, the default, pads nothing.
+    ``pq_ratchet``: run SPQR, the Sparse Post-Quantum Ratchet (the Triple
+    Ratchet, ``signalish._spqr``), in new ``libsignal_v4`` sessions, as
+    libsignal-client 0.92 and later require.  Other profiles ignore it.
     """
 
     header_encryption: bool = False
@@ -97,6 +121,7 @@ class SessionOptions:
     #: Our registration id, sent in libsignal PreKeySignalMessages.
     registration_id: int = 0
     padding: int = 0
+    pq_ratchet: bool = False
 
     def __post_init__(self) -> None:
         if self.padding == 1 or not 0 <= self.padding <= 65536:
@@ -121,12 +146,13 @@ class Session:
 
     __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
                  "initial_digest", "initiated_by_us", "pending", "state", "limits",
-                 "send_blocked", "wire", "_ad_send", "_ad_receive", "_encoded", "_row",
-                 "_prefix", "_key_parts", "_known", "_part")
+                 "send_blocked", "spqr", "wire", "_ad_send", "_ad_receive", "_encoded",
+                 "_row", "_prefix", "_key_parts", "_known", "_part")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
-                 pending: bool, state: RatchetState, limits: RatchetLimits) -> None:
+                 pending: bool, state: RatchetState, limits: RatchetLimits,
+                 spqr: Spqr | None = None) -> None:
         self.remote_identity = remote_identity
         self.local_identity = local_identity
         self.associated_data = associated_data
@@ -143,6 +169,9 @@ class Session:
         #: True after :meth:`block_sending`, until a DH ratchet step gives
         #: the session a sending chain no earlier copy of it can have used.
         self.send_blocked = False
+        #: SPQR beside the Double Ratchet (libsignal_v4 with
+        #: ``SessionOptions.pq_ratchet``), or None.
+        self.spqr = spqr
         self._bind_wire()
 
     def _bind_wire(self) -> None:
@@ -179,7 +208,8 @@ class Session:
                                         options.header_encryption)
         return cls(remote_identity=bundle.identity_key, local_identity=local_identity,
                    associated_data=agreement.associated_data, initial_header=agreement.header,
-                   initiated_by_us=True, pending=True, state=state, limits=options.limits)
+                   initiated_by_us=True, pending=True, state=state, limits=options.limits,
+                   spqr=_start_spqr(profile, options, agreement, initiator=True))
 
     @classmethod
     def as_responder(cls, agreement: AgreementResult, local_identity: IdentityKey,
@@ -194,7 +224,8 @@ class Session:
                                       agreement.signed_prekey, header_encryption)
         return cls(remote_identity=agreement.header.identity_key, local_identity=local_identity,
                    associated_data=agreement.associated_data, initial_header=agreement.header,
-                   initiated_by_us=False, pending=False, state=state, limits=options.limits)
+                   initiated_by_us=False, pending=False, state=state, limits=options.limits,
+                   spqr=_start_spqr(profile, options, agreement, initiator=False))
 
     @classmethod
     def initiate(cls, identity: IdentityKeyPair, bundle: PreKeyBundle, profile: Profile,
@@ -255,8 +286,11 @@ class Session:
     def header_encryption(self) -> bool:
         return self.state.header_encryption
 
-    def encrypt(self, plaintext: bytes, registration_id: int = 0) -> bytes:
+    def encrypt(self, plaintext: bytes, registration_id: int = 0,
+                rng: RandomSource | None = None) -> bytes:
         """RatchetEncrypt, wrapped in a PreKeyMessage while ``pending``.
+        A session with SPQR draws its randomness (a new ML-KEM key pair or
+        encapsulation now and then) from ``rng``, the system's if None.
 
         Raises :class:`~signalish.errors.StaleSession` if sending is blocked,
         :class:`~signalish.errors.AwaitingFirstMessage` if the session cannot
@@ -269,7 +303,13 @@ class Session:
         if len(plaintext) > self.limits.max_message_size:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
-        message = self.wire.seal(ratchet_encrypt(self.state), plaintext, self._ad_send)
+        sending = ratchet_encrypt(self.state)
+        if self.spqr is None:
+            message = self.wire.seal(sending, plaintext, self._ad_send)
+        else:
+            pq_ratchet, pq_key = self.spqr.send(rng if rng is not None else SystemRandom())
+            assert isinstance(self.wire, V4Wire)
+            message = self.wire.seal_pq(sending, plaintext, self._ad_send, pq_ratchet, pq_key)
         self._encoded = self._row = self._known = None
         if self.pending is None:
             return message
@@ -299,8 +339,21 @@ class Session:
                 raise AuthenticationError("decryption failed")
         self.state.window.parse_pending()  # malformed stored keys: refused before any change
         step = self.state.step
+        spqr = None
+        if self.spqr is not None:
+            # SPQR moves before the MAC can be checked (the key depends on
+            # it): on a copy, kept only if the message decrypts.
+            pq_ratchet = getattr(frame, "pq_ratchet", None)
+            if pq_ratchet is None:
+                raise AuthenticationError("decryption failed")
+            spqr = self.spqr.copy()
+            pq_key = spqr.receive(pq_ratchet)
+            if pq_key is not None:
+                frame = _Salted(frame, pq_key)
         plaintext = decrypt_located(self.state, where, frame, self._ad_receive, now=now, rng=rng,
                                     limits=self.limits)
+        if spqr is not None:
+            self.spqr = spqr
         if self.pending is not None:
             self.pending = None
             self._prefix = None
@@ -320,7 +373,8 @@ class Session:
         are in :func:`~signalish._state_codec.keys_row` rows), then a 16-byte
         digest.  Kept until the session changes."""
         if self._row is None:
-            self._row = add_digest(_ROW_TAG + self._encode(keys=False))
+            tag = _ROW_TAG if self.spqr is None else _ROW_PQ_TAG
+            self._row = add_digest(tag + self._encode(keys=False))
         return self._row
 
     def _key_rows(self) -> dict[bytes, bytes]:
@@ -332,7 +386,8 @@ class Session:
         return rows
 
     def _encode(self, *, keys: bool) -> bytes:
-        flags = self.initiated_by_us | (self.pending is not None) << 1 | self.send_blocked << 2
+        flags = (self.initiated_by_us | (self.pending is not None) << 1 | self.send_blocked << 2
+                 | (self.spqr is not None) << 3)
         if self._prefix is None:
             prefix = Writer(0)
             prefix.fixed(self.local_identity.public_bytes_raw())
@@ -342,15 +397,24 @@ class Session:
                 prefix.var(self.pending.to_bytes())
             write_limits(prefix, self.limits)
             self._prefix = prefix.getvalue()[2:]
-        return b"".join((bytes((flags,)), self._prefix, encode_state(self.state, keys=keys)))
+        parts = [bytes((flags,)), self._prefix, encode_state(self.state, keys=keys)]
+        if self.spqr is not None:
+            w = Writer(0)
+            self.spqr.write(w)
+            parts.append(w.getvalue()[2:])
+        return b"".join(parts)
 
     @classmethod
     def from_row(cls, data: bytes, profile: Profile,
                  keys: Callable[[bytes], bytes | None]) -> Session:
         """Read a :meth:`row`; ``keys(chain_id)`` returns each chain's key row."""
         r = Reader(check_digest(data, "SessionRecord session row"), Tag.SESSION_ROW,
-                   "SessionRecord session row", frozenset({SESSION_ROW_VERSION}))
-        session = cls._read(r, profile, RECORD_VERSION, keys)
+                   "SessionRecord session row",
+                   frozenset({SESSION_ROW_VERSION, SESSION_ROW_PQ_VERSION}))
+        layout = _SESSION_LAYOUT_PQ if r.version == SESSION_ROW_PQ_VERSION else RECORD_VERSION
+        session = cls._read(r, profile, layout, keys)
+        if (session.spqr is None) != (r.version == SESSION_ROW_VERSION):
+            raise InvalidEncoding("SessionRecord: a session row's version does not fit its SPQR")
         r.finish()
         if type(data) is bytes:
             session._row = data  # what row() would write: an unchanged session is not rewritten
@@ -360,8 +424,11 @@ class Session:
     def _read(cls, r: Reader, profile: Profile, version: int,
               keys: Callable[[bytes], bytes | None] | None = None) -> Session:
         flags = r.u8("session flags")
-        if flags > (7 if version >= 2 else 3) or flags & 3 == 2:
+        top = 15 if version >= _SESSION_LAYOUT_PQ else 7 if version >= 2 else 3
+        if flags > top or flags & 3 == 2:
             raise InvalidEncoding("Session: unknown flag bits")
+        if flags & 8 and profile.wire != "libsignal_v4":
+            raise InvalidEncoding("Session: SPQR state under a profile without SPQR")
         local = IdentityKey(PublicKey.from_public_bytes(r.fixed(32, "local identity")))
         remote = IdentityKey(PublicKey.from_public_bytes(r.fixed(32, "remote identity")))
         ad = r.var("associated data", 66)
@@ -374,7 +441,8 @@ class Session:
                                     or pending.identity_key != local):
             raise InvalidEncoding("Session: pending header does not match the session")
         limits = read_limits(r)
-        state = read_state(r, profile, limits, version, keys)
+        state = read_state(r, profile, limits, min(version, RECORD_VERSION), keys)
+        spqr = Spqr.read(r, limits) if flags & 8 else None
         send_blocked = bool(flags & 4)
         if send_blocked and state.cks is not None:
             raise InvalidEncoding("Session: a receive-only session keeps no sending chain")
@@ -383,12 +451,46 @@ class Session:
         session.associated_data, session.base_key, session.initial_digest = ad, base_key, digest
         session.initiated_by_us, session.pending = bool(flags & 1), pending
         session.state, session.limits, session.send_blocked = state, limits, send_blocked
+        session.spqr = spqr
         session._bind_wire()
         return session
 
 
 def _digest(header: InitialHeader) -> bytes:
     return hashlib.sha256(header.to_bytes()).digest()
+
+
+def _start_spqr(profile: Profile, options: SessionOptions, agreement: AgreementResult, *,
+                initiator: bool) -> Spqr | None:
+    """A new session's SPQR: with ``pq_ratchet`` under libsignal_v4, seeded
+    with the third 32-byte block of the PQXDH output."""
+    if not options.pq_ratchet or profile.wire != "libsignal_v4":
+        return None
+    secret = agreement.shared_secret
+    if len(secret) != 96:
+        raise InvalidArgument("SPQR needs the 96-byte version 4 PQXDH output")
+    return Spqr.start(secret[64:96], initiator, options.limits)
+
+
+class _Salted:
+    """A received message whose message keys take the SPQR key as salt."""
+
+    __slots__ = ("_frame", "_salt")
+
+    def __init__(self, frame: Received, salt: bytes) -> None:
+        self._frame, self._salt = frame, salt
+
+    @property
+    def header(self) -> Header | None:
+        return self._frame.header
+
+    def open_header(self, header_key: bytes) -> Header | None:
+        return None
+
+    def open(self, message_key: bytes, ad: bytes) -> bytes:
+        frame = self._frame
+        assert isinstance(frame, V3Frame)
+        return frame.open(message_key, ad, self._salt)
 
 
 class SessionRecord:
@@ -458,12 +560,13 @@ class SessionRecord:
             self._promote(session)
         del self.sessions[1 + self.max_archived:]
 
-    def encrypt(self, plaintext: bytes, registration_id: int = 0) -> bytes:
+    def encrypt(self, plaintext: bytes, registration_id: int = 0,
+                rng: RandomSource | None = None) -> bytes:
         current = self.current
         if current is None:
             raise NoSession("no current session with this peer" if self.sessions
                             else "no session with this peer")
-        return current.encrypt(plaintext, registration_id)
+        return current.encrypt(plaintext, registration_id, rng)
 
     def block_sending(self) -> None:
         """Make every session receive-only (see :meth:`Session.block_sending`)."""
@@ -579,10 +682,14 @@ class SessionRecord:
         there is no current session).  The digest is unkeyed: it catches
         accidents (truncation, bit rot), not edits by someone who can write
         the store, who can recompute it."""
-        w = Writer(Tag.SESSION_RECORD, RECORD_FLAGS_VERSION if self.no_current else RECORD_VERSION)
+        if any(session.spqr is not None for session in self.sessions):
+            version = RECORD_PQ_VERSION
+        else:
+            version = RECORD_FLAGS_VERSION if self.no_current else RECORD_VERSION
+        w = Writer(Tag.SESSION_RECORD, version)
         w.var(self.profile.name.encode()).u8(self.max_archived)
-        if self.no_current:
-            w.u8(_NO_CURRENT)
+        if version != RECORD_VERSION:
+            w.u8(_NO_CURRENT if self.no_current else 0)
         w.u32(len(self.sessions))
         for session in self.sessions:
             session._write(w)
@@ -606,6 +713,11 @@ class SessionRecord:
             if r.u8("flags") != _NO_CURRENT:
                 raise InvalidEncoding("SessionRecord: unknown flags")
             no_current = True
+        elif r.version == RECORD_PQ_VERSION:
+            flags = r.u8("flags")
+            if flags & ~_NO_CURRENT:
+                raise InvalidEncoding("SessionRecord: unknown flags")
+            no_current = bool(flags)
         return profile, max_archived, no_current
 
     @staticmethod
@@ -744,12 +856,14 @@ class SessionRecord:
         :class:`~signalish.StoreError`) if the integrity check fails, a
         :class:`~signalish.errors.DecodeError` if the content is malformed."""
         r = Reader(check_digest(data, "SessionRecord"), Tag.SESSION_RECORD, "SessionRecord",
-                   frozenset({1, RECORD_VERSION, RECORD_FLAGS_VERSION}))
+                   frozenset({1, RECORD_VERSION, RECORD_FLAGS_VERSION, RECORD_PQ_VERSION}))
         profile, max_archived, no_current = cls._read_header(r)
         record = cls(profile, max_archived)
         record.no_current = no_current
         for _ in range(cls._count(r, max_archived, no_current)):
-            record.sessions.append(Session._read(r, profile, min(r.version, RECORD_VERSION)))
+            layout = _SESSION_LAYOUT_PQ if r.version == RECORD_PQ_VERSION else \
+                min(r.version, RECORD_VERSION)
+            record.sessions.append(Session._read(r, profile, layout))
         r.finish()
         if len({s.base_key for s in record.sessions}) != len(record.sessions):
             raise InvalidEncoding("SessionRecord: two sessions with one base key")

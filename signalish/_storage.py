@@ -32,10 +32,10 @@ Rows = dict[bytes, bytes]
 
 def _legacy(old: Rows) -> bool:
     """Whether ``old`` is a whole record or ring stored as a head (format 1,
-    2 or, for a record, 4; the row layout's heads are versions 3 and 5).  Rows of anything else the
+    2 or, for a record, 4 or 6; the row layout's heads are versions 3 and 5).  Rows of anything else the
     store holds beside such a head are unknown, so a save replaces them all."""
     head = old.get(b"")
-    return head is not None and head[1:2] in (b"\x01", b"\x02", b"\x04")
+    return head is not None and head[1:2] in (b"\x01", b"\x02", b"\x04", b"\x06")
 
 
 def load_record(store: SessionStore, address: str) -> tuple[SessionRecord, Rows] | None:

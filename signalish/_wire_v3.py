@@ -72,6 +72,9 @@ VERSION_4: Final = 0x44
 KYBER_CIPHERTEXT_SIZE: Final = 1 + 1568
 #: The largest SPQR message (SignalMessage field 5) a version 4 parser takes.
 MAX_PQ_RATCHET: Final = 4096
+#: Version 4's field 6: sender service id (17) || device (1) || recipient
+#: service id (17) || device (1) (libsignal 0.92 and later).
+ADDRESSES_SIZE: Final = 36
 MAC_SIZE: Final = 8
 SIGNAL_MESSAGE: Final = 2  # libsignal's CiphertextMessageType.Whisper
 PREKEY_SIGNAL_MESSAGE: Final = 3  # CiphertextMessageType.PreKey
@@ -176,10 +179,12 @@ def _key33(data: bytes, what: str) -> bytes:
 class V3Frame:
     """A parsed SignalMessage (of protocol version 3 or 4)."""
 
-    __slots__ = ("ratchet_key", "pn", "n", "ciphertext", "mac", "signed", "pq_ratchet")
+    __slots__ = ("ratchet_key", "pn", "n", "ciphertext", "mac", "signed", "pq_ratchet",
+                 "addresses")
 
     def __init__(self, ratchet_key: bytes, pn: int, n: int, ciphertext: bytes, mac: bytes,
-                 signed: bytes, pq_ratchet: bytes | None = None) -> None:
+                 signed: bytes, pq_ratchet: bytes | None = None,
+                 addresses: bytes | None = None) -> None:
         self.ratchet_key = ratchet_key
         self.pn = pn
         self.n = n
@@ -188,8 +193,12 @@ class V3Frame:
         #: version byte || protobuf: what the MAC covers after the identities.
         self.signed = signed
         #: Version 4's field 5, the SPQR message, as received (covered by the
-        #: MAC; not acted on: signalish does not run SPQR yet).
+        #: MAC; a session with SPQR reads it, signalish._spqr).
         self.pq_ratchet = pq_ratchet
+        #: Version 4's field 6, the sender's and recipient's addresses (36
+        #: bytes, covered by the MAC; read, not checked: signalish addresses
+        #: are the application's strings, not service ids).
+        self.addresses = addresses
 
     @property
     def header(self) -> Header:
@@ -198,10 +207,12 @@ class V3Frame:
     def open_header(self, header_key: bytes) -> Header | None:
         return None
 
-    def open(self, mk: bytes, identities: bytes) -> bytes:
+    def open(self, mk: bytes, identities: bytes, salt: bytes | None = None) -> bytes:
         """Check the MAC (constant time) and decrypt.  ``identities`` is the
-        sender's then the receiver's 33-byte identity key."""
-        keys = hkdf(mk, salt=None, info=_KEYS_INFO, length=80)
+        sender's then the receiver's 33-byte identity key; ``salt`` the SPQR
+        message key of a session with SPQR (the Triple Ratchet's
+        KDF_HYBRID, signalish._spqr_kdf.message_keys)."""
+        keys = hkdf(mk, salt=salt, info=_KEYS_INFO, length=80)
         expected = hmac_sha256(keys[32:64], identities + self.signed)[:MAC_SIZE]
         if not hmac.compare_digest(expected, self.mac):
             raise AuthenticationError("decryption failed")
@@ -209,21 +220,25 @@ class V3Frame:
 
 
 def seal(mk: bytes, ratchet_key: bytes, pn: int, n: int, plaintext: bytes,
-         identities: bytes, version: int | None = None) -> bytes:
+         identities: bytes, version: int | None = None, pq_ratchet: bytes | None = None,
+         salt: bytes | None = None) -> bytes:
     """A SignalMessage, byte for byte as libsignal writes it (version byte
-    ``VERSION`` unless given)."""
-    keys = hkdf(mk, salt=None, info=_KEYS_INFO, length=80)
+    ``VERSION`` unless given); with SPQR, its message ``pq_ratchet`` (field
+    5) and key (``salt``)."""
+    keys = hkdf(mk, salt=salt, info=_KEYS_INFO, length=80)
     signed = signal_message_body(ratchet_key, pn, n,
-                                 aes256_cbc_encrypt(keys[:32], keys[64:], plaintext), version)
+                                 aes256_cbc_encrypt(keys[:32], keys[64:], plaintext), version,
+                                 pq_ratchet)
     return signed + hmac_sha256(keys[32:64], identities + signed)[:MAC_SIZE]
 
 
 def signal_message_body(ratchet_key: bytes, pn: int, n: int, ciphertext: bytes,
-                        version: int | None = None) -> bytes:
+                        version: int | None = None, pq_ratchet: bytes | None = None) -> bytes:
     """Version byte and protobuf of a SignalMessage (what the MAC covers after
     the identities); ``pn`` is the spec's count."""
-    return bytes((VERSION if version is None else version,)) + (_bytes_field(1, b"\x05" + ratchet_key) + _uint_field(2, n)
-                                + _uint_field(3, max(pn, 1) - 1) + _bytes_field(4, ciphertext))
+    body = (bytes((VERSION if version is None else version,)) + _bytes_field(1, b"\x05" + ratchet_key)
+            + _uint_field(2, n) + _uint_field(3, max(pn, 1) - 1) + _bytes_field(4, ciphertext))
+    return body if pq_ratchet is None else body + _bytes_field(5, pq_ratchet)
 
 
 def _check_version(data: bytes, what: str, protocol: int = 3) -> None:
@@ -250,12 +265,18 @@ def _parse_signal(data: bytes, max_ciphertext: int, protocol: int = 3) -> V3Fram
     key = _key33(_bytes(r, 1, 33), "SignalMessage")
     n, pn = r.uint32(2), r.uint32(3)
     ciphertext = _bytes(r, 4, max_ciphertext)
-    pq_ratchet = r.bytes_(5, MAX_PQ_RATCHET, optional=True) if protocol >= 4 else None
+    pq_ratchet = addresses = None
+    if protocol >= 4:
+        pq_ratchet = r.bytes_(5, MAX_PQ_RATCHET, optional=True)
+        addresses = r.bytes_(6, ADDRESSES_SIZE, optional=True)
+        if addresses is not None and len(addresses) != ADDRESSES_SIZE:
+            raise InvalidLength("SignalMessage: the addresses field is not 36 bytes")
     r.finish()
     assert n is not None and pn is not None
     if not ciphertext or len(ciphertext) % 16:
         raise InvalidLength("SignalMessage: ciphertext is not a whole number of AES blocks")
-    return V3Frame(key, pn + 1, n, ciphertext, data[-MAC_SIZE:], data[:-MAC_SIZE], pq_ratchet)
+    return V3Frame(key, pn + 1, n, ciphertext, data[-MAC_SIZE:], data[:-MAC_SIZE], pq_ratchet,
+                   addresses)
 
 
 # --- PreKeySignalMessage -----------------------------------------------------------
@@ -310,7 +331,7 @@ def parse_v3(data: bytes, max_plaintext: int, protocol: int = 3) -> V3Frame | V3
     base_key = PublicKey.from_public_bytes(_key33(_bytes(r, 2, 33), "PreKeySignalMessage"))
     identity = IdentityKey(PublicKey.from_public_bytes(
         _key33(_bytes(r, 3, 33), "PreKeySignalMessage")))
-    inner_limit = max_ciphertext + 64 + (MAX_PQ_RATCHET + 8 if protocol >= 4 else 0)
+    inner_limit = max_ciphertext + 64 + (MAX_PQ_RATCHET + 8 + ADDRESSES_SIZE + 2 if protocol >= 4 else 0)
     inner = _parse_signal(_bytes(r, 4, inner_limit), max_ciphertext, protocol)
     registration_id, signed = r.uint32(5), r.uint32(6)
     kyber_id = kyber_ciphertext = None

@@ -1,5 +1,5 @@
-"""libsignal protocol version 4 messages, as libsignal-client 0.73 to 0.90
-writes them for a session without SPQR.
+"""libsignal protocol version 4 messages, as libsignal-client 0.73 and later
+write them.
 
 The encodings are version 3's (``_wire_v3``: protobuf field by field, the
 8-byte MAC over both 33-byte identities, the version byte and the protobuf,
@@ -10,15 +10,20 @@ The encodings are version 3's (``_wire_v3``: protobuf field by field, the
     PreKeySignalMessage   + 7 kyber_pre_key_id, 8 kyber_ciphertext (0x08 || 1568 bytes),
                           both required: a session of version 4 always uses a Kyber
                           prekey, and a version 3 PreKeySignalMessage is refused
-    SignalMessage         + 5 pq_ratchet (optional): the SPQR message.  signalish
-                          never writes it, and reads it only as bytes covered by the
-                          MAC: a libsignal-client that offers SPQR (0.80 to 0.90) and
-                          receives messages without it continues the session
-                          without SPQR, with the message keys of version 3.
-
-libsignal 0.91 and later add field 6 (the sender's and recipient's addresses)
-and make SPQR mandatory; those are the next issue's, and a message with
-field 6 is refused here as malformed (unknown field).
+    SignalMessage         + 5 pq_ratchet (optional): the SPQR message
+                          (signalish._spqr), written and read by a session with
+                          SPQR (``SessionOptions(pq_ratchet=True)``), whose message
+                          keys then take the SPQR key as HKDF salt.  A session
+                          without SPQR never writes it and reads it only as bytes
+                          covered by the MAC: a libsignal-client that offers SPQR
+                          (0.80 to 0.90) and receives messages without it continues
+                          the session without SPQR, with the message keys of
+                          version 3.
+                          + 6 addresses (optional, 36 bytes): libsignal 0.92 and later
+                          write the sender's and recipient's service ids and
+                          devices into the SignalMessage inside a
+                          PreKeySignalMessage.  Read (covered by the MAC), never
+                          written, not checked.
 """
 
 from __future__ import annotations
@@ -56,6 +61,15 @@ class V4Wire:
         if hk is not None:
             raise UnsupportedByProfile("libsignal_v4 has no header encryption")
         return seal(mk, ratchet_key, pn, n, plaintext, ad, VERSION_4)
+
+    def seal_pq(self, sending: Sending, plaintext: bytes, ad: bytes, pq_ratchet: bytes,
+                pq_key: bytes) -> bytes:
+        """:meth:`seal` for a session with SPQR: ``pq_ratchet`` is field 5,
+        ``pq_key`` the SPQR message key (the salt of the message keys)."""
+        (ratchet_key, pn, n), mk, hk = sending
+        if hk is not None:
+            raise UnsupportedByProfile("libsignal_v4 has no header encryption")
+        return seal(mk, ratchet_key, pn, n, plaintext, ad, VERSION_4, pq_ratchet, pq_key)
 
     def initial_message(self, header: InitialHeader, registration_id: int,
                         message: bytes) -> bytes:

@@ -136,7 +136,7 @@ def test_a_prekey_message_without_kyber_fields_is_refused() -> None:
         V3_WIRE.initial_message(frame.header, 1, b"inner")  # version 3 has no Kyber fields
 
 
-def test_field_5_is_read_and_covered_by_the_mac_and_field_6_is_refused() -> None:
+def test_fields_5_and_6_are_read_and_covered_by_the_mac() -> None:
     _, reply, alice, _ = conversation()
     body, mac = reply[:-8], reply[-8:]
     with_spqr = body + _bytes_field(5, b"\x01\x01\x01\x00") + mac
@@ -146,10 +146,22 @@ def test_field_5_is_read_and_covered_by_the_mac_and_field_6_is_refused() -> None
     with pytest.raises(AuthenticationError):  # the MAC was over the body without it
         alice.manager.decrypt("bob", with_spqr, now=2)
     assert alice.snapshot() == before
-    with pytest.raises(DecodeError):
-        parse_v3(body + _bytes_field(6, bytes(36)) + mac, LIMIT, protocol=4)
-    with pytest.raises(DecodeError):
-        parse_v3(body + _bytes_field(5, bytes(4097)) + mac, LIMIT, protocol=4)
+    # Field 6 (libsignal 0.92's addresses, 36 bytes) is read, and the MAC
+    # covers it; any other length, a field 6 before field 5, and a field 7
+    # are malformed.
+    addresses = bytes(range(36))
+    with_addresses = body + _bytes_field(6, addresses) + mac
+    frame = parse_v3(with_addresses, LIMIT, protocol=4)
+    assert isinstance(frame, V3Frame) and frame.addresses == addresses
+    with pytest.raises(AuthenticationError):
+        alice.manager.decrypt("bob", with_addresses, now=2)
+    assert alice.snapshot() == before
+    for bad in (body + _bytes_field(6, bytes(35)) + mac, body + _bytes_field(6, bytes(37)) + mac,
+                body + _bytes_field(6, addresses) + _bytes_field(5, b"\x01\x01\x01\x00") + mac,
+                body + _bytes_field(7, bytes(1)) + mac,
+                body + _bytes_field(5, bytes(4097)) + mac):
+        with pytest.raises(DecodeError):
+            parse_v3(bad, LIMIT, protocol=4)
     assert alice.manager.decrypt("bob", reply, now=2) == b"reply"
 
 
