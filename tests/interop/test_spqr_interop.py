@@ -218,3 +218,123 @@ def test_signalish_initiates_to_libsignal_090(libsignal_v4: LibsignalPeer) -> No
     assert alice.decrypt("bob", reply, now=1) == b"keyed too"
     seen = converse(libsignal, alice, 300, 6, libsignal_name="bob", signalish_name="alice")
     assert seen["epochs"] >= 2
+
+
+def flip_in_field5(message: bytes, offset: int) -> bytes:
+    """``message`` with one bit flipped at ``offset`` inside its field 5."""
+    frame = parse_v3(message, LIMIT, 4)
+    inner = getattr(frame, "inner", frame)
+    assert inner.pq_ratchet is not None
+    start = message.index(inner.pq_ratchet)
+    return message[:start + offset] + bytes((message[start + offset] ^ 0x01,)) + \
+        message[start + offset + 1:]
+
+
+def test_tampered_field5_and_duplicates_are_refused_by_both(
+        libsignal_v5: LibsignalPeer) -> None:
+    from signalish.errors import AuthenticationError, DecodeError, DuplicateMessage
+
+    libsignal = libsignal_v5
+    bob, _ = libsignal_starts(libsignal, b"spqr-tamper")
+    converse(libsignal, bob, 60, 7, libsignal_name="alice", signalish_name="bob")
+    # libsignal -> signalish: every byte of field 5 flipped, each refused,
+    # nothing changed; then the genuine message decrypts, and again is a duplicate.
+    _, message = encrypt_from_libsignal(libsignal, "genuine", to="bob")
+    before = bob.export_session("alice")
+    for offset in range(len(field5_bytes(message))):
+        with pytest.raises((AuthenticationError, DecodeError)):
+            bob.decrypt("alice", flip_in_field5(message, offset), now=2)
+        assert bob.export_session("alice") == before
+    assert bob.decrypt("alice", message, now=2) == b"genuine"
+    with pytest.raises(DuplicateMessage):
+        bob.decrypt("alice", message, now=2)
+    # signalish -> libsignal: the same, with libsignal keeping no state change
+    # from a refusal (decrypt_each with keep_state=False).
+    reply = bob.encrypt("alice", b"genuine reply")
+    forged = [flip_in_field5(reply, offset) for offset in range(len(field5_bytes(reply)))]
+    answer = libsignal.ok("decrypt_each", address="bob", keep_state=False,
+                          messages=[{"type": 2, "body": m.hex()} for m in forged])
+    assert not any(result.get("ok") for result in answer["results"]), answer["results"]
+    assert decrypt_at_libsignal(libsignal, bob, reply, "bob") == "genuine reply"
+    again = libsignal("decrypt", address="bob", type=2, body=reply.hex())
+    assert not again.get("ok")
+    converse(libsignal, bob, 30, 8, libsignal_name="alice", signalish_name="bob")
+
+
+def field5_bytes(message: bytes) -> bytes:
+    frame = parse_v3(message, LIMIT, 4)
+    inner = getattr(frame, "inner", frame)
+    assert inner.pq_ratchet is not None
+    return bytes(inner.pq_ratchet)
+
+
+@pytest.mark.parametrize("signalish_initiates", [False, True])
+def test_ten_thousand_messages_with_restarts_from_sqlite(libsignal_v5: LibsignalPeer,
+                                                         signalish_initiates: bool,
+                                                         tmp_path: Any) -> None:
+    """10,000 messages in runs of every shape: one way each way, alternating,
+    two to one, with late and lost messages, and the signalish side
+    restarted from its SQLite file every few hundred messages (mid-epoch)."""
+    from signalish import SQLiteStore
+
+    libsignal = libsignal_v5
+    if signalish_initiates:
+        manager, _ = signalish_starts(libsignal, b"spqr-10k-a")
+        names = {"libsignal_name": "bob", "signalish_name": "alice"}
+    else:
+        manager, _ = libsignal_starts(libsignal, b"spqr-10k-b")
+        names = {"libsignal_name": "alice", "signalish_name": "bob"}
+    # Move the signalish party's state into SQLite, then reopen it as we go.
+    path = tmp_path / "signalish.db"
+    store = SQLiteStore(path)
+    copy_store(manager, store)
+    manager = reopen(manager, store)
+    total, epochs, rounds = 0, 1, 0
+    shapes = ["one-way-l", "one-way-s", "alternate", "two-to-one", "late"]
+    while total < 10_000:
+        shape = shapes[rounds % len(shapes)]
+        rounds += 1
+        seen = run_shape(libsignal, manager, shape, 400, rounds, **names)
+        total += 400
+        epochs = max(epochs, seen["epochs"])
+        store.close()
+        store = SQLiteStore(path)
+        manager = reopen(manager, store)
+    store.close()
+    assert epochs >= 20
+
+
+def copy_store(manager: SessionManager, store: Any) -> None:
+    from helpers import copy_rows
+
+    with store.transaction():
+        copy_rows(manager.store, store)
+        for address in manager.store.identity_addresses():
+            key = manager.store.get_identity(address)
+            assert key is not None
+            store.save_identity(address, key)
+
+
+def reopen(manager: SessionManager, store: Any) -> SessionManager:
+    return SessionManager(manager.identity, store, LIBSIGNAL_V4, rng=manager.rng,
+                          options=manager.options)
+
+
+def run_shape(libsignal: LibsignalPeer, manager: SessionManager, shape: str, count: int,
+              seed: int, *, libsignal_name: str, signalish_name: str) -> dict[str, int]:
+    seen = {"epochs": 1}
+    if shape == "late":
+        return converse(libsignal, manager, count, seed, hold=0.2, drop=0.1,
+                        libsignal_name=libsignal_name, signalish_name=signalish_name)
+    for i in range(count):
+        from_libsignal = {"one-way-l": True, "one-way-s": False,
+                          "alternate": i % 2 == 0, "two-to-one": i % 3 != 2}[shape]
+        if from_libsignal:
+            _, message = encrypt_from_libsignal(libsignal, f"{shape} {i}", to=signalish_name)
+            assert manager.decrypt(libsignal_name, message, now=i) == f"{shape} {i}".encode()
+        else:
+            message = manager.encrypt(libsignal_name, f"{shape} {i}".encode())
+            assert decrypt_at_libsignal(libsignal, manager, message, signalish_name) == \
+                f"{shape} {i}"
+        seen["epochs"] = max(seen["epochs"], field5(message)[1].epoch)
+    return seen
