@@ -81,6 +81,7 @@ from ._stores import (
     save_identity_key_pair,
 )
 from ._window import RatchetLimits
+from ._wire_v4 import ServiceAddress
 from ._x3dh import BundlePolicy
 from .errors import (
     CannotSend,
@@ -98,7 +99,7 @@ __version__ = "0.1.0"
 __all__ = [
     # the manager, its options and trust
     "SessionManager", "SessionOptions", "RatchetLimits", "BundlePolicy",
-    "TrustDecision", "Direction", "trust_on_first_use",
+    "TrustDecision", "Direction", "trust_on_first_use", "ServiceAddress",
     # stores
     "Store", "IdentityStore", "PreKeyStore", "SessionStore", "LocalStore", "MemoryStore",
     "SQLiteStore", "load_identity_key_pair", "save_identity_key_pair",

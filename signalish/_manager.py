@@ -81,6 +81,7 @@ from ._storage import Rows, load_record, load_ring, record_bytes, save_record, s
 from ._stores import Store
 from ._wires import wire_format
 from ._wire import InitialMessage
+from ._wire_v4 import ServiceAddress, addresses_field
 
 __all__ = ["SessionManager", "TrustDecision", "Direction", "trust_on_first_use", "Outcome",
            "Recovery", "RecoveryPolicy"]
@@ -174,12 +175,26 @@ class _Call:
 
 class SessionManager:
     """Encrypts to and decrypts from peers named by an application-chosen
-    address string, keeping all state in ``store``."""
+    address string, keeping all state in ``store``.
+
+    ``local_address`` and ``service_address`` (libsignal_v4 only): this
+    party's Signal service address, and a function from a peer's address
+    string to its service address (None if it has none).  When both give
+    one, a session with SPQR writes them into its PreKeyMessages (field 6,
+    as libsignal 0.92 and later do), and a received PreKeyMessage that
+    carries addresses must name the peer as sender and this party as
+    recipient, or it is refused as :class:`~signalish.errors.AuthenticationError`
+    (libsignal refuses it the same way); one that carries none is accepted,
+    as libsignal accepts it.  Without ``local_address`` received addresses
+    are not checked."""
 
     def __init__(self, identity: IdentityKeyPair, store: Store, profile: Profile = NATIVE, *,
                  rng: RandomSource | None = None, options: SessionOptions = SessionOptions(),
                  policy: BundlePolicy = BundlePolicy(),
-                 trust: TrustDecision = trust_on_first_use, cache_size: int = 256) -> None:
+                 trust: TrustDecision = trust_on_first_use, cache_size: int = 256,
+                 local_address: ServiceAddress | None = None,
+                 service_address: Callable[[str], ServiceAddress | None] | None = None
+                 ) -> None:
         if not 0 <= cache_size <= 1_000_000:
             raise InvalidArgument("cache_size must be 0..1,000,000 records")
         # Parsed records and the rows they were read from or last written as.
@@ -208,6 +223,12 @@ class SessionManager:
         self.options = options
         self.policy = policy
         self.trust = trust
+        #: libsignal_v4's addresses field: this party's service address, and
+        #: the service address of a peer's address string (or None).  With
+        #: both, PreKeyMessages of sessions with SPQR carry them and received
+        #: ones must carry the right ones (see :meth:`decrypt`).
+        self.local_address = local_address
+        self.service_address = service_address
 
     # --- helpers ----------------------------------------------------------------
 
@@ -527,7 +548,8 @@ class SessionManager:
             if self.options.padding:
                 plaintext = pad(plaintext, self.options.padding)
             touched.add(address)  # dropped from the cache if anything from here fails
-            message = record.encrypt(plaintext, self.options.registration_id, self.rng)
+            message = record.encrypt(plaintext, self.options.registration_id, self.rng,
+                                     self._addresses(address, sending=True))
             self._save(address, record)
         return message
 
@@ -620,6 +642,7 @@ class SessionManager:
                 learned.append(key)
 
         if isinstance(frame, InitialMessage):
+            self._check_addresses(address, frame)
             record = record or SessionRecord(self.profile, self.options.max_archived)
             plaintext = self._decrypt_prekey(address, record, frame, now, trusted, learned)
         else:
@@ -638,6 +661,28 @@ class SessionManager:
         else:
             unsaved[address] = record
         return plaintext
+
+    def _addresses(self, address: str, *, sending: bool) -> bytes | None:
+        """Field 6 for messages to (or from) ``address``, or None."""
+        if self.local_address is None or self.service_address is None:
+            return None
+        peer = self.service_address(address)
+        if peer is None:
+            return None
+        if sending:
+            return addresses_field(self.local_address, peer)
+        return addresses_field(peer, self.local_address)
+
+    def _check_addresses(self, address: str, frame: InitialMessage) -> None:
+        """Refuse a PreKeyMessage whose addresses field names another sender
+        or recipient (libsignal 0.92's check); nothing to check without
+        ``local_address`` or without the field."""
+        received = getattr(frame.inner, "addresses", None)
+        if received is None or self.local_address is None:
+            return
+        expected = self._addresses(address, sending=False)
+        if expected is None or not ct_equal(expected, received):
+            raise AuthenticationError("decryption failed")
 
     def _decrypt_prekey(self, address: str, record: SessionRecord, frame: InitialMessage,
                         now: int, trusted: Callable[[Session], None],

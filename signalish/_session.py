@@ -287,10 +287,11 @@ class Session:
         return self.state.header_encryption
 
     def encrypt(self, plaintext: bytes, registration_id: int = 0,
-                rng: RandomSource | None = None) -> bytes:
+                rng: RandomSource | None = None, addresses: bytes | None = None) -> bytes:
         """RatchetEncrypt, wrapped in a PreKeyMessage while ``pending``.
         A session with SPQR draws its randomness (a new ML-KEM key pair or
-        encapsulation now and then) from ``rng``, the system's if None.
+        encapsulation now and then) from ``rng``, the system's if None, and
+        writes ``addresses`` (libsignal_v4's field 6) into its PreKeyMessages.
 
         Raises :class:`~signalish.errors.StaleSession` if sending is blocked,
         :class:`~signalish.errors.AwaitingFirstMessage` if the session cannot
@@ -309,7 +310,8 @@ class Session:
         else:
             pq_ratchet, pq_key = self.spqr.send(rng if rng is not None else SystemRandom())
             assert isinstance(self.wire, V4Wire)
-            message = self.wire.seal_pq(sending, plaintext, self._ad_send, pq_ratchet, pq_key)
+            message = self.wire.seal_pq(sending, plaintext, self._ad_send, pq_ratchet, pq_key,
+                                        addresses if self.pending is not None else None)
         self._encoded = self._row = self._known = None
         if self.pending is None:
             return message
@@ -561,12 +563,12 @@ class SessionRecord:
         del self.sessions[1 + self.max_archived:]
 
     def encrypt(self, plaintext: bytes, registration_id: int = 0,
-                rng: RandomSource | None = None) -> bytes:
+                rng: RandomSource | None = None, addresses: bytes | None = None) -> bytes:
         current = self.current
         if current is None:
             raise NoSession("no current session with this peer" if self.sessions
                             else "no session with this peer")
-        return current.encrypt(plaintext, registration_id, rng)
+        return current.encrypt(plaintext, registration_id, rng, addresses)
 
     def block_sending(self) -> None:
         """Make every session receive-only (see :meth:`Session.block_sending`)."""

@@ -221,24 +221,29 @@ class V3Frame:
 
 def seal(mk: bytes, ratchet_key: bytes, pn: int, n: int, plaintext: bytes,
          identities: bytes, version: int | None = None, pq_ratchet: bytes | None = None,
-         salt: bytes | None = None) -> bytes:
+         salt: bytes | None = None, addresses: bytes | None = None) -> bytes:
     """A SignalMessage, byte for byte as libsignal writes it (version byte
     ``VERSION`` unless given); with SPQR, its message ``pq_ratchet`` (field
-    5) and key (``salt``)."""
+    5) and key (``salt``), and version 4's ``addresses`` (field 6)."""
     keys = hkdf(mk, salt=salt, info=_KEYS_INFO, length=80)
     signed = signal_message_body(ratchet_key, pn, n,
                                  aes256_cbc_encrypt(keys[:32], keys[64:], plaintext), version,
-                                 pq_ratchet)
+                                 pq_ratchet, addresses)
     return signed + hmac_sha256(keys[32:64], identities + signed)[:MAC_SIZE]
 
 
 def signal_message_body(ratchet_key: bytes, pn: int, n: int, ciphertext: bytes,
-                        version: int | None = None, pq_ratchet: bytes | None = None) -> bytes:
+                        version: int | None = None, pq_ratchet: bytes | None = None,
+                        addresses: bytes | None = None) -> bytes:
     """Version byte and protobuf of a SignalMessage (what the MAC covers after
     the identities); ``pn`` is the spec's count."""
     body = (bytes((VERSION if version is None else version,)) + _bytes_field(1, b"\x05" + ratchet_key)
             + _uint_field(2, n) + _uint_field(3, max(pn, 1) - 1) + _bytes_field(4, ciphertext))
-    return body if pq_ratchet is None else body + _bytes_field(5, pq_ratchet)
+    if pq_ratchet is not None:
+        body += _bytes_field(5, pq_ratchet)
+    if addresses is not None:
+        body += _bytes_field(6, addresses)
+    return body
 
 
 def _check_version(data: bytes, what: str, protocol: int = 3) -> None:

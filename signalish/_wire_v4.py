@@ -19,18 +19,22 @@ The encodings are version 3's (``_wire_v3``: protobuf field by field, the
                           (0.80 to 0.90) and receives messages without it continues
                           the session without SPQR, with the message keys of
                           version 3.
-                          + 6 addresses (optional, 36 bytes): libsignal 0.92 and later
-                          write the sender's and recipient's service ids and
-                          devices into the SignalMessage inside a
-                          PreKeySignalMessage.  Read (covered by the MAC), never
-                          written, not checked.
+                          + 6 addresses (optional, 36 bytes, :class:`ServiceAddress`):
+                          libsignal 0.92 and later write the sender's and
+                          recipient's service ids and devices into the
+                          SignalMessage inside a PreKeySignalMessage, when both
+                          are service ids, and check them on receipt.  A
+                          SessionManager given service addresses does the same
+                          (sessions with SPQR only, as libsignal's are).
 """
 
 from __future__ import annotations
 
+import uuid as _uuid
+from dataclasses import dataclass
 from typing import Final
 
-from ._errors import UnsupportedByProfile
+from ._errors import InvalidArgument, UnsupportedByProfile
 from ._initial import InitialHeader
 from ._ratchet import Sending
 from ._wire_v3 import (
@@ -43,7 +47,55 @@ from ._wire_v3 import (
     seal,
 )
 
-__all__ = ["V4Wire", "V4_WIRE"]
+__all__ = ["V4Wire", "V4_WIRE", "ServiceAddress", "ACI", "PNI"]
+
+#: The kinds of service id, as their first byte in the addresses field.
+ACI: Final = 0
+PNI: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAddress:
+    """A Signal service address: a service id (an ACI or a PNI, a UUID) and a
+    device id, as libsignal 0.92 and later write them into field 6 of the
+    SignalMessage inside a PreKeySignalMessage::
+
+        kind (1: 0 ACI, 1 PNI) || UUID (16) || device id (1)
+
+    (observed on libsignal-client 0.103.0: its fixed-width service-id
+    binary form, then the device).  ``device_id`` is 1..127, libsignal's
+    range."""
+
+    kind: int
+    uuid: bytes
+    device_id: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in (ACI, PNI) or isinstance(self.kind, bool):
+            raise InvalidArgument("a service id's kind is ACI (0) or PNI (1)")
+        if not isinstance(self.uuid, bytes) or len(self.uuid) != 16:
+            raise InvalidArgument("a service id's UUID is 16 bytes")
+        if isinstance(self.device_id, bool) or not isinstance(self.device_id, int) \
+                or not 1 <= self.device_id <= 127:
+            raise InvalidArgument("a device id is an integer in 1..127")
+
+    @classmethod
+    def aci(cls, uuid: str, device_id: int) -> ServiceAddress:
+        """From the UUID's text form, e.g. ``ServiceAddress.aci("a1a2...", 1)``."""
+        return cls(ACI, _uuid.UUID(uuid).bytes, device_id)
+
+    @classmethod
+    def pni(cls, uuid: str, device_id: int) -> ServiceAddress:
+        return cls(PNI, _uuid.UUID(uuid).bytes, device_id)
+
+    def to_bytes(self) -> bytes:
+        """The 18 bytes this address takes in the addresses field."""
+        return bytes((self.kind,)) + self.uuid + bytes((self.device_id,))
+
+
+def addresses_field(sender: ServiceAddress, recipient: ServiceAddress) -> bytes:
+    """Field 6: the sender's address, then the recipient's (36 bytes)."""
+    return sender.to_bytes() + recipient.to_bytes()
 
 
 class V4Wire:
@@ -63,13 +115,15 @@ class V4Wire:
         return seal(mk, ratchet_key, pn, n, plaintext, ad, VERSION_4)
 
     def seal_pq(self, sending: Sending, plaintext: bytes, ad: bytes, pq_ratchet: bytes,
-                pq_key: bytes) -> bytes:
+                pq_key: bytes, addresses: bytes | None = None) -> bytes:
         """:meth:`seal` for a session with SPQR: ``pq_ratchet`` is field 5,
-        ``pq_key`` the SPQR message key (the salt of the message keys)."""
+        ``pq_key`` the SPQR message key (the salt of the message keys),
+        ``addresses`` field 6 (:func:`addresses_field`) or None."""
         (ratchet_key, pn, n), mk, hk = sending
         if hk is not None:
             raise UnsupportedByProfile("libsignal_v4 has no header encryption")
-        return seal(mk, ratchet_key, pn, n, plaintext, ad, VERSION_4, pq_ratchet, pq_key)
+        return seal(mk, ratchet_key, pn, n, plaintext, ad, VERSION_4, pq_ratchet, pq_key,
+                    addresses)
 
     def initial_message(self, header: InitialHeader, registration_id: int,
                         message: bytes) -> bytes:

@@ -9,6 +9,7 @@ erasure code in tests/test_erasure.py.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -388,3 +389,56 @@ def test_spqr_state_survives_to_bytes_with_its_limits() -> None:
     again = Spqr.read(r, limits)
     r.finish()
     assert again.chains.limits.max_jump == 50 and again.chains.limits.max_skipped == 7
+
+
+# --- the addresses field (libsignal 0.92's field 6) ---------------------------------------
+
+
+def test_service_address_layout_and_checks() -> None:
+    from signalish import ServiceAddress
+    from signalish.errors import InvalidArgument
+
+    aci = ServiceAddress.aci("a1a2a3a4-b1b2-4c1c-8d1d-e1e2e3e4e5e6", 42)
+    assert aci.to_bytes().hex() == "00a1a2a3a4b1b24c1c8d1de1e2e3e4e5e62a"  # observed layout
+    assert ServiceAddress.pni("a1a2a3a4-b1b2-4c1c-8d1d-e1e2e3e4e5e6", 100).to_bytes()[:1] == \
+        b"\x01"
+    for kind, uuid, device in ((2, bytes(16), 1), (0, bytes(15), 1), (0, bytes(16), 0),
+                               (0, bytes(16), 128), (True, bytes(16), 1), (0, bytes(16), True)):
+        with pytest.raises(InvalidArgument):
+            ServiceAddress(kind, uuid, device)
+
+
+def test_prekey_messages_carry_and_check_the_addresses() -> None:
+    from signalish import ServiceAddress
+
+    a_addr = ServiceAddress.aci("a1a2a3a4-b1b2-4c1c-8d1d-e1e2e3e4e5e6", 1)
+    b_addr = ServiceAddress.aci("f1f2f3f4-0102-4304-8506-070809101112", 2)
+    alice_party = make_party("alice", b"addr", PQ, profile=LIBSIGNAL_V4)
+    bob_party = make_party("bob", b"addr", PQ, profile=LIBSIGNAL_V4)
+
+    def with_addresses(party: Any, local: Any, peers: dict[str, Any]) -> SessionManager:
+        return SessionManager(party.identity, party.store, LIBSIGNAL_V4, rng=party.rng,
+                              options=PQ, local_address=local, service_address=peers.get)
+
+    alice = with_addresses(alice_party, a_addr, {"bob": b_addr})
+    alice.initiate("bob", bob_party.bundle())
+    first = alice.encrypt("bob", b"first")
+    assert parse_v3(first, 1 << 20, 4).inner.addresses == a_addr.to_bytes() + b_addr.to_bytes()
+    # The wrong recipient device refuses it and changes nothing; no local
+    # address means no check.
+    wrong = with_addresses(bob_party, ServiceAddress.aci(
+        "f1f2f3f4-0102-4304-8506-070809101112", 3), {"alice": a_addr})
+    before = snapshot(bob_party.store)
+    with pytest.raises(AuthenticationError):
+        wrong.decrypt("alice", first, now=1)
+    assert snapshot(bob_party.store) == before
+    bob = with_addresses(bob_party, b_addr, {"alice": a_addr})
+    assert bob.decrypt("alice", first, now=1) == b"first"
+    assert alice.decrypt("bob", bob.encrypt("alice", b"reply"), now=1) == b"reply"
+    assert parse_v3(alice.encrypt("bob", b"later"), 1 << 20, 4).addresses is None
+    unchecked = make_party("carol", b"addr", PQ, profile=LIBSIGNAL_V4)
+    alice.initiate("carol", unchecked.bundle())
+    # No service address for carol: alice writes none, carol checks none.
+    to_carol = alice.encrypt("carol", b"hi carol")
+    assert parse_v3(to_carol, 1 << 20, 4).inner.addresses is None
+    assert unchecked.manager.decrypt("alice", to_carol, now=1) == b"hi carol"

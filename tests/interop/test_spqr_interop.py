@@ -338,3 +338,90 @@ def run_shape(libsignal: LibsignalPeer, manager: SessionManager, shape: str, cou
                 f"{shape} {i}"
         seen["epochs"] = max(seen["epochs"], field5(message)[1].epoch)
     return seen
+
+
+ALICE_ACI = "a1a2a3a4-b1b2-4c1c-8d1d-e1e2e3e4e5e6"
+BOB_ACI = "f1f2f3f4-0102-4304-8506-070809101112"
+
+
+def addressed(manager: SessionManager, local: Any, peers: dict[str, Any]) -> SessionManager:
+    """The same party with service addresses (its own, and its peers')."""
+    return SessionManager(manager.identity, manager.store, LIBSIGNAL_V4, rng=manager.rng,
+                          options=manager.options, local_address=local,
+                          service_address=peers.get)
+
+
+def test_addresses_libsignal_writes_and_signalish_checks(libsignal_v5: LibsignalPeer) -> None:
+    from signalish import ServiceAddress
+    from signalish.errors import AuthenticationError
+
+    libsignal = libsignal_v5
+    alice_spec = {"aci": ALICE_ACI, "device_id": 42}
+    bob_spec = {"aci": BOB_ACI, "device_id": 81}
+    libsignal.ok("init", registration_id=ALICE_REG, local=alice_spec)
+    plain = pq_party(b"spqr-addr-bob", BOB_REG)
+    libsignal.ok("process_bundle", address=bob_spec, **bundle_fields(issue_bundle(plain)))
+    answer = libsignal.ok("encrypt", address=bob_spec, plaintext=b"to bob.81".hex())
+    first = bytes.fromhex(answer["body"])
+    inner = getattr(parse_v3(first, LIMIT, 4), "inner")
+    assert inner.addresses == (ServiceAddress.aci(ALICE_ACI, 42).to_bytes()
+                               + ServiceAddress.aci(BOB_ACI, 81).to_bytes())
+    me = ServiceAddress.aci(BOB_ACI, 81)
+    # Addressed to another device of Bob's, or from another of Alice's: refused,
+    # and nothing changes.
+    for local, sender in ((ServiceAddress.aci(BOB_ACI, 82), ServiceAddress.aci(ALICE_ACI, 42)),
+                          (me, ServiceAddress.aci(ALICE_ACI, 43)),
+                          (me, ServiceAddress.pni(ALICE_ACI, 42))):
+        wrong = addressed(plain, local, {"alice": sender})
+        before = wrong.export_session("alice"), snapshot_rows(wrong)
+        with pytest.raises(AuthenticationError):
+            wrong.decrypt("alice", first, now=1)
+        assert (wrong.export_session("alice"), snapshot_rows(wrong)) == before
+    # A party that knows no service address of the sender cannot check, and
+    # refuses too (as libsignal does when its own address is not a service id).
+    with pytest.raises(AuthenticationError):
+        addressed(plain, me, {}).decrypt("alice", first, now=1)
+    bob = addressed(plain, me, {"alice": ServiceAddress.aci(ALICE_ACI, 42)})
+    assert bob.decrypt("alice", first, now=1) == b"to bob.81"
+
+
+def snapshot_rows(manager: SessionManager) -> Any:
+    from helpers import snapshot
+
+    return snapshot(manager.store)
+
+
+def test_addresses_signalish_writes_and_libsignal_checks(libsignal_v5: LibsignalPeer) -> None:
+    from signalish import ServiceAddress
+
+    libsignal = libsignal_v5
+    alice_spec = {"aci": ALICE_ACI, "device_id": 42}
+    bob_spec = {"aci": BOB_ACI, "device_id": 81}
+    libsignal.ok("init", registration_id=BOB_REG, local=bob_spec)
+    made = libsignal.ok("make_bundle", registration_id=BOB_REG, signed_prekey_id=1,
+                        prekey_id=2, kyber_prekey_id=3, last_resort=False)
+    del made["ok"]
+    alice = addressed(pq_party(b"spqr-addr-alice", ALICE_REG),
+                      ServiceAddress.aci(ALICE_ACI, 42),
+                      {"bob": ServiceAddress.aci(BOB_ACI, 81)})
+    alice.initiate("bob", bundle_from_libsignal(made))
+    first = alice.encrypt("bob", b"to bob.81")
+    inner = getattr(parse_v3(first, LIMIT, 4), "inner")
+    assert inner.addresses == (ServiceAddress.aci(ALICE_ACI, 42).to_bytes()
+                               + ServiceAddress.aci(BOB_ACI, 81).to_bytes())
+    # libsignal refuses it from another device, or as another recipient...
+    for sender, local in (({"aci": ALICE_ACI, "device_id": 43}, bob_spec),
+                          (alice_spec, {"aci": BOB_ACI, "device_id": 82})):
+        refused = libsignal("decrypt", address=sender, local=local, type=3, body=first.hex())
+        assert not refused.get("ok"), refused
+    # ...and takes it as it is.
+    answer = libsignal.ok("decrypt", address=alice_spec, type=3, body=first.hex())
+    assert bytes.fromhex(answer["plaintext"]) == b"to bob.81"
+    # Once libsignal answers, the session leaves PreKeyMessages and field 6 behind.
+    reply = bytes.fromhex(libsignal.ok("encrypt", address=alice_spec,
+                                       plaintext=b"hi".hex())["body"])
+    assert alice.decrypt("bob", reply, now=1) == b"hi"
+    later = alice.encrypt("bob", b"later")
+    assert alice.message_type(later) == 2 and parse_v3(later, LIMIT, 4).addresses is None
+    answer = libsignal.ok("decrypt", address=alice_spec, type=2, body=later.hex())
+    assert bytes.fromhex(answer["plaintext"]) == b"later"
