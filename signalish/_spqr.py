@@ -167,13 +167,19 @@ class Spqr:
         Changes this object (call it on a :meth:`copy`); raises a
         :class:`~signalish.errors.DecodeError` for malformed bytes,
         :class:`~signalish.errors.AuthenticationError` for an unkeyed
-        message after keyed ones or a Braid MAC that fails, or what the
+        message after keyed ones, a Braid MAC that fails, or an epoch this
+        party has not reached (so the recovery flow of docs/howto.rst sees a
+        state left behind by a restore as what it is), or what the
         chains raise for a key they cannot give (a duplicate, one too far
         ahead or long gone)."""
         index, message = parse_message(data)
         epoch_key = self.braid.receive(message)
         if epoch_key is not None:
             self.chains.add_epoch(*epoch_key)
+        if message.epoch - 1 > self.chains.newest_epoch:
+            # Keyed from a chain this party has not made: a peer in step
+            # cannot send that (forged, or this state is behind the peer's).
+            raise AuthenticationError("decryption failed")
         if index == 0:
             if self.keyed:
                 raise AuthenticationError("decryption failed")

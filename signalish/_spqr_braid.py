@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._encoding import Reader, Writer
-from ._errors import AuthenticationError, InvalidArgument, InvalidEncoding
+from ._errors import AuthenticationError, InvalidArgument, InvalidEncoding, InvalidKey
 from ._primitives import RandomSource, ct_equal
 from ._primitives.erasure import CHUNK_SIZE, Decoder, Encoder
 from ._primitives.mlkem_braid import (
@@ -240,11 +240,11 @@ class Braid:
         produced (only when it completes ct2 on the EK side).  A message
         that does not fit the state is ignored.  Raises
         :class:`~signalish.errors.AuthenticationError` if a completed header
-        or ciphertext fails its MAC, :class:`~signalish.errors.InvalidKey` if
-        a completed ek_vector does not match its header, and
-        :class:`~signalish.errors.InvalidEncoding` for an epoch the peer
-        cannot have reached; on any error this object may be half-changed
-        (work on a :meth:`copy`)."""
+        or ciphertext fails its MAC, a completed ek_vector does not match its
+        header, or the message's epoch is one this party has not reached (a
+        peer in step cannot be there: the message is forged, or this state
+        is older than the peer's, as after a restore from a backup).  On any
+        error this object may be half-changed (work on a :meth:`copy`)."""
         state, kind = self.state, message.type
         if message.epoch != self.epoch:
             if state is State.CT2_SAMPLED and message.epoch == self.epoch + 1:
@@ -252,7 +252,7 @@ class Braid:
                 self.state, self.epoch = State.KEYS_UNSAMPLED, self.epoch + 1
                 return None
             if message.epoch > self.epoch:
-                raise InvalidEncoding("SPQR: a message from an epoch not reached yet")
+                raise AuthenticationError("decryption failed")
             return None  # an older epoch's message: nothing for the Braid
         if state is State.KEYS_SAMPLED and kind is MessageType.CT1:
             self._decoder = Decoder(CT1_SIZE)
@@ -342,7 +342,11 @@ class Braid:
 
     def _finish_encaps(self, ek_vector: bytes) -> None:
         assert self._encaps is not None and self._header is not None and self._ct1 is not None
-        ct2 = encaps2(self._encaps, self._header, ek_vector)
+        try:
+            ct2 = encaps2(self._encaps, self._header, ek_vector)
+        except InvalidKey:
+            # The ek_vector does not match the header the peer MACed.
+            raise AuthenticationError("decryption failed") from None
         mac = mac_ciphertext(self._auth.mac_key, self.epoch, self._ct1 + ct2)
         self._clear()
         self._encoder = Encoder(ct2 + mac)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from helpers import snapshot
-from sessions import make_party
+from sessions import make_party, message_key_id
 from signalish import LIBSIGNAL_V4, DeterministicRandom, RatchetLimits, SessionOptions, SQLiteStore
 from signalish import SessionManager
 from signalish._spqr import encode_message, parse_message
@@ -442,3 +442,57 @@ def test_prekey_messages_carry_and_check_the_addresses() -> None:
     to_carol = alice.encrypt("carol", b"hi carol")
     assert parse_v3(to_carol, 1 << 20, 4).inner.addresses is None
     assert unchecked.manager.decrypt("alice", to_carol, now=1) == b"hi carol"
+
+
+def test_restored_from_a_backup_behind_the_peer_recovers_through_the_recovery_flow() -> None:
+    """The old device went on talking after the backup, so the restored SPQR
+    state is an epoch behind the peer's: the peer's messages fail to
+    authenticate (never as malformed, never decrypted under the wrong key),
+    the recovery flow reports it, the peer starts a new session, and the
+    conversation goes on; no message key is used twice."""
+    from signalish import BackupParams, MemoryStore, Recovery, create_backup, restore_backup
+
+    alice_party = make_party("alice", b"backup", PQ, profile=LIBSIGNAL_V4)
+    bob_party = make_party("bob", b"backup", PQ, profile=LIBSIGNAL_V4, one_time=10)
+    alice, bob = alice_party.manager, bob_party.manager
+    alice.initiate("bob", bob_party.bundle())
+
+    used: set[bytes] = set()
+
+    def talk(count: int, bob: SessionManager) -> None:
+        for i in range(count):
+            if i % 3 == 2:
+                message = bob.encrypt("alice", b"b")
+                key_id = message_key_id(message, LIBSIGNAL_V4)
+                assert key_id not in used
+                used.add(key_id)
+                alice.decrypt("bob", message, now=i)
+            else:
+                bob.decrypt("alice", alice.encrypt("bob", b"a"), now=i)
+
+    talk(40, bob)
+    blob = create_backup(bob_party.identity, bob_party.store, "pw", include_local=False,
+                         rng=DeterministicRandom(b"backup"), params=BackupParams(1, 1, 64))
+    talk(180, bob)  # the old device goes on: SPQR moves an epoch ahead
+    store = MemoryStore()
+    identity = restore_backup(blob, "pw", store, now=300, rng=DeterministicRandom(b"restore"))
+    restored = SessionManager(identity, store, LIBSIGNAL_V4, rng=DeterministicRandom(b"new"),
+                              options=PQ)
+    recovery, alice_recovery = Recovery(restored), Recovery(alice)
+    answer = None
+    for i in range(2):
+        message = alice.encrypt("bob", b"lost %d" % i)
+        before = snapshot(store)
+        with pytest.raises(AuthenticationError) as failure:
+            restored.decrypt("alice", message, now=301)
+        assert snapshot(store) == before
+        answer = recovery.failed("alice", message, failure.value, timestamp=i, device_id=1,
+                                 now=301)
+    assert answer is not None
+    assert alice_recovery.received("bob", answer, now=302)
+    with restored.prekeys(now=302) as ring:
+        ring.generate_one_time_prekeys(2, DeterministicRandom(b"up"))
+        ring.generate_kem_prekeys(1, DeterministicRandom(b"up2"), now=302)
+        fresh = ring.issue_bundle()
+    alice.initiate("bob", fresh)
+    talk(200, restored)
