@@ -46,6 +46,9 @@ from ._window import RatchetLimits
 __all__ = ["Spqr", "encode_message", "parse_message", "VERSION_V1"]
 
 VERSION_V1: Final = 1
+#: Chain epochs a party keeps at most: the send epoch, the one before it,
+#: and one added ahead of its first send (signalish._spqr_chains).
+KEPT_EPOCHS: Final = 3
 _MAX_INDEX: Final = (1 << 32) - 1
 _MAX_CHUNK_INDEX: Final = 0xFFFF
 #: The longest field 5: version, three 10/5/3-byte varints, type, chunk.
@@ -208,8 +211,10 @@ class Spqr:
 def spqr_limits(limits: RatchetLimits) -> SpqrLimits:
     """SPQR's chains under a session's bounds: a message may make them skip
     at most ``max_skip`` keys (each an HKDF before its MAC can be checked,
-    the same budget the Double Ratchet has), and each chain keeps at most
-    ``max_stored_keys`` skipped keys.  libsignal's are 25,000 and 2,000
-    (third-party figures; ``SessionOptions.libsignal()`` sets 25,000 and
-    10,000)."""
-    return SpqrLimits(max_jump=max(limits.max_skip, 1), max_skipped=max(limits.max_stored_keys, 1))
+    the same budget the Double Ratchet has), and the (at most three) kept
+    epochs' receiving chains together keep at most ``max_stored_keys``
+    skipped keys, a third each.  libsignal's are 25,000 and 2,000 per chain
+    (third-party figures; ``SessionOptions.libsignal()`` gives 25,000 and
+    3,333)."""
+    return SpqrLimits(max_jump=max(limits.max_skip, 1),
+                      max_skipped=max(limits.max_stored_keys // KEPT_EPOCHS, 1))

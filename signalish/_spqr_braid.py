@@ -60,8 +60,9 @@ from typing import Final
 from ._encoding import Reader, Writer
 from ._errors import AuthenticationError, InvalidArgument, InvalidEncoding, InvalidKey
 from ._primitives import RandomSource, ct_equal
-from ._primitives.erasure import CHUNK_SIZE, Decoder, Encoder
+from ._primitives.erasure import CHUNK_SIZE, MAX_CHUNK_INDEX, Decoder, Encoder
 from ._primitives.mlkem_braid import (
+    ENCAPS_STATE_SIZE,
     EncapsState,
     decapsulate,
     encaps1,
@@ -160,7 +161,10 @@ class Braid:
         self._ek_vector: bytes | None = None     # own (2) or received (9)
         self._header: bytes | None = None        # received header (CT side)
         self._ct1: bytes | None = None
-        self._encaps: EncapsState | None = None  # between ct1 and ct2 (CT side)
+        #: Between ct1 and ct2 (CT side): the encapsulation state, serialized
+        #: (it is written with the session after every message, and parsed
+        #: only once, for ct2).
+        self._encaps: bytes | None = None
         self._encoder: Encoder | None = None
         self._decoder: Decoder | None = None
 
@@ -181,10 +185,8 @@ class Braid:
         other = Braid(self.state, self.epoch, self._auth)
         other._seed, other._ek_vector, other._header = self._seed, self._ek_vector, self._header
         other._ct1, other._encaps = self._ct1, self._encaps
-        other._encoder = None if self._encoder is None else \
-            Encoder.from_bytes(self._encoder.to_bytes())
-        other._decoder = None if self._decoder is None else \
-            Decoder.from_bytes(self._decoder.to_bytes())
+        other._encoder = None if self._encoder is None else self._encoder.copy()
+        other._decoder = None if self._decoder is None else self._decoder.copy()
         return other
 
     def __repr__(self) -> str:
@@ -194,6 +196,11 @@ class Braid:
 
     def _chunk(self, kind: MessageType) -> BraidMessage:
         assert self._encoder is not None
+        if self._encoder.next_index > MAX_CHUNK_INDEX:
+            # Every chunk index of this stream was sent (65,536 messages with
+            # nothing back that moves the Braid on): go on without a chunk,
+            # which every state of the peer's takes (and ignores).
+            return BraidMessage(self.epoch, MessageType.NONE)
         index, chunk = self._encoder.next_chunk()
         return BraidMessage(self.epoch, kind, index, chunk)
 
@@ -222,7 +229,7 @@ class Braid:
             encaps, ct1, shared = encaps1(self._header, rng.random_bytes(32))
             secret = scka_key(shared, self.epoch)
             self._auth = auth_update(self._auth.root_key, self.epoch, secret)
-            self._encaps, self._ct1 = encaps, ct1
+            self._encaps, self._ct1 = encaps.to_bytes(), ct1
             self._encoder = Encoder(ct1)
             self.state = State.CT1_SAMPLED
             return self._chunk(MessageType.CT1), (self.epoch, secret)
@@ -343,7 +350,7 @@ class Braid:
     def _finish_encaps(self, ek_vector: bytes) -> None:
         assert self._encaps is not None and self._header is not None and self._ct1 is not None
         try:
-            ct2 = encaps2(self._encaps, self._header, ek_vector)
+            ct2 = encaps2(EncapsState.from_bytes(self._encaps), self._header, ek_vector)
         except InvalidKey:
             # The ek_vector does not match the header the peer MACed.
             raise AuthenticationError("decryption failed") from None
@@ -401,16 +408,13 @@ class Braid:
             elif name == "decoder":
                 assert self._decoder is not None
                 w.var(self._decoder.to_bytes())
-            elif name == "encaps":
-                assert self._encaps is not None
-                w.fixed(self._encaps.to_bytes())
             else:
                 value = getattr(self, "_" + name)
                 assert isinstance(value, bytes)
                 w.fixed(value)
 
     _SIZES: Final = {"seed": SEED_SIZE, "ek_vector": EK_VECTOR_SIZE, "header": HEADER_SIZE,
-                     "ct1": CT1_SIZE}
+                     "ct1": CT1_SIZE, "encaps": ENCAPS_STATE_SIZE}
 
     @classmethod
     def read(cls, r: Reader) -> Braid:
@@ -438,7 +442,9 @@ class Braid:
                     raise InvalidEncoding("SPQR: a decoder of the wrong size, or complete")
                 braid._decoder = decoder
             elif name == "encaps":
-                braid._encaps = EncapsState.from_bytes(r.fixed(1312, "SPQR encapsulation state"))
+                encaps = r.fixed(ENCAPS_STATE_SIZE, "SPQR encapsulation state")
+                EncapsState.from_bytes(encaps)  # refused here if out of range
+                braid._encaps = encaps
             else:
                 setattr(braid, "_" + name, r.fixed(cls._SIZES[name], f"SPQR {name}"))
         return braid

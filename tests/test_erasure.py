@@ -487,3 +487,21 @@ def test_chunks_are_checked(chunk: Any) -> None:
 def test_decoder_sizes_are_checked(size: Any) -> None:
     with pytest.raises(InvalidArgument):
         Decoder(size)
+
+
+def test_copies_are_independent() -> None:
+    payload = bytes(range(96))
+    encoder = Encoder(payload)
+    encoder.next_chunk()
+    copy = encoder.copy()
+    assert copy.next_chunk() == encoder.next_chunk()
+    copy.next_chunk()
+    assert copy.next_index == encoder.next_index + 1
+    assert copy.to_bytes() != encoder.to_bytes()
+    decoder = Decoder(96)
+    decoder.add_chunk(0, encoder.chunk(0))
+    twin = decoder.copy()
+    twin.add_chunk(5, encoder.chunk(5))
+    twin.add_chunk(7, encoder.chunk(7))
+    assert twin.message() == payload and decoder.message() is None
+    assert decoder.held == 1 and decoder.to_bytes() != twin.to_bytes()

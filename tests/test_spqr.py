@@ -388,7 +388,7 @@ def test_spqr_state_survives_to_bytes_with_its_limits() -> None:
     r = Reader(w.getvalue(), 0x7F, "spqr")
     again = Spqr.read(r, limits)
     r.finish()
-    assert again.chains.limits.max_jump == 50 and again.chains.limits.max_skipped == 7
+    assert again.chains.limits.max_jump == 50 and again.chains.limits.max_skipped == 7 // 3
 
 
 # --- the addresses field (libsignal 0.92's field 6) ---------------------------------------
@@ -496,3 +496,34 @@ def test_restored_from_a_backup_behind_the_peer_recovers_through_the_recovery_fl
         fresh = ring.issue_bundle()
     alice.initiate("bob", fresh)
     talk(200, restored)
+
+
+def test_a_braid_stream_that_used_every_chunk_index_goes_on_without_chunks() -> None:
+    """65,536 messages in one Braid state (a long one-way run): the encoder
+    has no index left, and the sender goes on with NONE messages, which the
+    peer takes and ignores."""
+    from signalish._primitives.erasure import Encoder
+
+    key = bytes(32)
+    a, b = Braid.initiator(key), Braid.responder(key)
+    rng = DeterministicRandom(b"exhausted")
+    first, _ = a.send(rng)
+    b.receive(first)
+    assert a._encoder is not None
+    data = a._encoder.to_bytes()
+    a._encoder = Encoder.from_bytes(data[:4] + (65535).to_bytes(4, "big") + data[8:])
+    last, _ = a.send(rng)
+    assert last.type is MessageType.HDR and last.chunk_index == 65535
+    for _ in range(3):
+        message, _ = a.send(rng)
+        assert message.type is MessageType.NONE and a.state is State.KEYS_SAMPLED
+        state_before = b.state
+        assert b.receive(message) is None and b.state is state_before
+
+
+def test_spqr_keeps_at_most_max_stored_keys_skipped_keys_in_all() -> None:
+    from signalish._spqr import spqr_limits
+
+    for stored in (1, 2, 3, 2_000, 10_000):
+        limits = spqr_limits(RatchetLimits(max_stored_keys=stored))
+        assert 1 <= limits.max_skipped and (3 * limits.max_skipped <= stored or stored < 3)

@@ -267,6 +267,13 @@ class Encoder:
                           for i in range(n)]
         return _evaluate(tuple(range(n)), _data_barycentric(n), self._rows, index)
 
+    def copy(self) -> Encoder:
+        """An independent copy (the payload and the cached words are shared:
+        nothing changes them)."""
+        other = Encoder.__new__(Encoder)
+        other._payload, other._rows, other._next = self._payload, self._rows, self._next
+        return other
+
     def to_bytes(self) -> bytes:
         """``u32 size || u32 next_index || payload`` (see the module docstring)."""
         return len(self._payload).to_bytes(4, "big") + self._next.to_bytes(4, "big") + self._payload
@@ -318,6 +325,12 @@ class Decoder:
     def held(self) -> int:
         """How many distinct chunks are held (at most ``size // 32``)."""
         return len(self._chunks)
+
+    def copy(self) -> Decoder:
+        """An independent copy."""
+        other = Decoder.__new__(Decoder)
+        other._n, other._chunks, other._message = self._n, dict(self._chunks), self._message
+        return other
 
     def add_chunk(self, index: int, chunk: bytes) -> None:
         """Take chunk ``index`` (0..65535, 32 bytes).  Raises
