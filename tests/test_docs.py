@@ -24,7 +24,7 @@ def test_example_runs(example: Path) -> None:
 
 
 def test_every_example_is_shown_in_the_docs() -> None:
-    pages = "".join(p.read_text() for p in DOCS.glob("*.rst"))
+    pages = "".join(p.read_text() for pattern in ("*.rst", "*.md") for p in DOCS.glob(pattern))
     for example in EXAMPLES:
         assert f"examples/{example.name}" in pages
 
