@@ -527,3 +527,37 @@ def test_spqr_keeps_at_most_max_stored_keys_skipped_keys_in_all() -> None:
     for stored in (1, 2, 3, 2_000, 10_000):
         limits = spqr_limits(RatchetLimits(max_stored_keys=stored))
         assert 1 <= limits.max_skipped and (3 * limits.max_skipped <= stored or stored < 3)
+
+
+def test_hostile_records_with_spqr_state_are_refused_cleanly() -> None:
+    """Every truncation of a version 6 record, and every byte of its SPQR
+    state changed, with the digest fixed up (so the parser, not the
+    checksum, has to refuse it): a DecodeError or a record that loads and
+    writes back the same bytes, never another exception."""
+    from signalish._encoding import add_digest
+
+    alice, bob = pq_pair(b"hostile")
+    for i in range(120):
+        if i % 3 == 2:
+            alice.decrypt("bob", bob.encrypt("alice", b"b"), now=i)
+        else:
+            bob.decrypt("alice", alice.encrypt("bob", b"a"), now=i)
+    data = alice.export_session("bob")
+    assert data is not None and data[:2] == b"\x50\x06"
+    body = data[:-16]
+    record = SessionRecord.from_bytes(data)
+    session = record.current
+    assert session is not None and session.spqr is not None
+    for end in range(2, len(body), 7):
+        with pytest.raises(DecodeError):
+            SessionRecord.from_bytes(add_digest(body[:end]))
+    spqr_start = len(body) - 3000  # the SPQR state sits at the end of the one session
+    rng = random.Random(11)
+    for position in rng.sample(range(max(spqr_start, 2), len(body)), 300):
+        forged = bytearray(body)
+        forged[position] ^= 1 << rng.randrange(8)
+        try:
+            loaded = SessionRecord.from_bytes(add_digest(bytes(forged)))
+        except DecodeError:
+            continue
+        assert loaded.to_bytes() == add_digest(bytes(forged))
