@@ -325,6 +325,14 @@ class Session:
                                         + [chain_id for chain_id, _ in window.forgotten])
         return known
 
+    def spqr_steps(self, frame: Received) -> int:
+        """The SPQR chain steps decrypting ``frame`` here would take before
+        its MAC can be checked (0 without SPQR)."""
+        if self.spqr is None:
+            return 0
+        pq_ratchet = getattr(frame, "pq_ratchet", None)
+        return 0 if pq_ratchet is None else self.spqr.steps(pq_ratchet)
+
     def locate(self, frame: Received) -> Located | None:
         """Where ``frame`` belongs in this session, from its header alone;
         None if it cannot belong here."""
@@ -589,8 +597,9 @@ class SessionRecord:
         2. otherwise the message starts a new DH ratchet step in some
            session, tried current first, then archived ones, newest first.
            All attempts together may walk at most ``2 * (max_skip + 1)``
-           chain steps (an attempt walks N + 1 steps to reach message N, so
-           two attempts always fit, one at most ``max_skip + 1``); a session
+           chain steps, the Double Ratchet's and SPQR's together (an attempt
+           walks N + 1 steps to reach message N, so two attempts always fit,
+           one at most ``max_skip + 1``); a session
            that the rest of this budget cannot reach is not tried, and if
            no attempt succeeded the message is refused with
            :class:`~signalish.errors.TooFarAhead`.
@@ -632,7 +641,7 @@ class SessionRecord:
                 except SignalishError as error:
                     refused = refused or error
                     continue
-            cost = where.steps(session.state)
+            cost = where.steps(session.state) + session.spqr_steps(frame)
             if cost > budget:
                 too_far = too_far or TooFarAhead(
                     f"message {where.n}: trying it in more sessions would exceed the "

@@ -37,7 +37,13 @@ from __future__ import annotations
 from typing import Final
 
 from ._encoding import Reader, Writer
-from ._errors import AuthenticationError, InvalidEncoding, TrailingBytes, TruncatedInput
+from ._errors import (
+    AuthenticationError,
+    DecodeError,
+    InvalidEncoding,
+    TrailingBytes,
+    TruncatedInput,
+)
 from ._primitives import RandomSource
 from ._spqr_braid import CHUNKED, MAX_EPOCH, Braid, BraidMessage, MessageType
 from ._spqr_chains import SpqrChains, SpqrLimits
@@ -163,6 +169,16 @@ class Spqr:
             self.chains.add_epoch(*epoch_key)
         n, key = self.chains.send_key(message.epoch - 1)
         return encode_message(n, message), key
+
+    def steps(self, data: bytes) -> int:
+        """The chain steps :meth:`receive` would take for field 5 ``data``
+        (0 if it does not parse): what trying a message costs before its MAC
+        can be checked, for the record's per-message budget."""
+        try:
+            index, message = parse_message(data)
+        except DecodeError:
+            return 0
+        return self.chains.steps(message.epoch - 1, index) if index else 0
 
     def receive(self, data: bytes) -> bytes | None:
         """The SPQR message key of a received message with field 5 ``data``,

@@ -276,6 +276,23 @@ class SpqrChains:
         self._epochs, self._send_epoch = epochs, epoch
         return n + 1, step.message_key
 
+    def steps(self, epoch: int, n: int) -> int:
+        """How many chain steps :meth:`receive_key` would take for message
+        ``n`` of chain epoch ``epoch`` (0 when it would take none or refuse
+        before walking; ``n`` for an epoch not added yet, which a Braid
+        message may add).  Changes nothing; for budgeting a message before it
+        is tried."""
+        if not 1 <= n <= MAX_INDEX or n > self._limits.max_jump + 1:
+            return 0
+        index = self._index(epoch)
+        if index is None:
+            return n if epoch > self._newest else 0
+        entry = self._epochs[index]
+        received = entry.recv[0]
+        if n in entry.skipped or n <= received or n - received > self._limits.max_jump:
+            return 0
+        return n - received
+
     def receive_key(self, epoch: int, n: int) -> bytes:
         """SCKARatchetReceiveKey's chain part (DR3 section 5.6, with
         TrySkippedMessageKeys and SkipMessageKeys): the message key of

@@ -29,6 +29,7 @@ from signalish.errors import (
     InvalidEncoding,
     MessageKeyEvicted,
     MessageKeyExpired,
+    TooFarAhead,
     TrailingBytes,
     TruncatedInput,
 )
@@ -561,3 +562,51 @@ def test_hostile_records_with_spqr_state_are_refused_cleanly() -> None:
         except DecodeError:
             continue
         assert loaded.to_bytes() == add_digest(bytes(forged))
+
+
+def test_a_forged_message_costs_at_most_the_records_budget_in_both_ratchets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message with a ratchet key no session knows is tried in every
+    session of the record; with SPQR each try would also walk SPQR's chain
+    up to max_skip keys.  The record's budget counts both ratchets' steps:
+    at most 2 * (max_skip + 1) in all, however many sessions it holds."""
+    import signalish._ratchet as ratchet_module
+    import signalish._spqr_chains as chains_module
+    from signalish import PrivateKey
+    from signalish._wire_v3 import VERSION_4, seal
+
+    max_skip = 200
+    options = SessionOptions(pq_ratchet=True, limits=RatchetLimits(max_skip=max_skip))
+    alice_party = make_party("alice", b"budget", options, profile=LIBSIGNAL_V4)
+    bob_party = make_party("bob", b"budget", options, profile=LIBSIGNAL_V4, one_time=10)
+    alice, bob = alice_party.manager, bob_party.manager
+    for _ in range(4):  # four sessions, three of them archived
+        alice.initiate("bob", bob_party.bundle())
+        bob.decrypt("alice", alice.encrypt("bob", b"hi"), now=1)
+        alice.decrypt("bob", bob.encrypt("alice", b"hello"), now=1)
+    record = load_record(alice.store, "bob")
+    assert record is not None and len(record[0].sessions) == 4
+    rng = DeterministicRandom(b"forger")
+    fresh_key = PrivateKey.generate(rng).public.public_bytes_raw()
+    field = encode_message(max_skip, BraidMessage(1, MessageType.NONE))
+    forged = seal(bytes(32), fresh_key, 0, max_skip - 1, b"x", bytes(66), VERSION_4, field,
+                  bytes(32))
+    steps = {"dr": 0, "spqr": 0}
+    real_kdf_ck, real_chain_step = ratchet_module.kdf_ck, chains_module.chain_step
+
+    def counted_kdf_ck(ck: bytes) -> tuple[bytes, bytes]:
+        steps["dr"] += 1
+        return real_kdf_ck(ck)
+
+    def counted_chain_step(ck: bytes, n: int) -> Any:
+        steps["spqr"] += 1
+        return real_chain_step(ck, n)
+
+    monkeypatch.setattr(ratchet_module, "kdf_ck", counted_kdf_ck)
+    monkeypatch.setattr(chains_module, "chain_step", counted_chain_step)
+    before = snapshot(alice.store)
+    with pytest.raises((AuthenticationError, TooFarAhead)):
+        alice.decrypt("bob", forged, now=2)
+    assert snapshot(alice.store) == before
+    assert steps["spqr"] > 0  # SPQR did walk: the bound is not trivially met
+    assert steps["dr"] + steps["spqr"] <= 2 * (max_skip + 1), steps
