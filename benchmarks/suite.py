@@ -39,6 +39,7 @@ import bench_attachments  # noqa: E402
 import bench_handshake  # noqa: E402
 import bench_paths  # noqa: E402
 import bench_ratchet  # noqa: E402
+import bench_spqr  # noqa: E402
 import cryptography  # noqa: E402
 import peers  # noqa: E402
 from bench_handshake import measure  # noqa: E402
@@ -228,6 +229,7 @@ def main() -> int:
     hostile = bench_ratchet.hostile_figures(rounds=2 if quick else 7, quick=quick)
     paths = bench_paths.figures(quick)
     attachments = bench_attachments.figures(quick)
+    spqr = bench_spqr.figures(quick)
 
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
@@ -236,7 +238,7 @@ def main() -> int:
             "peers": {"syndace": syndace if isinstance(syndace, str) else "DoubleRatchet/X3DH 1.3.0",
                       "axolotl": axolotl if isinstance(axolotl, str) else "python-axolotl 0.2.3"}}
     results = {"meta": meta, "rows": rows, "per_skipped_key": per_key, "memory": memory,
-               "hostile": hostile, "paths": paths, "attachments": attachments}
+               "hostile": hostile, "paths": paths, "attachments": attachments, "spqr": spqr}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     markdown = render(results)
@@ -274,6 +276,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"| {int(keys):,} | {m['serialized_bytes']:,} B | {m['bytes_in_memory']:,} B |")
     lines += [""] + bench_paths.lines(results["paths"], results["hostile"]) + [""]
     lines += bench_attachments.lines(results["attachments"]) + [""]
+    lines += bench_spqr.lines(results["spqr"]) + [""]
     lines += bench_ratchet.hostile_lines(results["hostile"]) + [""]
     for peer, note in meta["peers"].items():
         lines.append(f"{peer}: {note}")
