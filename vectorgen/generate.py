@@ -759,6 +759,12 @@ def gen_backups() -> Json:
     return envelope("backup", "password-protected backups to restore", cases)
 
 
+def gen_spqr() -> Json:
+    """spqr.json, built in vectorgen/spqr.py (which builds on this module)."""
+    from vectorgen.spqr import gen_spqr as build
+    return build()
+
+
 GENERATORS: dict[str, Callable[[], Json]] = {
     "kdf.json": gen_kdf,
     "x3dh.json": gen_x3dh,
@@ -766,4 +772,5 @@ GENERATORS: dict[str, Callable[[], Json]] = {
     "safety_numbers.json": gen_safety_numbers,
     "sealed_boxes.json": gen_sealed_boxes,
     "backups.json": gen_backups,
+    "spqr.json": gen_spqr,
 }

@@ -20,13 +20,31 @@ from .._primitives import (
     hmac_sha256,
     kyber1024_decapsulate,
 )
-from .._profile import LIBSIGNAL_V3, PROFILES, Profile
+from .._primitives.erasure import Decoder, Encoder, gf_inv, gf_mul
+from .._primitives.mlkem_braid import decapsulate as mlkem768_decapsulate
+from .._primitives.mlkem_braid import encaps1, encaps2, keygen
+from .._profile import LIBSIGNAL_V3, LIBSIGNAL_V4, PROFILES, Profile
 from .._ratchet import kdf_ck, kdf_rk
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
 from .._session import SessionOptions
-from .._storage import record_bytes
+from .._spqr import Spqr, encode_message, parse_message
+from .._spqr_braid import MessageType, State
+from .._spqr_kdf import (
+    add_epoch,
+    auth_init,
+    auth_update,
+    chain_step,
+    mac_ciphertext,
+    mac_header,
+    message_keys,
+    scka_key,
+    spqr_init,
+)
+from .._storage import load_record, record_bytes
 from .._stores import MemoryStore
 from .._window import RatchetLimits
+from .._wire import InitialMessage
+from .._wire_v3 import parse_v3
 from .._x3dh import _respond_with_keys, initiate
 
 Json = dict[str, Any]
@@ -47,12 +65,15 @@ class ListRandom:
 
     def __init__(self, draws: list[str]) -> None:
         self._draws = [h(d) for d in draws]
+        #: Every value drawn so far, in order.
+        self.used: list[bytes] = []
 
     def random_bytes(self, n: int, /) -> bytes:
         if not self._draws:
             raise Mismatch("the implementation drew more randomness than the vector lists")
         value = self._draws.pop(0)
         expect("size of a random draw", n, len(value))
+        self.used.append(value)
         return value
 
     def exhausted(self) -> bool:
@@ -241,13 +262,249 @@ def check_backup(case: Json) -> None:
     raise Mismatch("a wrong password opened the backup")
 
 
+# --- spqr.json ----------------------------------------------------------------------
+
+#: The Braid's states and message types, by the names of the ML-KEM Braid
+#: specification (section 2), as spqr.json writes them.
+BRAID_STATES: dict[State, str] = {
+    State.KEYS_UNSAMPLED: "KeysUnsampled", State.KEYS_SAMPLED: "KeysSampled",
+    State.HEADER_SENT: "HeaderSent", State.CT1_RECEIVED: "Ct1Received",
+    State.EK_SENT_CT1_RECEIVED: "EkSentCt1Received", State.NO_HEADER_RECEIVED: "NoHeaderReceived",
+    State.HEADER_RECEIVED: "HeaderReceived", State.CT1_SAMPLED: "Ct1Sampled",
+    State.EK_RECEIVED_CT1_SAMPLED: "EkReceivedCt1Sampled",
+    State.CT1_ACKNOWLEDGED: "Ct1Acknowledged", State.CT2_SAMPLED: "Ct2Sampled",
+}
+MESSAGE_TYPES: dict[MessageType, str] = {
+    MessageType.NONE: "None", MessageType.HDR: "Hdr", MessageType.EK: "Ek",
+    MessageType.EK_CT1_ACK: "EkCt1Ack", MessageType.CT1_ACK: "Ct1Ack", MessageType.CT1: "Ct1",
+    MessageType.CT2: "Ct2",
+}
+
+
+def field5_of(message: bytes) -> bytes:
+    """Field 5 (the SPQR message) of a version 4 SignalMessage, or of the
+    SignalMessage inside a PreKeySignalMessage."""
+    frame = parse_v3(message, 1 << 24, protocol=4)
+    inner = frame.inner if isinstance(frame, InitialMessage) else frame
+    value = getattr(inner, "pq_ratchet", None)
+    if not isinstance(value, bytes):
+        raise Mismatch("a message without field 5")
+    return value
+
+
+def describe_field5(field5: bytes) -> Json:
+    """Field 5 decoded, as spqr.json lists it."""
+    index, message = parse_message(field5)
+    return {"epoch": message.epoch, "index": index, "type": MESSAGE_TYPES[message.type],
+            "chunk_index": message.chunk_index,
+            "chunk": None if message.chunk is None else message.chunk.hex()}
+
+
+def current_spqr(store: MemoryStore, address: str) -> Spqr | None:
+    """The SPQR state of the current session with ``address`` (a fresh copy,
+    read from the store), or None."""
+    loaded = load_record(store, address)
+    if loaded is None or loaded[0].current is None:
+        return None
+    return loaded[0].current.spqr
+
+
+def braid_after(spqr: Spqr | None) -> Json:
+    """A party's Braid epoch and state, as spqr.json lists them."""
+    if spqr is None:
+        raise Mismatch("no session with SPQR")
+    return {"epoch": spqr.braid.epoch, "state": BRAID_STATES[spqr.braid.state]}
+
+
+def spqr_send_trace(spqr: Spqr,
+                    draws: list[bytes]) -> tuple[bytes, bytes, tuple[int, bytes] | None]:
+    """Redo a send on ``spqr``, a copy of a session's SPQR state before it,
+    with the randomness the send drew: (field 5, SPQR message key, the epoch
+    key the Braid produced or None).  Changes ``spqr``."""
+    rng = ListRandom([d.hex() for d in draws])
+    message, epoch_key = spqr.braid.send(rng)
+    if epoch_key is not None:
+        spqr.chains.add_epoch(*epoch_key)
+    n, key = spqr.chains.send_key(message.epoch - 1)
+    expect("randomness of the SPQR send fully used", rng.exhausted(), True)
+    return encode_message(n, message), key, epoch_key
+
+
+def _check_chain_keys(case: Json, keys: tuple[bytes, bytes, bytes], root_name: str) -> None:
+    expect(case["function"], [k.hex() for k in keys],
+           [case[root_name], case["a2b_chain_key"], case["b2a_chain_key"]])
+
+
+def _check_spqr_kdf(case: Json) -> None:
+    function = case["function"]
+    if function == "KDF_SCKA_INIT":
+        _check_chain_keys(case, spqr_init(h(case["seed"])), "root_key")
+    elif function == "KDF_SCKA_RK":
+        _check_chain_keys(case, add_epoch(h(case["root_key"]), h(case["epoch_secret"])),
+                          "next_root_key")
+    elif function == "KDF_SCKA_CK":
+        chain_key = h(case["chain_key"])
+        for step in case["steps"]:
+            chain_key, message_key = chain_step(chain_key, step["n"])
+            expect(f"KDF_SCKA_CK n={step['n']}", (message_key.hex(), chain_key.hex()),
+                   (step["message_key"], step["next_chain_key"]))
+    elif function == "Authenticator.Init":
+        auth = auth_init(h(case["seed"]))
+        expect(function, (auth.root_key.hex(), auth.mac_key.hex()),
+               (case["root_key"], case["mac_key"]))
+    elif function == "KDF_AUTH":
+        auth = auth_update(h(case["root_key"]), case["epoch"], h(case["key"]))
+        expect(function, (auth.root_key.hex(), auth.mac_key.hex()),
+               (case["next_root_key"], case["mac_key"]))
+    elif function == "KDF_OK":
+        expect(function, scka_key(h(case["shared_secret"]), case["epoch"]).hex(),
+               case["epoch_secret"])
+    elif function == "MacHdr":
+        expect(function, mac_header(h(case["mac_key"]), case["epoch"], h(case["header"])).hex(),
+               case["mac"])
+    elif function == "MacCt":
+        expect(function, mac_ciphertext(h(case["mac_key"]), case["epoch"],
+                                        h(case["ciphertext"])).hex(), case["mac"])
+    else:  # KDF_HYBRID
+        dr_key = hmac_sha256(h(case["dr_chain_key"]), b"\x01")
+        expect("the Double Ratchet message key", dr_key.hex(), case["dr_message_key"])
+        salt = case["spqr_message_key"]
+        keys = message_keys(dr_key, None if salt is None else h(salt))
+        expect(function, [k.hex() for k in keys], [case["cipher_key"], case["mac_key"], case["iv"]])
+
+
+def _check_field(case: Json) -> None:
+    expect("the field polynomial", case["polynomial"], 0x1100B)
+    for a, b, product in case["products"]:
+        expect(f"{a:#06x} * {b:#06x}", gf_mul(a, b), product)
+    for a, inverse in case["inverses"]:
+        expect(f"1 / {a:#06x}", gf_inv(a), inverse)
+
+
+def _check_erasure(case: Json) -> None:
+    payload = h(case["payload"])
+    encoder = Encoder(payload)
+    chunks = {c["index"]: h(c["chunk"]) for c in case["chunks"]}
+    for index, chunk in chunks.items():
+        expect(f"chunk {index}", encoder.chunk(index).hex(), chunk.hex())
+    for indices in case["decodings"]:
+        decoder = Decoder(len(payload))
+        for index in indices:
+            decoder.add_chunk(index, chunks[index])
+        rebuilt = decoder.message()
+        expect(f"payload rebuilt from chunks {indices[:3]}...", None if rebuilt is None
+               else rebuilt.hex(), case["payload"])
+
+
+def _check_split_mlkem(case: Json) -> None:
+    if case["function"] == "split ML-KEM-768 refusal":
+        state, ct1, shared = encaps1(h(case["header"]), h(case["m"]))
+        expect("encaps1", (ct1.hex(), shared.hex()), (case["ct1"], case["shared_secret"]))
+        try:
+            encaps2(state, h(case["header"]), h(case["ek_vector"]))
+        except SignalishError as error:
+            expect("encaps2's refusal", type(error).__name__, case["error"])
+            return
+        raise Mismatch(f"encaps2 took an ek_vector it must refuse ({case['why']})")
+    seed = h(case["seed"])
+    _, header, ek_vector = keygen(seed)
+    expect("header and ek_vector", (header.hex(), ek_vector.hex()),
+           (case["header"], case["ek_vector"]))
+    state, ct1, shared = encaps1(header, h(case["m"]))
+    expect("encaps1", (ct1.hex(), shared.hex()), (case["ct1"], case["shared_secret"]))
+    expect("encaps2", encaps2(state, header, ek_vector).hex(), case["ct2"])
+    expect("decapsulation", mlkem768_decapsulate(seed, ct1, h(case["ct2"])).hex(),
+           case["shared_secret"])
+    expect("epoch secret", scka_key(shared, case["epoch"]).hex(), case["epoch_secret"])
+
+
+def _check_spqr_conversation(case: Json) -> None:
+    expect("profile", case["profile"], LIBSIGNAL_V4.name)
+    limits = RatchetLimits(**case["limits"])
+    parties: dict[str, tuple[SessionManager, MemoryStore, ListRandom]] = {}
+    for who, keys in case["parties"].items():
+        store = MemoryStore()
+        with store.transaction():
+            store.save_prekeys(h(keys["prekey_ring"]))
+        rng = ListRandom(case["random"][who])
+        options = SessionOptions(limits=limits, max_archived=case["max_archived"],
+                                 registration_id=keys["registration_id"],
+                                 pq_ratchet=case["pq_ratchet"])
+        identity = IdentityKeyPair.from_seed(h(keys["identity_seed"]))
+        parties[who] = (SessionManager(identity, store, LIBSIGNAL_V4, rng=rng, options=options),
+                        store, rng)
+    other = {"alice": "bob", "bob": "alice"}
+    messages: list[bytes] = []
+    for number, event in enumerate(case["events"]):
+        where = f"event {number} ({event['op']})"
+        if event["op"] == "initiate":
+            bundle = PreKeyBundle.from_bytes(h(event["bundle"]))
+            encapsulation = (h(event["kem_ciphertext"]), h(event["kem_shared_secret"]))
+            assert bundle.kem_prekey is not None
+            seed = next(k["seed"] for k in case["parties"][other[event["from"]]]["prekeys"]["kem"]
+                        if k["id"] == bundle.kem_prekey.key_id)
+            expect(f"{where} kyber1024 decapsulation",
+                   kyber1024_decapsulate(KemPrivateKey.from_seed(h(seed)),
+                                         encapsulation[0]).hex(), event["kem_shared_secret"])
+            parties[event["from"]][0].initiate(other[event["from"]], bundle,
+                                               kem_encapsulation=encapsulation)
+        elif event["op"] == "send":
+            manager, store, rng = parties[event["from"]]
+            before = current_spqr(store, other[event["from"]])
+            if before is None:
+                raise Mismatch(f"{where}: no session with SPQR to send on")
+            drawn = len(rng.used)
+            message = manager.encrypt(other[event["from"]], h(event["plaintext"]))
+            expect(f"{where} message bytes", message.hex(), event["message"])
+            expect(f"{where} message type", manager.message_type(message), event["type"])
+            field5, key, epoch_key = spqr_send_trace(before, rng.used[drawn:])
+            expect(f"{where} field 5", field5.hex(), field5_of(message).hex())
+            expect(f"{where} field 5 decoded", {**describe_field5(field5), "key": key.hex()},
+                   event["spqr"])
+            expect(f"{where} epoch secret", None if epoch_key is None else
+                   {"epoch": epoch_key[0], "secret": epoch_key[1].hex()},
+                   event.get("epoch_secret"))
+            expect(f"{where} Braid after", braid_after(current_spqr(store, other[event["from"]])),
+                   event["braid"])
+            messages.append(message)
+        else:
+            manager, store, _ = parties[event["to"]]
+            data = h(event["bytes"]) if "bytes" in event else messages[event["message"]]
+            try:
+                outcome = manager.decrypt(other[event["to"]], data, now=event["now"]).hex()
+            except SignalishError as error:
+                outcome = type(error).__name__
+            expect(f"{where} outcome", outcome, event.get("plaintext", event.get("error")))
+            if "braid" in event:
+                expect(f"{where} Braid after", braid_after(current_spqr(store, other[event["to"]])),
+                       event["braid"])
+    for who, (_, _, rng) in parties.items():
+        expect(f"{who}'s randomness fully used", rng.exhausted(), True)
+
+
+def check_spqr(case: Json) -> None:
+    if "events" in case:
+        _check_spqr_conversation(case)
+    elif case["function"] == "GF(2^16)":
+        _check_field(case)
+    elif case["function"] == "erasure code":
+        _check_erasure(case)
+    elif case["function"].startswith("split ML-KEM-768"):
+        _check_split_mlkem(case)
+    else:
+        _check_spqr_kdf(case)
+
+
 CHECKS: dict[str, Callable[[Json], None]] = {
     "kdf": check_kdf, "x3dh": check_x3dh, "conversation": check_conversation,
     "safety_number": check_safety_number, "sealed_box": check_sealed_box, "backup": check_backup,
+    "spqr": check_spqr,
 }
 
 
 def case_label(kind: str, index: int, case: Json) -> str:
+    if kind == "spqr" and "payload" in case:
+        return f"{index}: erasure code, {len(case['payload']) // 2} bytes"
     for key in ("name", "function", "suite"):
         if key in case:
             return f"{index}: {case[key]}" + (f" {case['profile']}" if key == "function"

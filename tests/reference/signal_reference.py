@@ -639,7 +639,7 @@ class Party:
         for session, where in located:
             if where is None:
                 continue
-            cost = where["n"] + 1
+            cost = where["n"] + 1 + self.extra_cost(session, data)
             if cost > budget:
                 too_far = too_far or Refused("TooFarAhead", "derivation budget")
                 continue
@@ -660,6 +660,12 @@ class Party:
         if too_far is not None:
             raise too_far
         raise Refused("AuthenticationError", "no session decrypts it")
+
+    def extra_cost(self, session: dict[str, Any], data: bytes) -> int:
+        """Chain steps besides the Double Ratchet's that trying ``data`` in
+        ``session`` takes before its MAC can be checked (none here; SPQR's,
+        spqr_reference.py)."""
+        return 0
 
     def promote(self, session: dict[str, Any], plaintext: bytes) -> bytes:
         """Rule 2: a message that decrypts in an archived session makes it current."""
