@@ -441,7 +441,8 @@ class SessionManager:
         :class:`~signalish.errors.StoreRolledBack` error): sending on such state
         could reuse message keys already used.  Encrypting then raises
         :class:`~signalish.errors.StaleSession` until the peer's next DH ratchet
-        step, or until :meth:`initiate` starts a new session from a fresh
+        step (a session with SPQR: for good, since its SPQR state went back
+        too), or until :meth:`initiate` starts a new session from a fresh
         bundle.  :func:`~signalish.restore_backup` does this itself.
         """
         touched: set[str] = set()

@@ -38,6 +38,8 @@ from ._errors import (
     AwaitingFirstMessage,
     ChainExhausted,
     InvalidKey,
+    MessageRejected,
+    SignalishError,
     TooFarAhead,
 )
 from ._primitives import PrivateKey, PublicKey, RandomSource, hkdf, hmac_sha256
@@ -45,7 +47,8 @@ from ._profile import Profile
 from ._window import MAX_COUNTER, Chain, RatchetLimits, Reason, Window
 
 __all__ = ["RatchetState", "Header", "Sending", "Received", "kdf_rk", "kdf_ck",
-           "ratchet_encrypt", "ratchet_decrypt", "Located", "locate", "decrypt_located"]
+           "ratchet_encrypt", "ratchet_decrypt", "Located", "locate", "decrypt_located",
+           "refusal"]
 
 _MESSAGE_KEY: Final = b"\x01"
 _CHAIN_KEY: Final = b"\x02"
@@ -265,6 +268,39 @@ def ratchet_decrypt(state: RatchetState, frame: Received, ad: bytes, *,
     if where is None:
         raise AuthenticationError("decryption failed")
     return decrypt_located(state, where, frame, ad, now=now, rng=rng, limits=limits)
+
+
+def refusal(state: RatchetState, where: Located, *, now: int,
+            limits: RatchetLimits) -> SignalishError | None:
+    """The verdict :func:`decrypt_located` gives ``where`` before it derives
+    any key or checks any MAC (a duplicate, a key evicted or expired, a
+    message too far ahead, a message past its chain's end), or None if it
+    would go on to the MAC.  Changes nothing.  A second ratchet that must
+    act before the MAC (SPQR) asks this first, so that the Double Ratchet's
+    own verdicts come out as they would without it."""
+    n = where.n
+    if n >= MAX_COUNTER or where.pn > MAX_COUNTER:
+        return TooFarAhead(f"message {n} is beyond the end of any chain")
+    chain = where.chain
+    if chain is None:
+        if where.forgotten is not None:
+            return where.forgotten.error(f"message {n}")
+        if n > limits.max_skip:
+            return TooFarAhead(f"message {n} would skip {n} keys (max_skip {limits.max_skip})")
+        return None
+    if where.is_current and n == state.nr:
+        return None
+    next_n = state.nr if where.is_current else (chain.end if chain.end is not None else 0)
+    try:
+        if state.window.classify(chain, n, next_n, now, limits) is not None:
+            return None
+    except (AuthenticationError, MessageRejected) as error:
+        return error
+    if not where.is_current:
+        return AuthenticationError("decryption failed")
+    if n - state.nr > limits.max_skip:
+        return TooFarAhead(f"message {n} would skip {n - state.nr} keys (max_skip {limits.max_skip})")
+    return None
 
 
 def decrypt_located(state: RatchetState, where: Located, frame: Received, ad: bytes, *,

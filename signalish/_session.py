@@ -42,6 +42,7 @@ from ._errors import (
     SignalishError,
     StaleSession,
     TooFarAhead,
+    UnsupportedByProfile,
 )
 from ._bundle import PreKeyBundle
 from ._initial import InitialHeader
@@ -56,6 +57,7 @@ from ._ratchet import (
     decrypt_located,
     locate,
     ratchet_encrypt,
+    refusal,
 )
 from ._spqr import Spqr
 from ._wire_v3 import V3Frame
@@ -112,7 +114,9 @@ class SessionOptions:
     do with 160 (``signalish._padding``).  0, the default, pads nothing.
     ``pq_ratchet``: run SPQR, the Sparse Post-Quantum Ratchet (the Triple
     Ratchet, ``signalish._spqr``), in new ``libsignal_v4`` sessions, as
-    libsignal-client 0.92 and later require.  Other profiles ignore it.
+    libsignal-client 0.92 and later require (the default).  False makes
+    version 4 sessions without it, as libsignal 0.73 to 0.79 speak; sessions
+    keep what they were created with.  Other profiles ignore it.
     """
 
     header_encryption: bool = False
@@ -121,7 +125,7 @@ class SessionOptions:
     #: Our registration id, sent in libsignal PreKeySignalMessages.
     registration_id: int = 0
     padding: int = 0
-    pq_ratchet: bool = False
+    pq_ratchet: bool = True
 
     def __post_init__(self) -> None:
         if self.padding == 1 or not 0 <= self.padding <= 65536:
@@ -203,6 +207,7 @@ class Session:
                      rng: RandomSource) -> Session:
         """Alice's session after X3DH/PQXDH (RatchetInitAlice, section 3.3):
         her messages carry the initial header until Bob answers."""
+        _check_header_encryption(profile, options.header_encryption)
         state = RatchetState.init_alice(profile, agreement.shared_secret,
                                         bundle.signed_prekey.public_key, rng,
                                         options.header_encryption)
@@ -220,6 +225,7 @@ class Session:
         ratchet key pair."""
         if agreement.signed_prekey is None:
             raise InvalidArgument("a responder session needs respond()'s agreement")
+        _check_header_encryption(profile, header_encryption)
         state = RatchetState.init_bob(profile, agreement.shared_secret,
                                       agreement.signed_prekey, header_encryption)
         return cls(remote_identity=agreement.header.identity_key, local_identity=local_identity,
@@ -299,8 +305,9 @@ class Session:
         message number (all three are :class:`~signalish.CannotSend`)."""
         if self.send_blocked:
             raise StaleSession("this session's sending state may be older than what it has "
-                               "sent; it receives only until the peer's next ratchet step. "
-                               "Start a new session from a fresh bundle to send now")
+                               "sent; it receives only until the peer's next ratchet step "
+                               "(with SPQR, for good). Start a new session from a fresh "
+                               "bundle to send now")
         if len(plaintext) > self.limits.max_message_size:
             raise InvalidArgument(
                 f"plaintext of {len(plaintext)} bytes exceeds max_message_size")
@@ -352,12 +359,27 @@ class Session:
         spqr = None
         if self.spqr is not None:
             # SPQR moves before the MAC can be checked (the key depends on
-            # it): on a copy, kept only if the message decrypts.
+            # it): on a copy, kept only if the message decrypts.  The Double
+            # Ratchet's own verdicts (a duplicate, an evicted key...) come
+            # first, as without SPQR.  Then SPQR's: on a chain this session
+            # knows they stand (a late message whose SPQR epoch is gone is
+            # expired, as the Double Ratchet would say of its chain); on a
+            # new DH step they say no more than "decryption failed", since
+            # such a message may be one for another session of the record
+            # (which is tried next), or a forged one.
+            refused = refusal(self.state, where, now=now, limits=self.limits)
+            if refused is not None:
+                raise refused
             pq_ratchet = getattr(frame, "pq_ratchet", None)
             if pq_ratchet is None:
                 raise AuthenticationError("decryption failed")
             spqr = self.spqr.copy()
-            pq_key = spqr.receive(pq_ratchet)
+            try:
+                pq_key = spqr.receive(pq_ratchet)
+            except MessageRejected:
+                if where.chain is not None:
+                    raise
+                raise AuthenticationError("decryption failed") from None
             if pq_key is not None:
                 frame = _Salted(frame, pq_key)
         plaintext = decrypt_located(self.state, where, frame, self._ad_receive, now=now, rng=rng,
@@ -368,8 +390,16 @@ class Session:
             self.pending = None
             self._prefix = None
         self._encoded = self._row = self._known = None
-        if self.state.step != step:
-            self.send_blocked = False  # a fresh sending chain from a fresh ratchet key
+        if self.state.step != step and self.send_blocked:
+            if self.spqr is None:
+                # A fresh sending chain from a fresh ratchet key.
+                self.send_blocked = False
+            else:
+                # Not with SPQR: its state went back too, and sending on it
+                # would repeat SPQR keys and Braid chunks the peer has (which
+                # it refuses), so a restored session with SPQR only
+                # receives, for good; a new session sends.
+                self.state.cks = None
         return plaintext
 
     def _write(self, w: Writer) -> None:
@@ -468,6 +498,13 @@ class Session:
 
 def _digest(header: InitialHeader) -> bytes:
     return hashlib.sha256(header.to_bytes()).digest()
+
+
+def _check_header_encryption(profile: Profile, header_encryption: bool) -> None:
+    """Refuse header encryption under a wire format without it, before
+    anything is derived (encrypting would fail only after the chains moved)."""
+    if header_encryption and not wire_format(profile).header_encryption:
+        raise UnsupportedByProfile(f"profile {profile.name} has no header encryption")
 
 
 def _start_spqr(profile: Profile, options: SessionOptions, agreement: AgreementResult, *,

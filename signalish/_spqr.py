@@ -45,7 +45,7 @@ from ._errors import (
     TruncatedInput,
 )
 from ._primitives import RandomSource
-from ._spqr_braid import CHUNKED, MAX_EPOCH, Braid, BraidMessage, MessageType
+from ._spqr_braid import CHUNKED, MAX_EPOCH, Braid, BraidMessage, MessageType, State
 from ._spqr_chains import SpqrChains, SpqrLimits
 from ._window import RatchetLimits
 
@@ -220,7 +220,19 @@ class Spqr:
         if keyed > 1:
             raise InvalidEncoding("SPQR: keyed flag is not 0 or 1")
         braid = Braid.read(r)
-        chains = SpqrChains.from_bytes(r.var("SPQR chains", 1 << 24), spqr_limits(limits))
+        bounds = spqr_limits(limits)
+        # The chains' largest encoding under these limits: each kept epoch's
+        # fixed fields and its skipped keys (36 bytes each).
+        most = 64 + KEPT_EPOCHS * (128 + 36 * bounds.max_skipped)
+        chains = SpqrChains.from_bytes(r.var("SPQR chains", most), bounds)
+        # The Braid and the chains move together: the CT side adds epoch e's
+        # chains when it encapsulates (states 8 to 11), the EK side when it
+        # decapsulates, so before that its newest is e - 1; and nobody has
+        # sent on a chain epoch beyond e - 1.
+        newest = braid.epoch if braid.state >= State.CT1_SAMPLED else braid.epoch - 1
+        if chains.newest_epoch != newest or chains.send_epoch > braid.epoch - 1 \
+                or braid.epoch - 1 not in chains.epochs:
+            raise InvalidEncoding("SPQR: the Braid and the chains disagree on the epoch")
         return cls(braid, chains, bool(keyed))
 
 

@@ -286,7 +286,7 @@ class Braid:
             if payload is not None:
                 header, mac = payload[:HEADER_SIZE], payload[HEADER_SIZE:]
                 if not ct_equal(mac, mac_header(self._auth.mac_key, self.epoch, header)):
-                    raise AuthenticationError("SPQR: the header's MAC does not verify")
+                    raise AuthenticationError("decryption failed")  # the header's MAC
                 self._header = header
                 self._decoder = Decoder(EK_VECTOR_SIZE)
                 self.state = State.HEADER_RECEIVED
@@ -335,7 +335,7 @@ class Braid:
         secret = scka_key(decapsulate(self._seed, self._ct1, ct2), self.epoch)
         auth = auth_update(self._auth.root_key, self.epoch, secret)
         if not ct_equal(mac, mac_ciphertext(auth.mac_key, self.epoch, self._ct1 + ct2)):
-            raise AuthenticationError("SPQR: the ciphertext's MAC does not verify")
+            raise AuthenticationError("decryption failed")  # the ciphertext's MAC
         epoch = self.epoch
         self._clear()
         self._auth = auth

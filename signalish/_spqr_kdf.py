@@ -144,12 +144,18 @@ class EpochKeys(NamedTuple):
     a2b: bytes
     b2a: bytes
 
+    def __repr__(self) -> str:
+        return "EpochKeys(<secret>)"
+
 
 class ChainStep(NamedTuple):
     """KDF_SCKA_CK's output: the next chain key and the message key."""
 
     chain_key: bytes
     message_key: bytes
+
+    def __repr__(self) -> str:
+        return "ChainStep(<secret>)"
 
 
 class AuthKeys(NamedTuple):
@@ -158,6 +164,9 @@ class AuthKeys(NamedTuple):
     root_key: bytes
     mac_key: bytes
 
+    def __repr__(self) -> str:
+        return "AuthKeys(<secret>)"
+
 
 class MessageKeys(NamedTuple):
     """What one message is sealed with: AES-256-CBC key, HMAC-SHA256 key, IV."""
@@ -165,6 +174,9 @@ class MessageKeys(NamedTuple):
     cipher_key: bytes
     mac_key: bytes
     iv: bytes
+
+    def __repr__(self) -> str:
+        return "MessageKeys(<secret>)"
 
 
 def _key(value: bytes, name: str, size: int = KEY_SIZE) -> None:

@@ -344,9 +344,27 @@ def test_records_with_spqr_round_trip_as_rows_and_whole() -> None:
     assert loaded[0].rows() == rows
 
 
+def test_spqr_is_on_by_default_under_libsignal_v4_only() -> None:
+    assert SessionOptions().pq_ratchet and SessionOptions.libsignal(1).pq_ratchet
+    alice = make_party("alice", b"default", profile=LIBSIGNAL_V4)
+    bob = make_party("bob", b"default", profile=LIBSIGNAL_V4)
+    alice.manager.initiate("bob", bob.bundle())
+    assert field5(alice.manager.encrypt("bob", b"x"))[0] == 1
+    from signalish import LIBSIGNAL_V3, NATIVE
+
+    for profile in (NATIVE, LIBSIGNAL_V3):
+        carol = make_party("carol", b"default", profile=profile)
+        dave = make_party("dave", b"default", profile=profile)
+        carol.manager.initiate("dave", dave.bundle())
+        record = load_record(carol.store, "dave")
+        assert record is not None and record[0].current is not None
+        assert record[0].current.spqr is None
+
+
 def test_a_session_without_pq_ratchet_keeps_its_old_bytes() -> None:
-    alice = make_party("alice", b"old", profile=LIBSIGNAL_V4)
-    bob = make_party("bob", b"old", profile=LIBSIGNAL_V4)
+    old = SessionOptions(pq_ratchet=False)
+    alice = make_party("alice", b"old", old, profile=LIBSIGNAL_V4)
+    bob = make_party("bob", b"old", old, profile=LIBSIGNAL_V4)
     alice.manager.initiate("bob", bob.bundle())
     message = alice.manager.encrypt("bob", b"x")
     frame = parse_v3(message, 1 << 20, 4)
@@ -610,3 +628,110 @@ def test_a_forged_message_costs_at_most_the_records_budget_in_both_ratchets(
     assert snapshot(alice.store) == before
     assert steps["spqr"] > 0  # SPQR did walk: the bound is not trivially met
     assert steps["dr"] + steps["spqr"] <= 2 * (max_skip + 1), steps
+
+
+# --- found by review: each failed before its fix -----------------------------------------
+
+
+@pytest.mark.parametrize("pq", [False, True])
+def test_a_late_message_of_an_archived_session_decrypts(pq: bool) -> None:
+    """The message has a ratchet key no session has seen, so it is tried as
+    a DH step in the current session first; SPQR's verdict there (its own
+    chains have passed that index) must not stop it reaching its own,
+    archived session."""
+    options = SessionOptions(pq_ratchet=pq)
+    alice_party = make_party("alice", b"late", options, profile=LIBSIGNAL_V4)
+    bob_party = make_party("bob", b"late", options, profile=LIBSIGNAL_V4)
+    alice, bob = alice_party.manager, bob_party.manager
+    alice.initiate("bob", bob_party.bundle())
+    bob.decrypt("alice", alice.encrypt("bob", b"a1"), now=1)
+    alice.decrypt("bob", bob.encrypt("alice", b"b1"), now=1)
+    late = alice.encrypt("bob", b"a2, late")
+    alice.initiate("bob", bob_party.bundle())
+    for i in range(5):
+        bob.decrypt("alice", alice.encrypt("bob", b"s2 %d" % i), now=2)
+    assert bob.decrypt("alice", late, now=3) == b"a2, late"
+
+
+def test_a_restored_session_with_spqr_never_sends_again() -> None:
+    """Restored state (mark_restored) with SPQR would repeat SPQR keys and
+    Braid chunks the peer already has: unlike a session without SPQR, it does
+    not resume sending at the peer's next DH step; a new session does."""
+    from helpers import copy_rows
+
+    alice_party = make_party("alice", b"restore", PQ, profile=LIBSIGNAL_V4)
+    bob_party = make_party("bob", b"restore", PQ, profile=LIBSIGNAL_V4, one_time=6)
+    alice, bob = alice_party.manager, bob_party.manager
+    alice.initiate("bob", bob_party.bundle())
+    bob.decrypt("alice", alice.encrypt("bob", b"hi"), now=1)
+    alice.decrypt("bob", bob.encrypt("alice", b"hello"), now=1)
+    from signalish import MemoryStore
+
+    copy = MemoryStore()
+    with copy.transaction():
+        copy_rows(bob_party.store, copy)
+        copy.save_identity("alice", alice_party.identity.public)
+    for i in range(5):  # the old device goes on
+        alice.decrypt("bob", bob.encrypt("alice", b"old %d" % i), now=2)
+    restored = SessionManager(bob_party.identity, copy, LIBSIGNAL_V4,
+                              rng=DeterministicRandom(b"restored"), options=PQ)
+    restored.mark_restored()
+    assert restored.decrypt("alice", alice.encrypt("bob", b"a DH step"), now=3) == b"a DH step"
+    from signalish.errors import StaleSession
+
+    with pytest.raises(StaleSession):
+        restored.encrypt("alice", b"resume?")
+    alice.initiate("bob", bob_party.bundle())
+    assert restored.decrypt("alice", alice.encrypt("bob", b"new"), now=4) == b"new"
+    assert alice.decrypt("bob", restored.encrypt("alice", b"back"), now=4) == b"back"
+
+
+def test_braid_mac_failures_say_no_more_than_decryption_failed() -> None:
+    key = bytes(32)
+    a, b = Braid.initiator(key), Braid.responder(key)
+    rng = DeterministicRandom(b"generic")
+    messages = [a.send(rng)[0] for _ in range(3)]
+    chunk = messages[0].chunk
+    assert chunk is not None
+    messages[0] = BraidMessage(1, MessageType.HDR, 0, bytes((chunk[0] ^ 1,)) + chunk[1:])
+    for message in messages[:2]:
+        b.receive(message)
+    with pytest.raises(AuthenticationError) as failure:
+        b.receive(messages[2])
+    assert str(failure.value) == "decryption failed"
+
+
+def test_a_stored_spqr_state_whose_braid_and_chains_disagree_is_refused() -> None:
+    from signalish._encoding import Reader, Writer
+    from signalish._spqr import Spqr
+
+    seed, limits = bytes(range(32)), RatchetLimits()
+    state = Spqr.start(seed, True, limits)
+    # A chain epoch added that this Braid state cannot have made yet.
+    state.chains.add_epoch(1, bytes(32))
+    w = Writer(0x7F)
+    state.write(w)
+    with pytest.raises(DecodeError):
+        Spqr.read(Reader(w.getvalue(), 0x7F, "spqr"), limits)
+
+
+def test_spqr_key_tuples_hide_their_keys() -> None:
+    from signalish._spqr_kdf import auth_init, chain_step, message_keys, spqr_init
+
+    seed = bytes(range(32))
+    for value in (spqr_init(seed), chain_step(seed, 1), auth_init(seed),
+                  message_keys(seed, seed)):
+        assert "<secret>" in repr(value) and seed.hex()[:8] not in repr(value)
+        assert all(part.hex()[:16] not in repr(value) for part in value)
+
+
+def test_header_encryption_under_v4_is_refused_before_anything_moves() -> None:
+    from signalish._session import Session
+    from signalish.errors import UnsupportedByProfile
+
+    alice = make_party("alice", b"he-v4", profile=LIBSIGNAL_V4)
+    bob = make_party("bob", b"he-v4", profile=LIBSIGNAL_V4)
+    with pytest.raises(UnsupportedByProfile):
+        Session.initiate(alice.identity, bob.bundle(), LIBSIGNAL_V4,
+                         SessionOptions(header_encryption=True), DeterministicRandom(b"he"))
+

@@ -221,9 +221,12 @@ class Conversation:
         self.pq = pq
         self.parties: dict[str, Party] = {}
         for who, reg in (("alice", 1111), ("bob", 2222)):
+            # conversations.json predates SPQR: its libsignal_v4 sessions run
+            # without it (spqr.json has SPQR's).
             options = SessionOptions(header_encryption=header_encryption,
                                      limits=limits or base.limits,
-                                     max_archived=base.max_archived, registration_id=reg)
+                                     max_archived=base.max_archived, registration_id=reg,
+                                     pq_ratchet=False)
             self.parties[who] = Party(who, profile, seed, options, one_time_prekeys)
         self.case: Json = {"name": name, "description": description, "profile": profile.name,
                            "header_encryption": header_encryption,

@@ -154,7 +154,8 @@ def check_conversation(case: Json) -> None:
         rng = ListRandom(case["random"][who])
         options = SessionOptions(header_encryption=case["header_encryption"], limits=limits,
                                  max_archived=case["max_archived"],
-                                 registration_id=keys["registration_id"])
+                                 registration_id=keys["registration_id"],
+                                 pq_ratchet=False)  # conversations.json: without SPQR
         parties[who] = (SessionManager(identity, store, profile, rng=rng, options=options),
                         store, rng)
     other = {"alice": "bob", "bob": "alice"}

@@ -40,6 +40,8 @@ another one decrypts in both.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import copy
 import random
 from collections.abc import Callable
@@ -104,8 +106,11 @@ def signalish_party(seed: bytes, registration_id: int, *, one_time: int = 3,
     EC prekeys and ``kem`` one-time Kyber prekeys (and, under libsignal_v4,
     the last-resort Kyber prekey every ring has)."""
     rng = DeterministicRandom(seed)
+    # Version 4 without SPQR, as 0.73 to 0.90 speak it when SPQR is not taken
+    # up (test_spqr_interop.py has SPQR, the default, against 0.90 and 0.103).
+    options = replace(SessionOptions.libsignal(registration_id), pq_ratchet=False)
     manager = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), profile, rng=rng,
-                             options=SessionOptions.libsignal(registration_id))
+                             options=options)
     with manager.prekeys(now=0) as ring:
         if one_time:
             ring.generate_one_time_prekeys(one_time, rng)

@@ -34,7 +34,17 @@ import hmac
 from typing import Any
 
 from kyber_py.ml_kem import ML_KEM_768  # type: ignore[import-untyped]
-from signal_reference import Party, Refused, hkdf, mac, proto_fields, public_of, varint
+from signal_reference import (
+    MAX_COUNTER,
+    REASON_ERROR,
+    Party,
+    Refused,
+    hkdf,
+    mac,
+    proto_fields,
+    public_of,
+    varint,
+)
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -45,6 +55,10 @@ CHAIN_ADD_EPOCH = b"Signal PQ Ratchet V1 Chain Add Epoch"
 CHAIN_NEXT = b"Signal PQ Ratchet V1 Chain Next"
 PROTOCOL_INFO = b"Signal_PQCKA_V1_MLKEM768"
 ZERO = bytes(32)
+
+#: The verdicts a receiving window gives before any key is checked.
+WINDOW_VERDICTS = frozenset({"DuplicateMessage", "MessageKeyEvicted", "MessageKeyExpired",
+                             "TooFarAhead"})
 
 
 def u32be(v: int) -> bytes:
@@ -601,14 +615,57 @@ class SpqrParty(Party):
                    now: int) -> bytes:
         if where is None:
             raise Refused("AuthenticationError", "not this session's header")
+        # The Double Ratchet's verdicts that need no key come first, as
+        # without SPQR (ratchet.md's window).
+        self.dr_refusal(session, where, now)
         field5 = proto_fields(data[1:-8]).get(5)
         if not isinstance(field5, bytes):
             raise Refused("AuthenticationError", "no field 5")
         spqr = copy.deepcopy(session["spqr"])
-        self.salt = spqr_receive(spqr, field5, self.max_jump, self.max_skipped)
+        try:
+            self.salt = spqr_receive(spqr, field5, self.max_jump, self.max_skipped)
+        except Refused as refused:
+            # On a new DH step SPQR's window verdicts say only "decryption
+            # failed" (the message may belong to another session).
+            if where["chain"] is None and refused.name in WINDOW_VERDICTS:
+                raise Refused("AuthenticationError", f"SPQR: {refused.name}") from None
+            raise
         plaintext = super().decrypt_in(session, where, data, now)
         session["spqr"] = spqr
         return plaintext
+
+    def dr_refusal(self, session: dict[str, Any], where: dict[str, Any], now: int) -> None:
+        """Raise what the Double Ratchet's window says of ``where`` before
+        any key is derived (ratchet.md, "The window"); nothing otherwise."""
+        s, limits, n = session["state"], self.limits, where["n"]
+        if n >= MAX_COUNTER or where["pn"] > MAX_COUNTER:
+            raise Refused("TooFarAhead", "beyond the last counter")
+        if where["chain"] is None:
+            if where["forgotten"] is not None:
+                raise Refused(REASON_ERROR[where["forgotten"]], "chain dropped")
+            if n > limits["max_skip"]:
+                raise Refused("TooFarAhead", "new chain")
+            return
+        chain = next(c for c in s["chains"] if c["id"] == where["chain"])
+        current = where["current"]
+        if n in chain["keys"]:
+            if now - chain["keys"][n][1] >= limits["expire_after_seconds"]:
+                raise Refused("MessageKeyExpired")
+            return
+        if current and n == s["nr"]:
+            return
+        if n < chain["floor"]:
+            raise Refused(REASON_ERROR[chain["reason"]], "below the floor")
+        if chain["end"] is not None and n >= chain["end"]:
+            raise Refused("AuthenticationError", "beyond the chain's end")
+        if chain["lost"] is not None and n >= chain["lost"]:
+            raise Refused("MessageKeyEvicted", "given-up tail")
+        if n < (s["nr"] if current else chain["end"]):
+            raise Refused("DuplicateMessage")
+        if not current:
+            raise Refused("AuthenticationError", "not on a chain's keys")
+        if n - s["nr"] > limits["max_skip"]:
+            raise Refused("TooFarAhead")
 
     def open_body(self, session: dict[str, Any], mk: bytes, data: bytes) -> bytes:
         keys = message_keys(mk, self.salt)
