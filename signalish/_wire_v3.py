@@ -55,11 +55,11 @@ from ._primitives import (
     PublicKey,
     aes256_cbc_decrypt,
     aes256_cbc_encrypt,
-    hkdf,
     hmac_sha256,
 )
 from ._initial import InitialHeader
 from ._ratchet import Header, Sending
+from ._spqr_kdf import message_keys
 from ._wire import InitialMessage
 
 __all__ = ["V3Frame", "V3PreKeyFrame", "V3Wire", "V3_WIRE", "seal", "parse_v3",
@@ -78,7 +78,6 @@ ADDRESSES_SIZE: Final = 36
 MAC_SIZE: Final = 8
 SIGNAL_MESSAGE: Final = 2  # libsignal's CiphertextMessageType.Whisper
 PREKEY_SIGNAL_MESSAGE: Final = 3  # CiphertextMessageType.PreKey
-_KEYS_INFO: Final = b"WhisperMessageKeys"
 
 
 # --- a strict protobuf subset: varint (wire type 0) and bytes (wire type 2) ---
@@ -212,11 +211,11 @@ class V3Frame:
         sender's then the receiver's 33-byte identity key; ``salt`` the SPQR
         message key of a session with SPQR (the Triple Ratchet's
         KDF_HYBRID, signalish._spqr_kdf.message_keys)."""
-        keys = hkdf(mk, salt=salt, info=_KEYS_INFO, length=80)
-        expected = hmac_sha256(keys[32:64], identities + self.signed)[:MAC_SIZE]
+        cipher_key, mac_key, iv = message_keys(mk, salt)
+        expected = hmac_sha256(mac_key, identities + self.signed)[:MAC_SIZE]
         if not hmac.compare_digest(expected, self.mac):
             raise AuthenticationError("decryption failed")
-        return aes256_cbc_decrypt(keys[:32], keys[64:], self.ciphertext)
+        return aes256_cbc_decrypt(cipher_key, iv, self.ciphertext)
 
 
 def seal(mk: bytes, ratchet_key: bytes, pn: int, n: int, plaintext: bytes,
@@ -225,11 +224,11 @@ def seal(mk: bytes, ratchet_key: bytes, pn: int, n: int, plaintext: bytes,
     """A SignalMessage, byte for byte as libsignal writes it (version byte
     ``VERSION`` unless given); with SPQR, its message ``pq_ratchet`` (field
     5) and key (``salt``), and version 4's ``addresses`` (field 6)."""
-    keys = hkdf(mk, salt=salt, info=_KEYS_INFO, length=80)
+    cipher_key, mac_key, iv = message_keys(mk, salt)
     signed = signal_message_body(ratchet_key, pn, n,
-                                 aes256_cbc_encrypt(keys[:32], keys[64:], plaintext), version,
+                                 aes256_cbc_encrypt(cipher_key, iv, plaintext), version,
                                  pq_ratchet, addresses)
-    return signed + hmac_sha256(keys[32:64], identities + signed)[:MAC_SIZE]
+    return signed + hmac_sha256(mac_key, identities + signed)[:MAC_SIZE]
 
 
 def signal_message_body(ratchet_key: bytes, pn: int, n: int, ciphertext: bytes,

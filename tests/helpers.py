@@ -81,3 +81,17 @@ def copy_rows(source: Any, target: Any) -> None:
             target.save_session(address, data, part)
     for part, data in prekey_rows(source).items():
         target.save_prekeys(data, part)
+
+
+def read_varint(data: bytes, i: int) -> tuple[int, int]:
+    """A protobuf varint of ``data`` at ``i``: (value, the index after it).
+    For tests that read libsignal's bytes with a parser of their own, not
+    signalish's (which refuses what these only need to walk)."""
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i

@@ -32,6 +32,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kyber_py.ml_kem import ML_KEM_768  # type: ignore[import-untyped]
 
+from helpers import read_varint as _varint
 from signalish._errors import InvalidArgument
 from signalish._primitives import aes256_cbc_decrypt
 from signalish._spqr_kdf import (
@@ -72,15 +73,6 @@ DATA_CHUNKS: Final = {HDR: 3, EK: 36, CT1: 30, CT2: 5}  # 96, 1152, 960, 160 byt
 # --- reading the messages -----------------------------------------------------------
 
 
-def _varint(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, i
 
 
 def _protobuf(data: bytes) -> dict[int, Any]:

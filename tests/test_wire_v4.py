@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 
+from helpers import read_varint
 from signalish import (
     LIBSIGNAL_V3,
     LIBSIGNAL_V4,
@@ -61,15 +62,7 @@ def fields(body: bytes) -> list[int]:
     out, i = [], 0
     while i < len(body):
         key = body[i]
-        i += 1
-        value = shift = 0
-        while True:
-            byte = body[i]
-            i += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
+        value, i = read_varint(body, i + 1)
         if key & 7 == 2:
             i += value
         out.append(key >> 3)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from .._backup import DEFAULT_MAX_COST, BackupParams, WrongPassword, _open_backup, create_backup
 from .._bundle import PreKeyBundle
@@ -142,42 +142,59 @@ def check_x3dh(case: Json) -> None:
     expect("responder SK", received.shared_secret.hex(), case["shared_secret"])
 
 
-def check_conversation(case: Json) -> None:
-    profile = PROFILES[case["profile"]]
+Parties = dict[str, tuple[SessionManager, MemoryStore, ListRandom]]
+OTHER: Final = {"alice": "bob", "bob": "alice"}
+
+
+def _parties(case: Json, profile: Profile, *, header_encryption: bool,
+             pq_ratchet: bool) -> Parties:
+    """Each party of a conversation case: its manager over a store holding
+    its recorded ring, drawing the recorded randomness."""
     limits = RatchetLimits(**case["limits"])
-    parties: dict[str, tuple[SessionManager, MemoryStore, ListRandom]] = {}
+    parties: Parties = {}
     for who, keys in case["parties"].items():
-        identity = IdentityKeyPair.from_seed(h(keys["identity_seed"]))
         store = MemoryStore()
         with store.transaction():
             store.save_prekeys(h(keys["prekey_ring"]))
         rng = ListRandom(case["random"][who])
-        options = SessionOptions(header_encryption=case["header_encryption"], limits=limits,
+        options = SessionOptions(header_encryption=header_encryption, limits=limits,
                                  max_archived=case["max_archived"],
-                                 registration_id=keys["registration_id"],
-                                 pq_ratchet=False)  # conversations.json: without SPQR
+                                 registration_id=keys["registration_id"], pq_ratchet=pq_ratchet)
+        identity = IdentityKeyPair.from_seed(h(keys["identity_seed"]))
         parties[who] = (SessionManager(identity, store, profile, rng=rng, options=options),
                         store, rng)
-    other = {"alice": "bob", "bob": "alice"}
+    return parties
+
+
+def _initiate(case: Json, parties: Parties, profile: Profile, event: Json, where: str) -> None:
+    bundle = PreKeyBundle.from_bytes(h(event["bundle"]))
+    # As recorded; the responder decapsulates the ciphertext, so a shared
+    # secret that does not match it fails the first message.  Checked here
+    # first, with the KEM prekey the bundle names.
+    encapsulation = None
+    if event["kem_ciphertext"]:
+        encapsulation = (h(event["kem_ciphertext"]), h(event["kem_shared_secret"]))
+        assert bundle.kem_prekey is not None
+        seed = next(k["seed"] for k in case["parties"][OTHER[event["from"]]]["prekeys"]["kem"]
+                    if k["id"] == bundle.kem_prekey.key_id)
+        expect(f"{where} {profile.kem} decapsulation",
+               decapsulate(profile, KemPrivateKey.from_seed(h(seed)), encapsulation[0]).hex(),
+               event["kem_shared_secret"])
+    parties[event["from"]][0].initiate(OTHER[event["from"]], bundle,
+                                       kem_encapsulation=encapsulation)
+
+
+def check_conversation(case: Json) -> None:
+    profile = PROFILES[case["profile"]]
+    # conversations.json's sessions run without SPQR (spqr.json has SPQR's).
+    parties = _parties(case, profile, header_encryption=case["header_encryption"],
+                       pq_ratchet=False)
+    other = OTHER
     messages: list[bytes] = []
     for number, event in enumerate(case["events"]):
         where = f"event {number} ({event['op']})"
         if event["op"] == "initiate":
-            bundle = PreKeyBundle.from_bytes(h(event["bundle"]))
-            # As recorded; the responder decapsulates the ciphertext, so a
-            # shared secret that does not match it fails the first message.
-            # Checked here first, with the KEM prekey the bundle names.
-            encapsulation = None
-            if event["kem_ciphertext"]:
-                encapsulation = (h(event["kem_ciphertext"]), h(event["kem_shared_secret"]))
-                assert bundle.kem_prekey is not None
-                seed = next(k["seed"] for k in case["parties"][other[event["from"]]]
-                            ["prekeys"]["kem"] if k["id"] == bundle.kem_prekey.key_id)
-                expect(f"{where} {profile.kem} decapsulation",
-                       decapsulate(profile, KemPrivateKey.from_seed(h(seed)),
-                                   encapsulation[0]).hex(), event["kem_shared_secret"])
-            parties[event["from"]][0].initiate(other[event["from"]], bundle,
-                                               kem_encapsulation=encapsulation)
+            _initiate(case, parties, profile, event, where)
         elif event["op"] == "delete_session":
             store = parties[event["who"]][1]
             with store.transaction():
@@ -421,34 +438,16 @@ def _check_split_mlkem(case: Json) -> None:
 
 def _check_spqr_conversation(case: Json) -> None:
     expect("profile", case["profile"], LIBSIGNAL_V4.name)
-    limits = RatchetLimits(**case["limits"])
-    parties: dict[str, tuple[SessionManager, MemoryStore, ListRandom]] = {}
-    for who, keys in case["parties"].items():
-        store = MemoryStore()
-        with store.transaction():
-            store.save_prekeys(h(keys["prekey_ring"]))
-        rng = ListRandom(case["random"][who])
-        options = SessionOptions(limits=limits, max_archived=case["max_archived"],
-                                 registration_id=keys["registration_id"],
-                                 pq_ratchet=case["pq_ratchet"])
-        identity = IdentityKeyPair.from_seed(h(keys["identity_seed"]))
-        parties[who] = (SessionManager(identity, store, LIBSIGNAL_V4, rng=rng, options=options),
-                        store, rng)
-    other = {"alice": "bob", "bob": "alice"}
+    parties = _parties(case, LIBSIGNAL_V4, header_encryption=False,
+                       pq_ratchet=case["pq_ratchet"])
+    other = OTHER
     messages: list[bytes] = []
     for number, event in enumerate(case["events"]):
         where = f"event {number} ({event['op']})"
         if event["op"] == "initiate":
-            bundle = PreKeyBundle.from_bytes(h(event["bundle"]))
-            encapsulation = (h(event["kem_ciphertext"]), h(event["kem_shared_secret"]))
-            assert bundle.kem_prekey is not None
-            seed = next(k["seed"] for k in case["parties"][other[event["from"]]]["prekeys"]["kem"]
-                        if k["id"] == bundle.kem_prekey.key_id)
-            expect(f"{where} kyber1024 decapsulation",
-                   kyber1024_decapsulate(KemPrivateKey.from_seed(h(seed)),
-                                         encapsulation[0]).hex(), event["kem_shared_secret"])
-            parties[event["from"]][0].initiate(other[event["from"]], bundle,
-                                               kem_encapsulation=encapsulation)
+            if not event["kem_ciphertext"]:
+                raise Mismatch(f"{where}: a version 4 session without a KEM ciphertext")
+            _initiate(case, parties, LIBSIGNAL_V4, event, where)
         elif event["op"] == "send":
             manager, store, rng = parties[event["from"]]
             before = current_spqr(store, other[event["from"]])

@@ -50,6 +50,7 @@ from typing import Any
 import pytest
 
 import signalish._wire_v4 as wire_v4
+from helpers import read_varint as _varint
 from helpers import snapshot
 from libsignal_peer import LibsignalPeer
 from signalish import (
@@ -228,15 +229,6 @@ def forget_session(manager: SessionManager, peer: str) -> None:
 # --- protobuf positions -------------------------------------------------------------
 
 
-def _varint(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, i
 
 
 def spans(data: bytes, start: int, end: int) -> dict[int | str, tuple[int, int]]:
