@@ -67,6 +67,7 @@ class Tag:
     SESSION_RECORD: Final = 0x50
     SESSION_ROW: Final = 0x51
     CHAIN_KEYS_ROW: Final = 0x52
+    COUNTERS_ROW: Final = 0x53
     SEALED_BOX_PRIVATE: Final = 0x60
     SEALED_BOX_PUBLIC: Final = 0x61
     SEALED_BOX: Final = 0x62

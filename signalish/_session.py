@@ -62,7 +62,15 @@ from ._ratchet import (
 from ._spqr import Spqr
 from ._wire_v3 import V3Frame
 from ._wire_v4 import V4Wire
-from ._state_codec import encode_state, keys_row, read_limits, read_state, write_limits
+from ._state_codec import (
+    counters_row,
+    encode_state,
+    keys_row,
+    read_counters_row,
+    read_limits,
+    read_state,
+    write_limits,
+)
 from ._window import RatchetLimits
 from ._wires import wire_format
 from ._prekeys import PreKeyRing
@@ -91,6 +99,11 @@ _ROW_TAG: Final = bytes((Tag.SESSION_ROW, SESSION_ROW_VERSION))
 #: ratchet state); written only for such a session.
 SESSION_ROW_PQ_VERSION: Final = 2
 _ROW_PQ_TAG: Final = bytes((Tag.SESSION_ROW, SESSION_ROW_PQ_VERSION))
+#: A session row without SPQR in the split layout: what a message in a
+#: chain changes (CKs, CKr, Ns, Nr) is in its counters row (tag 0x53).
+#: Written for every session without SPQR; version 1 is still read.
+SESSION_ROW_SPLIT_VERSION: Final = 3
+_ROW_SPLIT_TAG: Final = bytes((Tag.SESSION_ROW, SESSION_ROW_SPLIT_VERSION))
 #: The whole-record format with a flags byte always present and sessions that
 #: may hold SPQR state; written only when one does.
 RECORD_PQ_VERSION: Final = 6
@@ -151,7 +164,7 @@ class Session:
     __slots__ = ("remote_identity", "local_identity", "associated_data", "base_key",
                  "initial_digest", "initiated_by_us", "pending", "state", "limits",
                  "send_blocked", "spqr", "wire", "_ad_send", "_ad_receive", "_encoded",
-                 "_row", "_prefix", "_key_parts", "_known", "_part")
+                 "_row", "_crow", "_prefix", "_key_parts", "_known", "_part", "_cpart")
 
     def __init__(self, *, remote_identity: IdentityKey, local_identity: IdentityKey,
                  associated_data: bytes, initial_header: InitialHeader, initiated_by_us: bool,
@@ -183,12 +196,16 @@ class Session:
         #: written until it changes: an unchanged (say, archived) session
         #: costs a copy, not a re-encoding, each time its record is saved.
         self._encoded: bytes | None = None
-        #: The same for this session's store row (see :meth:`SessionRecord.rows`).
+        #: The same for this session's store row (see :meth:`SessionRecord.rows`),
+        #: and for its counters row (without SPQR), which alone changes
+        #: when a message moves a chain on.
         self._row: bytes | None = None
+        self._crow: bytes | None = None
         #: The parts of the key rows last computed for it (SessionRecord.changes).
         self._key_parts: tuple[bytes, ...] = ()
-        #: The part of its session row.
+        #: The parts of its session row and counters row.
         self._part = b"s" + self.base_key
+        self._cpart = b"c" + self.base_key
         #: The ids of every chain it remembers or forgot, until it changes
         #: (SessionRecord.decrypt finds a message's owner with it).
         self._known: frozenset[bytes] | None = None
@@ -266,14 +283,14 @@ class Session:
         sending resumes then."""
         self.send_blocked = True
         self.state.cks = None
-        self._encoded = self._row = self._known = None
+        self._encoded = self._row = self._crow = self._known = None
 
     def touch(self) -> None:
         """Forget this session's cached serialized forms (the whole-record
         encoding and the store row).  Every method that changes the session
         does this itself; call it after changing :attr:`state` directly
         (tools and tests do), or the change is not written."""
-        self._encoded = self._row = self._known = None
+        self._encoded = self._row = self._crow = self._known = None
 
     def matches_initial(self, header: InitialHeader) -> bool:
         """Whether a received PreKeyMessage header is exactly the one that
@@ -319,7 +336,10 @@ class Session:
             assert isinstance(self.wire, V4Wire)
             message = self.wire.seal_pq(sending, plaintext, self._ad_send, pq_ratchet, pq_key,
                                         addresses if self.pending is not None else None)
-        self._encoded = self._row = self._known = None
+        if self.spqr is None:
+            self._encoded = self._crow = None  # CKs and Ns only: the counters row
+        else:
+            self._encoded = self._row = self._crow = self._known = None
         if self.pending is None:
             return message
         return self.wire.initial_message(self.pending, registration_id, message)
@@ -356,6 +376,10 @@ class Session:
                 raise AuthenticationError("decryption failed")
         self.state.window.parse_pending()  # malformed stored keys: refused before any change
         step = self.state.step
+        # The next message of the current chain, with no stored key anywhere
+        # to age out, moves only CKr and Nr (the counters row).
+        in_order = (self.spqr is None and self.pending is None and where.is_current
+                    and where.n == self.state.nr and not self.state.window.stored)
         spqr = None
         if self.spqr is not None:
             # SPQR moves before the MAC can be checked (the key depends on
@@ -386,10 +410,13 @@ class Session:
                                     limits=self.limits)
         if spqr is not None:
             self.spqr = spqr
+        if in_order:
+            self._encoded = self._crow = None
+            return plaintext
         if self.pending is not None:
             self.pending = None
             self._prefix = None
-        self._encoded = self._row = self._known = None
+        self._encoded = self._row = self._crow = self._known = None
         if self.state.step != step and self.send_blocked:
             if self.spqr is None:
                 # A fresh sending chain from a fresh ratchet key.
@@ -413,9 +440,19 @@ class Session:
         are in :func:`~signalish._state_codec.keys_row` rows), then a 16-byte
         digest.  Kept until the session changes."""
         if self._row is None:
-            tag = _ROW_TAG if self.spqr is None else _ROW_PQ_TAG
-            self._row = add_digest(tag + self._encode(keys=False))
+            if self.spqr is None:
+                self._row = add_digest(_ROW_SPLIT_TAG + self._encode(keys=False, split=True))
+            else:
+                self._row = add_digest(_ROW_PQ_TAG + self._encode(keys=False))
         return self._row
+
+    def counters_row(self) -> bytes:
+        """This session's counters row (a session without SPQR; see
+        :func:`~signalish._state_codec.counters_row`), bound to its
+        :meth:`row`.  Kept until a message changes it."""
+        if self._crow is None:
+            self._crow = counters_row(self.state, self.row()[-16:])
+        return self._crow
 
     def _key_rows(self) -> dict[bytes, bytes]:
         """The key rows of this session's chains that store keys; remembers
@@ -425,7 +462,7 @@ class Session:
         self._key_parts = tuple(rows)
         return rows
 
-    def _encode(self, *, keys: bool) -> bytes:
+    def _encode(self, *, keys: bool, split: bool = False) -> bytes:
         flags = (self.initiated_by_us | (self.pending is not None) << 1 | self.send_blocked << 2
                  | (self.spqr is not None) << 3)
         if self._prefix is None:
@@ -437,7 +474,7 @@ class Session:
                 prefix.var(self.pending.to_bytes())
             write_limits(prefix, self.limits)
             self._prefix = prefix.getvalue()[2:]
-        parts = [bytes((flags,)), self._prefix, encode_state(self.state, keys=keys)]
+        parts = [bytes((flags,)), self._prefix, encode_state(self.state, keys=keys, split=split)]
         if self.spqr is not None:
             w = Writer(0)
             self.spqr.write(w)
@@ -446,23 +483,42 @@ class Session:
 
     @classmethod
     def from_row(cls, data: bytes, profile: Profile,
-                 keys: Callable[[bytes], bytes | None]) -> Session:
-        """Read a :meth:`row`; ``keys(chain_id)`` returns each chain's key row."""
+                 keys: Callable[[bytes], bytes | None],
+                 counters: Callable[[], bytes | None] = lambda: None) -> Session:
+        """Read a :meth:`row`; ``keys(chain_id)`` returns each chain's key
+        row, ``counters()`` its :meth:`counters_row` (needed by version 3)."""
         r = Reader(check_digest(data, "SessionRecord session row"), Tag.SESSION_ROW,
                    "SessionRecord session row",
-                   frozenset({SESSION_ROW_VERSION, SESSION_ROW_PQ_VERSION}))
+                   frozenset({SESSION_ROW_VERSION, SESSION_ROW_PQ_VERSION,
+                              SESSION_ROW_SPLIT_VERSION}))
         layout = _SESSION_LAYOUT_PQ if r.version == SESSION_ROW_PQ_VERSION else RECORD_VERSION
-        session = cls._read(r, profile, layout, keys)
-        if (session.spqr is None) != (r.version == SESSION_ROW_VERSION):
+        crow: bytes | None = None
+
+        def read_counters(cks: bool, ckr: bool) -> tuple[int, int, bytes | None, bytes | None]:
+            nonlocal crow
+            crow = counters()
+            if crow is None:
+                raise CorruptState("SessionRecord: a session's counters row is missing")
+            return read_counters_row(bytes(crow), data[-16:], cks, ckr)
+
+        split = r.version == SESSION_ROW_SPLIT_VERSION
+        session = cls._read(r, profile, layout, keys, read_counters if split else None)
+        if (session.spqr is None) == (r.version == SESSION_ROW_PQ_VERSION):
             raise InvalidEncoding("SessionRecord: a session row's version does not fit its SPQR")
         r.finish()
-        if type(data) is bytes:
-            session._row = data  # what row() would write: an unchanged session is not rewritten
+        # What row() would write (a version 1 row is rewritten in the split
+        # layout on the next save): an unchanged session is not rewritten.
+        if type(data) is bytes and r.version != SESSION_ROW_VERSION:
+            session._row = data
+            if type(crow) is bytes:
+                session._crow = crow
         return session
 
     @classmethod
     def _read(cls, r: Reader, profile: Profile, version: int,
-              keys: Callable[[bytes], bytes | None] | None = None) -> Session:
+              keys: Callable[[bytes], bytes | None] | None = None,
+              counters: Callable[[bool, bool], tuple[int, int, bytes | None, bytes | None]]
+              | None = None) -> Session:
         flags = r.u8("session flags")
         top = 15 if version >= _SESSION_LAYOUT_PQ else 7 if version >= 2 else 3
         if flags > top or flags & 3 == 2:
@@ -481,7 +537,7 @@ class Session:
                                     or pending.identity_key != local):
             raise InvalidEncoding("Session: pending header does not match the session")
         limits = read_limits(r)
-        state = read_state(r, profile, limits, min(version, RECORD_VERSION), keys)
+        state = read_state(r, profile, limits, min(version, RECORD_VERSION), keys, counters)
         spqr = Spqr.read(r, limits) if flags & 8 else None
         send_blocked = bool(flags & 4)
         if send_blocked and state.cks is not None:
@@ -785,6 +841,8 @@ class SessionRecord:
           session count and each session's base key (32 bytes) in order,
           then a 16-byte digest;
         * ``b"s" + base key``: each session (:meth:`Session.row`);
+        * ``b"c" + base key``: each session's counters row, for a session
+          without SPQR (:meth:`Session.counters_row`);
         * ``b"k" + base key + chain id``: the stored keys of each chain that
           has any (:func:`~signalish._state_codec.keys_row`).
 
@@ -794,6 +852,8 @@ class SessionRecord:
         rows = {b"": self._head_row()}
         for session in self.sessions:
             rows[b"s" + session.base_key] = session.row()
+            if session.spqr is None:
+                rows[b"c" + session.base_key] = session.counters_row()
             rows.update(session._key_rows())
         return rows
 
@@ -820,7 +880,8 @@ class SessionRecord:
         head is unchanged (the same sessions in the same order), only the
         sessions that changed since are looked at, so a message costs the
         rows it changed, not the record's size; otherwise every row is
-        compared."""
+        compared.  A session whose message moved only a chain on (see
+        :meth:`Session.counters_row`) costs its counters row alone."""
         head = self._head_row()
         if old.get(b"") != head:
             rows = self.rows()
@@ -833,10 +894,24 @@ class SessionRecord:
             row = session._row
             part = session._part
             if row is not None and get(part) is row:
-                continue  # unchanged since its rows were read or written
+                if session.spqr is not None:
+                    continue  # unchanged since its rows were read or written
+                crow = session._crow
+                if crow is not None and get(session._cpart) is crow:
+                    continue
+                crow = session.counters_row()
+                writes.append((session._cpart, crow))
+                old[session._cpart] = crow
+                continue
             row = session.row()
             writes.append((part, row))
             old[part] = row
+            if session.spqr is None:
+                crow = session.counters_row()
+                writes.append((session._cpart, crow))
+                old[session._cpart] = crow
+            elif old.pop(session._cpart, None) is not None:
+                deletes.append(session._cpart)
             stale = session._key_parts
             fresh = session._key_rows()
             for key_part in stale:
@@ -890,7 +965,14 @@ class SessionRecord:
                     rows[key_part] = row
                 return row
 
-            session = Session.from_row(data, profile, keys)
+            def counters(base_key: bytes = base_key) -> bytes | None:
+                counters_part = b"c" + base_key
+                row = load(counters_part)
+                if row is not None:
+                    rows[counters_part] = row
+                return row
+
+            session = Session.from_row(data, profile, keys, counters)
             if session.base_key != base_key:
                 raise InvalidEncoding("SessionRecord: a session row under another base key")
             session._key_rows()  # notes which key rows it has, for changes()

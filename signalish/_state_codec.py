@@ -14,6 +14,11 @@ Layout (format version 1; docs/formats.md has the table)::
 
 Flag bit 0 is header encryption.  Reading checks every invariant the
 ratchet relies on, so a state that loads is a state the ratchet can run.
+
+The *split* layout (session rows of version 3) leaves out what every
+message changes, the values of CKs and CKr (their flag bits stay) and Ns
+and Nr; a counters row (:func:`counters_row`) holds them, so that a
+message in a chain rewrites 70 bytes and not the session.
 """
 
 from __future__ import annotations
@@ -29,13 +34,19 @@ from ._profile import Profile
 from ._ratchet import RatchetState
 from ._window import Chain, RatchetLimits, Reason, Window
 
-__all__ = ["write_limits", "read_limits", "write_state", "encode_state", "read_state", "keys_row"]
+__all__ = ["write_limits", "read_limits", "write_state", "encode_state", "read_state", "keys_row",
+           "counters_row", "read_counters_row", "Counters"]
 
 _LIMIT_FIELDS = ("max_skip", "max_stored_keys", "max_receiving_chains", "expire_after_steps",
                  "expire_after_seconds", "max_message_size")
 _OPTIONAL = ("dhr", "cks", "ckr", "hks", "hkr", "nhks", "nhkr")
 _LIMITS: Final = struct.Struct(">IIIIII")
 _COUNTERS: Final = struct.Struct(">IIIQI")  # Ns, Nr, PN, step, chain count
+_SPLIT_COUNTERS: Final = struct.Struct(">IQI")  # PN, step, chain count
+_NS_NR: Final = struct.Struct(">II")
+_COUNTERS_ROW_TAG: Final = bytes((Tag.COUNTERS_ROW, 1))
+#: What a counters row carries: Ns, Nr, CKs, CKr.
+Counters = tuple[int, int, bytes | None, bytes | None]
 _FLOOR: Final = struct.Struct(">IBI")  # floor, reason, key count
 _KEY: Final = struct.Struct(">I32sQ")  # n, message key, stored at
 
@@ -58,20 +69,25 @@ def write_state(w: Writer, state: RatchetState, *, keys: bool = True) -> None:
     w.fixed(encode_state(state, keys=keys))
 
 
-def encode_state(state: RatchetState, *, keys: bool = True) -> bytes:
-    """What :func:`write_state` writes."""
+def encode_state(state: RatchetState, *, keys: bool = True, split: bool = False) -> bytes:
+    """What :func:`write_state` writes; with ``split``, the split layout
+    (without CKs, CKr, Ns and Nr, which :func:`counters_row` holds)."""
     parts = [b"", state.dhs.private_bytes_raw(), state.dhs_public, state.rk]
     flags = 1 if state.header_encryption else 0
     bit = 2
     for value in (state.dhr, state.cks, state.ckr, state.hks, state.hkr, state.nhks, state.nhkr):
         if value is not None:
             flags |= bit
-            parts.append(value)
+            if not split or bit not in (4, 8):
+                parts.append(value)
         bit <<= 1
     parts[0] = bytes((flags,))
     window = state.window
     chains = window.chains
-    parts.append(_COUNTERS.pack(state.ns, state.nr, state.pn, state.step, len(chains)))
+    if split:
+        parts.append(_SPLIT_COUNTERS.pack(state.pn, state.step, len(chains)))
+    else:
+        parts.append(_COUNTERS.pack(state.ns, state.nr, state.pn, state.step, len(chains)))
     for chain in chains:
         parts.append(_chain_head(chain))
         if keys and chain.key_count:
@@ -111,6 +127,33 @@ def keys_row(chain: Chain) -> bytes:
     return chain.row
 
 
+def counters_row(state: RatchetState, session_digest: bytes) -> bytes:
+    """The store row holding what a message changes (the split layout's
+    other half): tag 0x53, version 1, the digest of the session row it
+    belongs with (16), flags (bit 0: CKs, bit 1: CKr), Ns (4), Nr (4), CKs
+    (32) and CKr (32) when present, and a 16-byte digest."""
+    cks, ckr = state.cks, state.ckr
+    flags = (cks is not None) | (ckr is not None) << 1
+    return add_digest(b"".join((_COUNTERS_ROW_TAG, session_digest, bytes((flags,)),
+                                _NS_NR.pack(state.ns, state.nr), cks or b"", ckr or b"")))
+
+
+def read_counters_row(row: bytes, session_digest: bytes, cks: bool, ckr: bool) -> Counters:
+    """Read a :func:`counters_row`, which must belong with the session row
+    whose digest is ``session_digest`` and carry exactly the chain keys
+    that row's flags name."""
+    r = Reader(check_digest(row, "SessionRecord counters row"), Tag.COUNTERS_ROW,
+               "SessionRecord counters row", frozenset({1}))
+    if r.fixed(16, "session digest") != session_digest:
+        raise InvalidEncoding("SessionRecord: a counters row of another session row")
+    if r.u8("counters flags") != (cks | ckr << 1):
+        raise InvalidEncoding("SessionRecord: counters row and session disagree on the chains")
+    ns, nr = r.u32("Ns"), r.u32("Nr")
+    values = (r.fixed(32, "CKs") if cks else None, r.fixed(32, "CKr") if ckr else None)
+    r.finish()
+    return ns, nr, values[0], values[1]
+
+
 def _reason(r: Reader, allow_none: bool) -> Reason:
     value = r.u8("reason")
     if value > 2 or (value == 0 and not allow_none):
@@ -119,12 +162,15 @@ def _reason(r: Reader, allow_none: bool) -> Reason:
 
 
 def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int,
-               keys: Callable[[bytes], bytes | None] | None = None) -> RatchetState:
+               keys: Callable[[bytes], bytes | None] | None = None,
+               counters: Callable[[bool, bool], Counters] | None = None) -> RatchetState:
     """Read a state written by :func:`write_state` (``version`` 2) or by
     format version 1, which had no given-up tails.  With ``keys``, the state
     was written with ``keys=False``: ``keys(chain_id)`` returns the
     :func:`keys_row` of each chain that stores keys (None if it is missing,
-    which is :class:`~signalish.errors.CorruptState`)."""
+    which is :class:`~signalish.errors.CorruptState`).  With ``counters``,
+    the state is in the split layout: ``counters(has_cks, has_ckr)`` reads
+    the values it leaves out from the :func:`counters_row`."""
     flags = r.u8("state flags")
     he = bool(flags & 1)
     dhs_private, dhs_public = r.fixed(32, "DHs private"), r.fixed(32, "DHs public")
@@ -132,11 +178,15 @@ def read_state(r: Reader, profile: Profile, limits: RatchetLimits, version: int,
     state = RatchetState(profile, he, PrivateKey.from_private_bytes(dhs_private), dhs_public,
                          r.fixed(32, "RK"))
     for bit, name in enumerate(_OPTIONAL, start=1):
-        if flags & (1 << bit):
+        if flags & (1 << bit) and (counters is None or name not in ("cks", "ckr")):
             setattr(state, name, r.fixed(32, name))
     if not he and flags & 0b11110000:
         raise InvalidEncoding("SessionRecord: header keys without header encryption")
-    state.ns, state.nr, state.pn = r.u32("Ns"), r.u32("Nr"), r.u32("PN")
+    if counters is None:
+        state.ns, state.nr = r.u32("Ns"), r.u32("Nr")
+    else:
+        state.ns, state.nr, state.cks, state.ckr = counters(bool(flags & 4), bool(flags & 8))
+    state.pn = r.u32("PN")
     state.step = r.u64("step")
     window = state.window
     for _ in range(r.count("chain count", limits.max_receiving_chains)):

@@ -14,6 +14,7 @@ from signalish.errors import (
     AuthenticationError,
     CorruptState,
     DecodeError,
+    InvalidEncoding,
     DuplicateMessage,
     PolicyViolation,
     PreKeyAlreadyUsed,
@@ -159,7 +160,7 @@ def test_record_serialization_is_checked() -> None:
 
 def test_record_rows_are_checked() -> None:
     """The same for the rows the store keeps: each row of the record (head,
-    session, stored keys) truncated, with a bit flipped or extended, and
+    session, counters, stored keys) truncated, with a bit flipped or extended, and
     each session or key row missing, fails to load with CorruptState."""
     alice = make_party("alice", b"8-rows")
     bob = make_party("bob", b"8-rows")
@@ -169,7 +170,7 @@ def test_record_rows_are_checked() -> None:
     rows = session_rows(bob.store)["alice"]
     loaded = load_record(bob.store, "alice")
     assert loaded is not None and loaded[1] == rows
-    assert {part[:1] for part in rows} == {b"", b"s", b"k"}
+    assert {part[:1] for part in rows} == {b"", b"s", b"c", b"k"}
 
     def load(changed: dict[bytes, bytes]) -> object:
         store = MemoryStore()
@@ -234,13 +235,23 @@ def test_a_direct_state_change_is_written_only_after_touch() -> None:
     assert loaded is not None
     record, rows = loaded
     session = record.sessions[0]
-    session.state.ns += 7
-    assert record.rows()[b"s" + session.base_key] is rows[b"s" + session.base_key]
+    s_part, c_part = b"s" + session.base_key, b"c" + session.base_key
+    session.state.ns += 7   # in the counters row
+    session.state.pn += 3   # in the session row
+    assert record.rows()[s_part] is rows[s_part]
+    assert record.rows()[c_part] is rows[c_part]
     session.touch()
-    changed = record.rows()[b"s" + session.base_key]
-    assert changed != rows[b"s" + session.base_key]
-    reread = SessionRecord.from_rows({**rows, b"s" + session.base_key: changed}.get)
-    assert reread is not None and reread[0].sessions[0].state.ns == session.state.ns
+    changed = record.rows()
+    assert changed[s_part] != rows[s_part] and changed[c_part] != rows[c_part]
+    reread = SessionRecord.from_rows(changed.get)
+    assert reread is not None
+    assert reread[0].sessions[0].state.ns == session.state.ns
+    assert reread[0].sessions[0].state.pn == session.state.pn
+    # The new counters row belongs with the new session row only.
+    with pytest.raises(InvalidEncoding, match="another session row"):
+        SessionRecord.from_rows({**changed, s_part: rows[s_part]}.get)
+    with pytest.raises(InvalidEncoding, match="another session row"):
+        SessionRecord.from_rows({**changed, c_part: rows[c_part]}.get)
 
 
 def test_stored_keys_are_parsed_when_first_used_and_checked_then() -> None:
@@ -280,3 +291,53 @@ def test_stored_keys_are_parsed_when_first_used_and_checked_then() -> None:
     assert snapshot(bob.store) == before
     cached = fresh._cache["alice"][0].sessions[0].state
     assert cached.nr == load_record(bob.store, "alice")[0].sessions[0].state.nr
+
+
+def test_a_message_in_a_chain_rewrites_only_the_counters_row() -> None:
+    """A message that only moves a chain on (encrypt; decrypt of the next
+    message in order with no stored keys) writes the 70-odd-byte counters
+    row and nothing else; a DH ratchet step or a skipped key rewrites the
+    session row (and the new counters row with it); every row that a
+    later load needs is there after each step."""
+    writes: list[bytes] = []
+
+    class Spy(MemoryStore):
+        def save_session(self, address: str, record: bytes, part: bytes = b"") -> None:
+            writes.append(part[:1])
+            super().save_session(address, record, part)
+
+    alice, bob = make_party("alice", b"counters"), make_party("bob", b"counters")
+    alice.manager.store = Spy()  # type: ignore[misc]
+    bob.manager.store = Spy()  # type: ignore[misc]
+    alice.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"first"), now=1)
+    alice.manager.decrypt("bob", bob.manager.encrypt("alice", b"step"), now=1)
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"new chain"), now=1)
+    for i in range(3):
+        del writes[:]
+        message = alice.manager.encrypt("bob", b"m%d" % i)
+        assert writes == [b"c"]
+        del writes[:]
+        bob.manager.decrypt("alice", message, now=1)
+        assert writes == [b"c"]
+    skipped = alice.manager.encrypt("bob", b"skipped")
+    after = alice.manager.encrypt("bob", b"after a gap")
+    del writes[:]
+    bob.manager.decrypt("alice", after, now=1)
+    assert sorted(writes) == [b"c", b"k", b"s"]  # a key stored: the window changed
+    del writes[:]
+    bob.manager.decrypt("alice", skipped, now=1)
+    assert b"s" in writes
+    del writes[:]
+    reply = bob.manager.encrypt("alice", b"reply")
+    assert writes == [b"c"]
+    del writes[:]
+    alice.manager.decrypt("bob", reply, now=1)  # a DH ratchet step
+    assert sorted(writes) == [b"c", b"s"]
+    for party, peer in ((alice, "bob"), (bob, "alice")):
+        fresh = SessionManager(party.manager.identity, party.manager.store)
+        loaded = load_record(fresh.store, peer)
+        assert loaded is not None
+        cached = party.manager._record(peer)
+        assert cached is not None and loaded[0].to_bytes() == cached.to_bytes()
+    bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"still talking"), now=1)

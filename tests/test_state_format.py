@@ -16,6 +16,7 @@ from signalish import DeterministicRandom, IdentityKeyPair, MemoryStore, Session
 from signalish._session import SessionRecord
 from signalish.errors import CorruptState, DuplicateMessage, StaleSession
 from signalish._session import RECORD_VERSION
+from signalish._encoding import add_digest
 from signalish._storage import load_record, save_record
 from helpers import session_rows
 
@@ -33,12 +34,23 @@ def test_every_format_version_has_a_fixture() -> None:
     assert any(c.get("receive_only") for c in VERSIONS[RECORD_VERSION]["cases"])
 
 
-@pytest.mark.parametrize("layout", ["whole", "rows"])
+def _as_v1_rows(store: MemoryStore, record: SessionRecord) -> None:
+    """Rewrite the stored rows of ``record`` as session row version 1 kept
+    them (each session whole but for its stored keys, no counters row)."""
+    with store.transaction():
+        for session in record.sessions:
+            v1 = add_digest(bytes((0x51, 1)) + session._encode(keys=False))
+            store.save_session("alice", v1, b"s" + session.base_key)
+            store.delete_session("alice", b"c" + session.base_key)
+
+
+@pytest.mark.parametrize("layout", ["whole", "rows", "rows_v1"])
 @pytest.mark.parametrize("version, case", CASES)
 def test_stored_state_loads_and_decrypts(version: int, case: dict[str, Any], layout: str) -> None:
     """The record as a store from before the row layout held it (``whole``:
-    the record as the head row), or written as rows; either way the next
-    save leaves the record as rows only."""
+    the record as the head row), or written as rows (``rows_v1``: with
+    session rows of version 1, from before counters rows); either way the
+    next save leaves the record as rows of the current versions only."""
     record_bytes = bytes.fromhex(case["bob_record"])
     assert record_bytes[1] == version
     record = SessionRecord.from_bytes(record_bytes)
@@ -55,6 +67,9 @@ def test_stored_state_loads_and_decrypts(version: int, case: dict[str, Any], lay
             store.save_session("alice", record_bytes)
         else:
             save_record(store, "alice", SessionRecord.from_bytes(record_bytes), {})
+    if layout == "rows_v1":
+        _as_v1_rows(store, record)
+        assert {part[:1] for part in session_rows(store)["alice"]} <= {b"", b"s", b"k"}
     assert record.profile.name == case["profile"]
     bob = SessionManager(IdentityKeyPair.from_bytes(bytes.fromhex(case["bob_identity"])), store,
                          record.profile, rng=DeterministicRandom(b"later"))
@@ -71,6 +86,9 @@ def test_stored_state_loads_and_decrypts(version: int, case: dict[str, Any], lay
     loaded = load_record(store, "alice")
     assert loaded is not None and loaded[1][b""][:2] == b"\x50\x03"  # a head row now
     assert session_rows(store) == {"alice": loaded[1]}  # and nothing but the record's rows
+    for part, row in loaded[1].items():
+        if part[:1] == b"s":
+            assert row[:2] == b"\x51\x03" and b"c" + part[1:] in loaded[1]
 
 
 def test_v1_state_bit_flips_are_detected() -> None:
