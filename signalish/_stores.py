@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
+from uuid import UUID
 
 from ._errors import (
     CorruptState,
@@ -31,7 +32,8 @@ from ._errors import (
 )
 from ._keys import IdentityKey, IdentityKeyPair
 
-__all__ = ["IdentityStore", "PreKeyStore", "SessionStore", "Store", "LocalStore", "MemoryStore",
+__all__ = ["IdentityStore", "PreKeyStore", "SessionStore", "Store", "LocalStore",
+           "SenderKeyStore", "MemoryStore",
            "SQLiteStore", "RESERVED_PREFIX", "IDENTITY_NAME", "load_identity_key_pair",
            "save_identity_key_pair"]
 
@@ -116,6 +118,42 @@ class LocalStore(Protocol):
     def local_names(self) -> list[str]:
         """Every saved name, sorted, the reserved ones included."""
         ...
+
+
+@runtime_checkable
+class SenderKeyStore(Protocol):
+    """Sender-key records (secret) for group messaging, one per sender and
+    distribution id, as libsignal's SenderKeyStore keeps them: ``sender``
+    is the sending device's address string (ours, for our own sender key),
+    ``distribution_id`` the group's distribution id.  Records are opaque
+    bytes to the store.  Both built-in stores implement it, in the same
+    transactions as everything else; a store of the application's own
+    needs it only for group messaging.  Backups do not carry sender keys
+    (a restored sending chain would reuse message keys): after a restore,
+    create new sender keys and distribute them."""
+
+    def load_sender_key(self, sender: str, distribution_id: UUID) -> bytes | None:
+        """The record of ``sender`` for ``distribution_id``, or None."""
+        ...
+
+    def save_sender_key(self, sender: str, distribution_id: UUID, record: bytes) -> None:
+        """Store ``record``, replacing any.  Called inside a transaction."""
+        ...
+
+    def delete_sender_key(self, sender: str, distribution_id: UUID) -> None:
+        """Remove that record; nothing happens if there is none.  Called
+        inside a transaction."""
+        ...
+
+    def sender_key_ids(self) -> list[tuple[str, UUID]]:
+        """Every (sender, distribution id) with a record, sorted."""
+        ...
+
+
+def _check_distribution_id(distribution_id: UUID) -> bytes:
+    if not isinstance(distribution_id, UUID):
+        raise InvalidArgument("a distribution id is a uuid.UUID")
+    return distribution_id.bytes
 
 
 def _check_local_name(name: str, reserved_ok: bool = False) -> None:
@@ -226,6 +264,7 @@ class MemoryStore:
         self._prekeys: dict[bytes, bytes] = {}
         self._sessions: dict[str, dict[bytes, bytes]] = {}
         self._local: dict[str, bytes] = {}
+        self._sender_keys: dict[tuple[str, UUID], bytes] = {}
         self._undo: list[list[tuple[dict[Any, Any], Any, Any]]] = []
         # Per open block: whether an inner block that wrote has completed in it.
         self._inner_done: list[bool] = []
@@ -324,6 +363,21 @@ class MemoryStore:
     def local_names(self) -> list[str]:
         return sorted(self._local)
 
+    def load_sender_key(self, sender: str, distribution_id: UUID) -> bytes | None:
+        _check_distribution_id(distribution_id)
+        return self._sender_keys.get((sender, distribution_id))
+
+    def save_sender_key(self, sender: str, distribution_id: UUID, record: bytes) -> None:
+        _check_distribution_id(distribution_id)
+        self._set(self._sender_keys, (sender, distribution_id), bytes(record))
+
+    def delete_sender_key(self, sender: str, distribution_id: UUID) -> None:
+        if (sender, distribution_id) in self._sender_keys:
+            self._set(self._sender_keys, (sender, distribution_id), _MISSING)
+
+    def sender_key_ids(self) -> list[tuple[str, UUID]]:
+        return sorted(self._sender_keys)
+
 
 class _MemoryTransaction:
     """:meth:`MemoryStore.transaction` (a class, not a generator: it runs
@@ -377,8 +431,11 @@ _TABLES: Final = (
     "data BLOB NOT NULL, PRIMARY KEY (address, part)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS local (name TEXT PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sender_keys (sender TEXT NOT NULL, distribution BLOB NOT NULL, "
+    "data BLOB NOT NULL, PRIMARY KEY (sender, distribution)) WITHOUT ROWID",
 )
-_TABLE_NAMES: Final = frozenset({"identities", "prekey_rows", "session_rows", "local", "meta"})
+_TABLE_NAMES: Final = frozenset({"identities", "prekey_rows", "session_rows", "local", "meta",
+                                 "sender_keys"})
 #: Tables of files written before the row layout (one ring blob, one record
 #: blob per address); opening such a file moves their rows to part b"".
 _LEGACY_TABLES: Final = frozenset({"prekeys", "sessions"})
@@ -398,6 +455,11 @@ def _generation_value(row: Any) -> int:
             or not 0 <= value <= _MAX_GENERATION:
         raise CorruptState("SQLiteStore: the generation number is malformed")
     return value
+
+
+def _sender_key_key(sender: str, distribution: bytes) -> str:
+    """What a sender-key row's check binds it to."""
+    return f"{sender}\x00{distribution.hex()}"
 
 
 def _session_key(address: str, part: bytes) -> str:
@@ -855,3 +917,25 @@ class SQLiteStore:
     def local_names(self) -> list[str]:
         return [row[0] for row in self._fetchall(
             "reading local", "SELECT name FROM local ORDER BY name")]
+
+    def load_sender_key(self, sender: str, distribution_id: UUID) -> bytes | None:
+        distribution = _check_distribution_id(distribution_id)
+        return self._read("SELECT data FROM sender_keys WHERE sender = ? AND distribution = ?",
+                          (sender, distribution), _sender_key_key(sender, distribution),
+                          "sender_keys")
+
+    def save_sender_key(self, sender: str, distribution_id: UUID, record: bytes) -> None:
+        distribution = _check_distribution_id(distribution_id)
+        self._write("INSERT OR REPLACE INTO sender_keys VALUES (?, ?, ?)", (sender, distribution),
+                    _sender_key_key(sender, distribution), record, "sender_keys")
+
+    def delete_sender_key(self, sender: str, distribution_id: UUID) -> None:
+        distribution = _check_distribution_id(distribution_id)
+        self._modify("writing sender_keys",
+                     "DELETE FROM sender_keys WHERE sender = ? AND distribution = ?",
+                     (sender, distribution))
+
+    def sender_key_ids(self) -> list[tuple[str, UUID]]:
+        return [(row[0], UUID(bytes=bytes(row[1]))) for row in self._fetchall(
+            "reading sender_keys",
+            "SELECT sender, distribution FROM sender_keys ORDER BY sender, distribution")]

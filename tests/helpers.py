@@ -65,12 +65,17 @@ def prekey_rows(store: Any) -> dict[bytes, bytes]:
 
 def snapshot(store: Any) -> dict[str, Any]:
     """Everything a MemoryStore or SQLiteStore holds for the protocol: all
-    session rows, all prekey rows and every trusted identity.  Two equal
-    snapshots are the same stored state, row for row (a copy: later writes
-    to the store do not change it)."""
-    return {"sessions": session_rows(store), "prekeys": prekey_rows(store),
-            "identities": {address: store.get_identity(address).to_bytes()
-                           for address in store.identity_addresses()}}
+    session rows, all prekey rows, every trusted identity and every
+    sender-key record.  Two equal snapshots are the same stored state, row
+    for row (a copy: later writes to the store do not change it)."""
+    taken = {"sessions": session_rows(store), "prekeys": prekey_rows(store),
+             "identities": {address: store.get_identity(address).to_bytes()
+                            for address in store.identity_addresses()}}
+    sender_keys = {key: store.load_sender_key(*key)
+                   for key in getattr(store, "sender_key_ids", list)()}
+    if sender_keys:  # only then, so that snapshots of stores without any read as before
+        taken["sender_keys"] = sender_keys
+    return taken
 
 
 def copy_rows(source: Any, target: Any) -> None:

@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -31,6 +32,7 @@ from signalish import (
     Store,
 )
 from signalish._session import SessionRecord
+from signalish._stores import SenderKeyStore
 from signalish._storage import load_record, record_bytes, ring_bytes
 from signalish.errors import CorruptState, DuplicateMessage, InvalidArgument
 
@@ -437,3 +439,103 @@ def test_a_damaged_stored_identity_is_corrupt_state() -> None:
     store._local["signalish:identity"] = bytes(data)
     with pytest.raises(CorruptState):
         load_identity_key_pair(store)
+
+
+# --- sender keys --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_sender_key_records_per_sender_and_distribution(kind: str, tmp_path: Path) -> None:
+    """Records are kept per (sender, distribution id), replaced by a save,
+    removed by a delete, listed sorted, and rolled back with the rest of a
+    failed transaction; a distribution id must be a UUID."""
+    store = open_store(kind, tmp_path)
+    assert isinstance(store, SenderKeyStore)
+    one, two = UUID(int=1), UUID("d1d1d1d1-7000-11eb-b32a-33b8a8a487a6")
+    with store.transaction():
+        store.save_sender_key("alice.1", two, b"alice two")
+        store.save_sender_key("alice.1", one, b"alice one")
+        store.save_sender_key("bob.2", one, b"bob one")
+    assert store.load_sender_key("alice.1", one) == b"alice one"
+    assert store.load_sender_key("alice.1", two) == b"alice two"
+    assert store.load_sender_key("alice.2", one) is None
+    assert store.sender_key_ids() == [("alice.1", one), ("alice.1", two), ("bob.2", one)]
+    generation = store.generation
+    with pytest.raises(Boom):
+        with store.transaction():
+            store.save_sender_key("alice.1", one, b"changed")
+            store.delete_sender_key("bob.2", one)
+            store.save_sender_key("carol.1", one, b"new")
+            raise Boom
+    assert store.generation == generation
+    assert store.sender_key_ids() == [("alice.1", one), ("alice.1", two), ("bob.2", one)]
+    assert store.load_sender_key("alice.1", one) == b"alice one"
+    with store.transaction():
+        store.save_sender_key("alice.1", one, b"replaced")
+        store.delete_sender_key("bob.2", one)
+        store.delete_sender_key("nobody", one)  # nothing there: nothing happens
+    assert store.load_sender_key("alice.1", one) == b"replaced"
+    assert store.sender_key_ids() == [("alice.1", one), ("alice.1", two)]
+    with pytest.raises(InvalidArgument):
+        store.load_sender_key("alice.1", str(one))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument):
+        with store.transaction():
+            store.save_sender_key("alice.1", one.bytes, b"x")  # type: ignore[arg-type]
+    if isinstance(store, SQLiteStore):
+        store.close()
+        with SQLiteStore(tmp_path / "rows.db") as again:
+            assert again.load_sender_key("alice.1", one) == b"replaced"
+            assert again.sender_key_ids() == [("alice.1", one), ("alice.1", two)]
+
+
+def test_a_moved_or_damaged_sender_key_row_is_corrupt_state(tmp_path: Path) -> None:
+    """Each sender-key row's check binds it to its sender and distribution
+    id: a row copied to another key, or a flipped bit, is refused."""
+    import sqlite3
+
+    path = tmp_path / "sk.db"
+    one, two = UUID(int=1), UUID(int=2)
+    with SQLiteStore(path) as store:
+        with store.transaction():
+            store.save_sender_key("alice.1", one, b"record")
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO sender_keys SELECT sender, ?, data FROM sender_keys", (two.bytes,))
+    db.execute("INSERT INTO sender_keys SELECT 'mallory.1', distribution, data FROM sender_keys "
+               "WHERE distribution = ?", (one.bytes,))
+    db.commit()
+    db.close()
+    with SQLiteStore(path) as store:
+        assert store.load_sender_key("alice.1", one) == b"record"
+        with pytest.raises(CorruptState):
+            store.load_sender_key("alice.1", two)
+        with pytest.raises(CorruptState):
+            store.load_sender_key("mallory.1", one)
+    db = sqlite3.connect(path)
+    (data,) = db.execute("SELECT data FROM sender_keys WHERE sender = 'alice.1' AND "
+                         "distribution = ?", (one.bytes,)).fetchone()
+    db.execute("UPDATE sender_keys SET data = ? WHERE sender = 'alice.1' AND distribution = ?",
+               (bytes((data[0] ^ 1,)) + bytes(data[1:]), one.bytes))
+    db.commit()
+    db.close()
+    with SQLiteStore(path) as store:
+        with pytest.raises(CorruptState):
+            store.load_sender_key("alice.1", one)
+
+
+def test_a_file_from_before_sender_keys_gains_the_table(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with SQLiteStore(path) as store:
+        with store.transaction():
+            store.save_local("kept", b"data")
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE sender_keys")
+    db.commit()
+    db.close()
+    with SQLiteStore(path) as store:
+        assert store.load_local("kept") == b"data"
+        assert store.sender_key_ids() == []
+        with store.transaction():
+            store.save_sender_key("alice.1", UUID(int=5), b"r")
+        assert store.load_sender_key("alice.1", UUID(int=5)) == b"r"
