@@ -73,6 +73,11 @@ class Tag:
     SEALED_BOX: Final = 0x62
     BACKUP: Final = 0x70
     BACKUP_CONTENTS: Final = 0x71
+    #: Sender keys (signalish._sender_keys): the native distribution
+    #: message and group message, and the record (every profile).
+    SENDER_KEY_DISTRIBUTION: Final = 0x90
+    SENDER_KEY_MESSAGE: Final = 0x91
+    SENDER_KEY_RECORD: Final = 0x92
 
 
 class Writer:

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 __all__ = [
     "SignalishError",
+    "InvalidCertificate",
+    "CertificateExpired",
+    "SealedSenderSelfSend",
     "LocalError",
     "InvalidArgument",
     "UnsupportedByProfile",
@@ -163,6 +166,19 @@ class PolicyViolation(RemoteError):
     """A bundle or initial message is well-formed and authentic, but the
     caller's :class:`~signalish.BundlePolicy` refuses it (for example it uses
     no KEM prekey and the policy requires PQXDH)."""
+
+
+class InvalidCertificate(RemoteError):
+    """A sender certificate does not chain to a trusted root: a signature
+    failed or the signer is not trusted."""
+
+
+class CertificateExpired(InvalidCertificate):
+    """A sender certificate is authentic but its expiration is before ``now``."""
+
+
+class SealedSenderSelfSend(RemoteError):
+    """A sealed message names this very device (UUID and device id) as its sender."""
 
 
 class PreKeyError(RemoteError):

@@ -44,6 +44,9 @@ parents, drawn under both)::
     |   |   +-- MessageKeyExpired
     |   |   +-- TooFarAhead
     |   +-- UntrustedIdentity
+    |   +-- InvalidCertificate
+    |   |   +-- CertificateExpired
+    |   +-- SealedSenderSelfSend
     |   +-- BackupDamaged *             (BackupError, RemoteError)
     |   +-- BackupCostExceeded *        (BackupError, RemoteError)
     +-- StoreError
@@ -61,11 +64,13 @@ from ._errors import (
     AuthenticationError,
     AwaitingFirstMessage,
     CannotSend,
+    CertificateExpired,
     ChainExhausted,
     CorruptState,
     DecodeError,
     DuplicateMessage,
     InvalidArgument,
+    InvalidCertificate,
     InvalidEncoding,
     InvalidKey,
     InvalidLength,
@@ -81,6 +86,7 @@ from ._errors import (
     PreKeyExpired,
     PreKeyReplayed,
     RemoteError,
+    SealedSenderSelfSend,
     SignalishError,
     StaleSession,
     StoreBusy,
@@ -108,7 +114,8 @@ __all__ = [
     "AuthenticationError", "PolicyViolation", "PreKeyError", "UnknownPreKey",
     "PreKeyAlreadyUsed", "PreKeyReplayed", "PreKeyExpired", "MessageRejected",
     "DuplicateMessage", "MessageKeyEvicted", "MessageKeyExpired", "TooFarAhead",
-    "UntrustedIdentity", "BackupDamaged", "BackupCostExceeded",
+    "UntrustedIdentity", "InvalidCertificate", "CertificateExpired", "SealedSenderSelfSend",
+    "BackupDamaged", "BackupCostExceeded",
     # the application's own storage
     "StoreError", "StoreBusy", "StoreRolledBack", "CorruptState",
     # the common base of the three backup errors

@@ -38,11 +38,11 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("x3dh", ("_x3dh",)),
     ("ratchet", ("_window", "_ratchet", "_spqr_kdf", "_spqr_chains", "_spqr_braid")),
     ("wire", ("_wire", "_message", "_wire_v3", "_wire_v4", "_wires", "_state_codec",
-              "_padding", "_recovery", "_spqr")),
-    ("session", ("_session",)),
+              "_padding", "_recovery", "_spqr", "_sealed_sender")),
+    ("session", ("_session", "_sender_keys")),
     ("stores", ("_stores",)),
     ("services", ("_storage", "_manager", "_backup")),
-    ("api", ("errors", "__init__")),
+    ("api", ("errors", "groups", "sealed_sender", "__init__")),
     ("edge", ("cli", "__main__")),
 )
 

@@ -108,3 +108,8 @@ __all__ = [
     # argon2
     "argon2id",
 ]
+
+# Appended for sealed sender: AES-256-CTR (v1) and AES-256-GCM-SIV (v2).
+from .ciphers import aes256_ctr, aes256_gcm_siv_decrypt, aes256_gcm_siv_encrypt  # noqa: E402
+
+__all__ += ["aes256_ctr", "aes256_gcm_siv_encrypt", "aes256_gcm_siv_decrypt"]

@@ -91,3 +91,40 @@ def aes256_cbc_decrypt(key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError:
         raise AuthenticationError("decryption failed") from None
+
+
+# --- appended for sealed sender (signalish._sealed_sender) ---------------------
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV as _AESGCMSIV  # noqa: E402
+
+__all__ += ["aes256_ctr", "aes256_gcm_siv_encrypt", "aes256_gcm_siv_decrypt"]
+
+
+def aes256_ctr(key: bytes, counter: bytes, data: bytes) -> bytes:
+    """AES-256 in CTR mode (NIST SP 800-38A section 6.5) from a 16-byte
+    initial counter block, big-endian increment.  Encryption and decryption
+    are the same function.  No authentication: pair it with a MAC."""
+    if len(key) != 32 or len(counter) != 16:
+        raise InvalidArgument("AES-256-CTR takes a 32-byte key and a 16-byte counter block")
+    encryptor = _Cipher(_algorithms.AES(key), _modes.CTR(counter)).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
+_GCM_SIV_ARGUMENTS: Final = "AES-256-GCM-SIV takes a 32-byte key and a 12-byte nonce"
+
+
+def aes256_gcm_siv_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM-SIV (RFC 8452); returns ciphertext || 16-byte tag."""
+    if len(key) != 32 or len(nonce) != 12:
+        raise InvalidArgument(_GCM_SIV_ARGUMENTS)
+    return _AESGCMSIV(key).encrypt(nonce, plaintext, aad)
+
+
+def aes256_gcm_siv_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+    """AES-256-GCM-SIV decryption.  Raises :class:`AuthenticationError`."""
+    if len(key) != 32 or len(nonce) != 12:
+        raise InvalidArgument(_GCM_SIV_ARGUMENTS)
+    try:
+        return _AESGCMSIV(key).decrypt(nonce, ciphertext, aad)
+    except (_PycaInvalidTag, ValueError):
+        raise AuthenticationError("decryption failed") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from pathlib import Path
 
 from .._attachments import AttachmentKey, decrypt_attachment, encrypt_attachment
@@ -18,6 +19,18 @@ from .._profile import LIBSIGNAL_V4, Profile
 from .._spqr import parse_message
 from .._wire_v3 import V3Frame, V3PreKeyFrame, parse_v3
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
+from .._sealed_sender import (
+    Device,
+    Recipient,
+    SenderCertificate,
+    SentMessage,
+    ServerCertificate,
+    ServiceId,
+    UnidentifiedSenderMessageContent,
+    seal_v2,
+    unseal_and_validate,
+)
+from .._sender_keys import GroupCipher
 from .._session import SessionOptions
 from .._stores import MemoryStore, SQLiteStore, load_identity_key_pair, save_identity_key_pair
 
@@ -266,9 +279,63 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
           "(docs/spqr.md)")
     ok &= max(epochs) >= 3
 
+    ok &= _group_chat(rng, now)
+
     reopened.close()
     for leftover in workdir.iterdir():
         leftover.unlink()
     workdir.rmdir()
     print("\nall steps behaved as expected" if ok else "\nSOMETHING WENT WRONG")
     return 0 if ok else 1
+
+
+def _group_chat(rng: SystemRandom, now: int) -> bool:
+    """Section 15: sender keys, delivered through sealed sender v2."""
+    _section("15. A group chat: one ciphertext for everyone, sender hidden from the server")
+    ok = True
+    names = ("hana", "ivan", "june")
+    identities = {name: IdentityKeyPair.generate(rng) for name in names}
+    stores = {name: MemoryStore() for name in names}
+    managers = {name: SessionManager(identities[name], stores[name], LIBSIGNAL_V4, rng=rng)
+                for name in names}
+    groups = {name: GroupCipher(stores[name], LIBSIGNAL_V4, rng=rng) for name in names}
+    uuids = {name: str(uuid.UUID(bytes=rng.random_bytes(16), version=4)) for name in names}
+    # The server's certificate chain, and Hana's sender certificate.
+    root, server = IdentityKeyPair.generate(rng), IdentityKeyPair.generate(rng)
+    server_cert = ServerCertificate.create(1, server.public, root)
+    now_ms = now * 1000
+    hana_cert = SenderCertificate.create(
+        sender_uuid=uuids["hana"], sender_e164=None, sender_device_id=1,
+        identity_key=identities["hana"].public, expiration=now_ms + 86_400_000,
+        signer=server_cert, server_key=server)
+    distribution = uuid.UUID(bytes=rng.random_bytes(16), version=4)
+    skdm = groups["hana"].distribution_message("hana", distribution)
+    for name in ("ivan", "june"):  # Hana's sender key reaches each member over 1:1
+        with managers[name].prekeys(now=now) as ring:
+            ring.generate_one_time_prekeys(1, rng)
+            ring.generate_kem_prekeys(1, rng, now=now)
+            bundle = ring.issue_bundle()
+        managers["hana"].initiate(name, bundle)
+        received = managers[name].decrypt("hana", managers["hana"].encrypt(name, skdm), now=now)
+        groups[name].process("hana", received)
+    print(f"Hana's sender key went to Ivan and June over their 1:1 sessions "
+          f"({len(skdm)}-byte distribution message)")
+    text = b"Dinner at eight?"
+    group_message = groups["hana"].encrypt("hana", distribution, text)
+    usmc = UnidentifiedSenderMessageContent(7, hana_cert, group_message, 1, b"demo-group")
+    recipients = [Recipient(ServiceId.aci(uuids[name]), identities[name].public,
+                            (Device(1, 1),)) for name in ("ivan", "june")]
+    sent = seal_v2(usmc, recipients, identities["hana"], rng)
+    print(f"  server receives one {len(sent)}-byte message for 2 recipients; the sender is "
+          "inside, sealed")
+    parsed = SentMessage.from_bytes(sent)
+    for name in ("ivan", "june"):
+        delivered = parsed.received_message(ServiceId.aci(uuids[name]))
+        opened = unseal_and_validate(delivered, identities[name], trust_roots=root.public,
+                                     now=now_ms, local_uuid=uuids[name], local_device_id=1)
+        sender = "hana" if opened.sender.sender_uuid == uuids["hana"] else "?"
+        got = groups[name].decrypt(sender, opened.contents)
+        print(f"{name.title()} unseals {len(delivered)} bytes: from {sender.title()} "
+              f"(certificate checked), reads {got.decode()!r}")
+        ok &= got == text and sender == "hana"
+    return ok

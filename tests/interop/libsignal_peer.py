@@ -28,10 +28,14 @@ DRIVERS: dict[str, tuple[str, str]] = {
 
 
 class LibsignalPeer:
-    def __init__(self, version: str = "0.72.1") -> None:
+    def __init__(self, version: str = "0.72.1", script: str | None = None) -> None:
+        """``script``: another driver in tests/interop for this version's
+        package (the group and sealed-sender drivers), instead of the
+        version's 1:1 driver."""
         if version not in DRIVERS:
             raise ValueError(f"no driver for libsignal-client {version!r}; have {sorted(DRIVERS)}")
-        script, package = DRIVERS[version]
+        default, package = DRIVERS[version]
+        script = script or default
         self.version = version
         node = shutil.which("node")
         if node is None:

@@ -1,0 +1,190 @@
+// Sealed sender with libsignal-client 0.103.0 ("libsignal-v5"): certificates,
+// UnidentifiedSenderMessageContent (USMC), v1 and v2 messages, for
+// tests/interop/test_sealed_sender_interop.py.  JSON lines on stdin, answers on
+// stdout, every byte value hex; the loop and the stores are driver_common.mjs.
+// libsignal is used only through its public JS API and .d.ts.
+//
+// The driver holds any number of named parties (each a libsignal identity with
+// in-memory stores) and one server (trust root and server key).
+//
+//   ADDRESS = {"aci": UUID, "device_id": N} | {"pni": UUID, "device_id": N}   (device_id defaults to 1)
+//   FAILURE = {"failed": true, "error": MESSAGE, "code": CODE}   (an ok answer: libsignal refused)
+//
+// Commands (arguments -> result):
+//   party {name, aci, device_id=1, registration_id}      -> {identity}
+//   make_bundle {name}                                   -> bundle fields (as driver_v4.mjs's; no one-time prekey)
+//   process_bundle {name, to: ADDRESS, ...bundle fields} -> {}            (as driver_v4.mjs's fields)
+//   server {key_id}                 -> {trust_root, server_key, server_certificate}
+//   sender_certificate {uuid, e164|null, device_id, identity, expiration} -> {certificate}
+//   certificate_info {certificate, trust_roots: [hex], time}
+//       -> {valid, sender_uuid, sender_e164, device_id, identity, expiration,
+//           server_key_id, server_key, serialized} | FAILURE
+//   usmc_parse {usmc}              -> {msg_type, contents, hint, group_id, certificate, serialized} | FAILURE
+//   usmc_group {name, plaintext, certificate, hint, group_id|null} -> {usmc}
+//       a SenderKeyMessage from the party's sender key (one fixed distribution id)
+//   seal_message {name, to: ADDRESS, plaintext, certificate} -> {message}   sealedSenderEncryptMessage
+//   seal_usmc {name, to: ADDRESS, identity, usmc}   -> {message} | FAILURE   sealedSenderEncrypt (v1)
+//   seal_multi {name, recipients: [ADDRESS], excluded: [service id string], usmc} -> {message} | FAILURE
+//   split {sent}  -> {recipients: {SID: {device_ids, registration_ids, received}}, excluded, single|null} | FAILURE
+//   open {name, message}           -> usmc_parse's fields | FAILURE   sealedSenderDecryptToUsmc
+//   decrypt {name, message, trust_root, time, local_uuid, local_device_id}
+//       -> {plaintext, sender_uuid, sender_e164, device_id} | FAILURE   sealedSenderDecryptMessage
+import * as S from 'libsignal-v5';
+import SealedSenderMultiRecipientMessage from 'libsignal-v5/dist/SealedSenderMultiRecipientMessage.js';
+import { bytes, describe, hex, serve, storeClasses } from './driver_common.mjs';
+
+const { Sessions, Identities, PreKeys, SignedPreKeys, KyberPreKeys } = storeClasses(S);
+const DISTRIBUTION_ID = 'd1d1d1d1-7000-11eb-b32a-33b8a8a487a6';
+
+class SenderKeys extends S.SenderKeyStore {
+  records = new Map();
+  async saveSenderKey(address, id, record) { this.records.set(`${address}|${id}`, record.serialize()); }
+  async getSenderKey(address, id) {
+    const data = this.records.get(`${address}|${id}`);
+    return data ? S.SenderKeyRecord.deserialize(data) : null;
+  }
+}
+
+const parties = new Map();
+let server = null;
+
+const address = (spec) => {
+  const device = spec.device_id ?? 1;
+  if (spec.aci !== undefined) return S.ProtocolAddress.new(S.Aci.fromUuid(spec.aci), device);
+  if (spec.pni !== undefined) return S.ProtocolAddress.new(S.Pni.fromUuid(spec.pni), device);
+  throw new Error(`an address is {aci|pni, device_id}: ${JSON.stringify(spec)}`);
+};
+const party = (name) => {
+  const p = parties.get(name);
+  if (!p) throw new Error(`no party ${name}`);
+  return p;
+};
+const attempt = async (run) => {
+  try { return await run(); } catch (error) { return { failed: true, ...describe(error) }; }
+};
+const usmcFields = (usmc) => ({
+  msg_type: usmc.msgType(), contents: hex(usmc.contents()), hint: usmc.contentHint(),
+  group_id: usmc.groupId() ? hex(usmc.groupId()) : null,
+  certificate: hex(usmc.senderCertificate().serialize()), serialized: hex(usmc.serialize()),
+});
+
+const commands = {
+  party({ name, aci, device_id = 1, registration_id }) {
+    const pair = S.IdentityKeyPair.generate();
+    parties.set(name, { pair, addr: address({ aci, device_id }), sessions: new Sessions(),
+                        ids: new Identities(pair, registration_id), prekeys: new PreKeys(),
+                        signed: new SignedPreKeys(), kyber: new KyberPreKeys(), senderKeys: new SenderKeys() });
+    return { identity: hex(pair.publicKey.serialize()) };
+  },
+  async make_bundle({ name }) {
+    const me = party(name);
+    const spk = S.PrivateKey.generate(), kem = S.KEMKeyPair.generate();
+    const signature = me.pair.privateKey.sign(spk.getPublicKey().serialize());
+    const kyberSignature = me.pair.privateKey.sign(kem.getPublicKey().serialize());
+    await me.signed.saveSignedPreKey(1, S.SignedPreKeyRecord.new(1, Date.now(), spk.getPublicKey(), spk, signature));
+    await me.kyber.saveKyberPreKey(2, S.KyberPreKeyRecord.new(2, Date.now(), kem, kyberSignature), true);
+    return { registration_id: await me.ids.getLocalRegistrationId(), device_id: me.addr.deviceId(),
+             prekey_id: null, prekey: null, signed_prekey_id: 1, signed_prekey: hex(spk.getPublicKey().serialize()),
+             signature: hex(signature), identity: hex(me.pair.publicKey.serialize()), kyber_prekey_id: 2,
+             kyber_prekey: hex(kem.getPublicKey().serialize()), kyber_signature: hex(kyberSignature),
+             last_resort: true };
+  },
+  async process_bundle(b) {
+    const me = party(b.name);
+    const bundle = S.PreKeyBundle.new(b.registration_id, b.device_id,
+      b.prekey_id ?? null, b.prekey ? S.PublicKey.deserialize(bytes(b.prekey)) : null,
+      b.signed_prekey_id, S.PublicKey.deserialize(bytes(b.signed_prekey)), bytes(b.signature),
+      S.PublicKey.deserialize(bytes(b.identity)),
+      b.kyber_prekey_id, S.KEMPublicKey.deserialize(bytes(b.kyber_prekey)), bytes(b.kyber_signature));
+    await S.processPreKeyBundle(bundle, address(b.to), me.addr, me.sessions, me.ids);
+    return {};
+  },
+  server({ key_id }) {
+    const root = S.PrivateKey.generate(), key = S.PrivateKey.generate();
+    server = { root, key, certificate: S.ServerCertificate.new(key_id, key.getPublicKey(), root) };
+    return { trust_root: hex(root.getPublicKey().serialize()), server_key: hex(key.getPublicKey().serialize()),
+             server_certificate: hex(server.certificate.serialize()) };
+  },
+  sender_certificate({ uuid, e164, device_id, identity, expiration }) {
+    const cert = S.SenderCertificate.new(uuid, e164, device_id, S.PublicKey.deserialize(bytes(identity)),
+                                         expiration, server.certificate, server.key);
+    return { certificate: hex(cert.serialize()) };
+  },
+  certificate_info({ certificate, trust_roots, time }) {
+    return attempt(() => {
+      const cert = S.SenderCertificate.deserialize(bytes(certificate));
+      const signer = cert.serverCertificate();
+      return { valid: cert.validateWithTrustRoots(trust_roots.map((r) => S.PublicKey.deserialize(bytes(r))), time),
+               sender_uuid: cert.senderUuid(), sender_e164: cert.senderE164(), device_id: cert.senderDeviceId(),
+               identity: hex(cert.key().serialize()), expiration: cert.expiration(),
+               server_key_id: signer.keyId(), server_key: hex(signer.key().serialize()),
+               serialized: hex(cert.serialize()) };
+    });
+  },
+  usmc_parse({ usmc }) {
+    return attempt(() => usmcFields(S.UnidentifiedSenderMessageContent.deserialize(bytes(usmc))));
+  },
+  async usmc_group({ name, plaintext, certificate, hint, group_id }) {
+    const me = party(name);
+    await S.SenderKeyDistributionMessage.create(me.addr, DISTRIBUTION_ID, me.senderKeys);
+    const message = await S.groupEncrypt(me.addr, DISTRIBUTION_ID, me.senderKeys, bytes(plaintext));
+    const usmc = S.UnidentifiedSenderMessageContent.new(message, S.SenderCertificate.deserialize(bytes(certificate)),
+                                                         hint, group_id ? bytes(group_id) : null);
+    return { usmc: hex(usmc.serialize()) };
+  },
+  async seal_message({ name, to, plaintext, certificate }) {
+    const me = party(name);
+    const message = await S.sealedSenderEncryptMessage(bytes(plaintext), address(to),
+      S.SenderCertificate.deserialize(bytes(certificate)), me.sessions, me.ids);
+    return { message: hex(message) };
+  },
+  seal_usmc({ name, to, identity, usmc }) {
+    const me = party(name);
+    return attempt(async () => {
+      await me.ids.saveIdentity(address(to), S.PublicKey.deserialize(bytes(identity)));
+      const message = await S.sealedSenderEncrypt(S.UnidentifiedSenderMessageContent.deserialize(bytes(usmc)),
+                                                  address(to), me.ids);
+      return { message: hex(message) };
+    });
+  },
+  seal_multi({ name, recipients, excluded = [], usmc }) {
+    const me = party(name);
+    return attempt(async () => {
+      const message = await S.sealedSenderMultiRecipientEncrypt({
+        content: S.UnidentifiedSenderMessageContent.deserialize(bytes(usmc)),
+        recipients: recipients.map(address),
+        excludedRecipients: excluded.map((id) => S.ServiceId.parseFromServiceIdString(id)),
+        identityStore: me.ids, sessionStore: me.sessions });
+      return { message: hex(message) };
+    });
+  },
+  split({ sent }) {
+    return attempt(() => {
+      const parsed = new SealedSenderMultiRecipientMessage(bytes(sent));
+      const recipients = {};
+      for (const [id, r] of Object.entries(parsed.recipientsByServiceIdString())) {
+        recipients[id] = { device_ids: r.deviceIds, registration_ids: r.registrationIds,
+                           received: hex(parsed.messageForRecipient(r)) };
+      }
+      let single = null;
+      if (Object.keys(recipients).length === 1) {
+        single = hex(S.sealedSenderMultiRecipientMessageForSingleRecipient(bytes(sent)));
+      }
+      return { recipients, excluded: [...parsed.excludedRecipientServiceIdStrings()], single };
+    });
+  },
+  open({ name, message }) {
+    return attempt(async () => usmcFields(await S.sealedSenderDecryptToUsmc(bytes(message), party(name).ids)));
+  },
+  decrypt({ name, message, trust_root, time, local_uuid, local_device_id }) {
+    const me = party(name);
+    return attempt(async () => {
+      const result = await S.sealedSenderDecryptMessage(bytes(message), S.PublicKey.deserialize(bytes(trust_root)),
+        time, null, local_uuid, local_device_id, me.sessions, me.ids, me.prekeys, me.signed, me.kyber);
+      return { plaintext: hex(result.message()), sender_uuid: result.senderUuid(),
+               sender_e164: result.senderE164(), device_id: result.deviceId() };
+    });
+  },
+};
+
+await serve(commands);
