@@ -29,6 +29,14 @@
 //   open {name, message}           -> usmc_parse's fields | FAILURE   sealedSenderDecryptToUsmc
 //   decrypt {name, message, trust_root, time, local_uuid, local_device_id}
 //       -> {plaintext, sender_uuid, sender_e164, device_id} | FAILURE   sealedSenderDecryptMessage
+//   skdm {name, distribution_id}    -> {skdm}   the party's SenderKeyDistributionMessage (created if new)
+//   skdm_process {name, sender: ADDRESS, skdm} -> {} | FAILURE
+//   group_seal {name, distribution_id, plaintext, certificate, recipients: [ADDRESS], group_id}
+//       -> {sent} | FAILURE   groupEncrypt, a USMC (hint 1), sealedSenderMultiRecipientEncrypt
+//   group_open {name, message, trust_root, time}
+//       -> {plaintext, sender_uuid, device_id} | FAILURE   sealedSenderDecryptToUsmc, the
+//          certificate validated (validate(trust_root, time)), then groupDecrypt from the
+//          certificate's sender (ACI, device)
 import * as S from 'libsignal-v5';
 import SealedSenderMultiRecipientMessage from 'libsignal-v5/dist/SealedSenderMultiRecipientMessage.js';
 import { bytes, describe, hex, serve, storeClasses } from './driver_common.mjs';
@@ -183,6 +191,43 @@ const commands = {
         time, null, local_uuid, local_device_id, me.sessions, me.ids, me.prekeys, me.signed, me.kyber);
       return { plaintext: hex(result.message()), sender_uuid: result.senderUuid(),
                sender_e164: result.senderE164(), device_id: result.deviceId() };
+    });
+  },
+  async skdm({ name, distribution_id }) {
+    const me = party(name);
+    const skdm = await S.SenderKeyDistributionMessage.create(me.addr, distribution_id, me.senderKeys);
+    return { skdm: hex(skdm.serialize()) };
+  },
+  skdm_process({ name, sender, skdm }) {
+    const me = party(name);
+    return attempt(async () => {
+      await S.processSenderKeyDistributionMessage(address(sender),
+        S.SenderKeyDistributionMessage.deserialize(bytes(skdm)), me.senderKeys);
+      return {};
+    });
+  },
+  group_seal({ name, distribution_id, plaintext, certificate, recipients, group_id }) {
+    const me = party(name);
+    return attempt(async () => {
+      const message = await S.groupEncrypt(me.addr, distribution_id, me.senderKeys, bytes(plaintext));
+      const usmc = S.UnidentifiedSenderMessageContent.new(message, S.SenderCertificate.deserialize(bytes(certificate)),
+                                                           1, bytes(group_id));
+      const sent = await S.sealedSenderMultiRecipientEncrypt({
+        content: usmc, recipients: recipients.map(address), identityStore: me.ids, sessionStore: me.sessions });
+      return { sent: hex(sent) };
+    });
+  },
+  group_open({ name, message, trust_root, time }) {
+    const me = party(name);
+    return attempt(async () => {
+      const usmc = await S.sealedSenderDecryptToUsmc(bytes(message), me.ids);
+      const cert = usmc.senderCertificate();
+      if (!cert.validate(S.PublicKey.deserialize(bytes(trust_root)), time)) {
+        throw new Error('sender certificate not valid');
+      }
+      const sender = S.ProtocolAddress.new(S.Aci.fromUuid(cert.senderUuid()), cert.senderDeviceId());
+      const plaintext = await S.groupDecrypt(sender, me.senderKeys, usmc.contents());
+      return { plaintext: hex(plaintext), sender_uuid: cert.senderUuid(), device_id: cert.senderDeviceId() };
     });
   },
 };
