@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import bench_attachments  # noqa: E402
+import bench_groups  # noqa: E402
 import bench_handshake  # noqa: E402
 import bench_paths  # noqa: E402
 import bench_ratchet  # noqa: E402
@@ -230,6 +231,7 @@ def main() -> int:
     paths = bench_paths.figures(quick)
     attachments = bench_attachments.figures(quick)
     spqr = bench_spqr.figures(quick)
+    groups = bench_groups.figures(quick)
 
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
@@ -238,7 +240,8 @@ def main() -> int:
             "peers": {"syndace": syndace if isinstance(syndace, str) else "DoubleRatchet/X3DH 1.3.0",
                       "axolotl": axolotl if isinstance(axolotl, str) else "python-axolotl 0.2.3"}}
     results = {"meta": meta, "rows": rows, "per_skipped_key": per_key, "memory": memory,
-               "hostile": hostile, "paths": paths, "attachments": attachments, "spqr": spqr}
+               "hostile": hostile, "paths": paths, "attachments": attachments, "spqr": spqr,
+               "groups": groups}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     markdown = render(results)
@@ -277,6 +280,7 @@ def render(results: dict[str, Any]) -> str:
     lines += [""] + bench_paths.lines(results["paths"], results["hostile"]) + [""]
     lines += bench_attachments.lines(results["attachments"]) + [""]
     lines += bench_spqr.lines(results["spqr"]) + [""]
+    lines += bench_groups.lines(results["groups"]) + [""]
     lines += bench_ratchet.hostile_lines(results["hostile"]) + [""]
     for peer, note in meta["peers"].items():
         lines.append(f"{peer}: {note}")
