@@ -42,7 +42,8 @@ GROUP_ID = b"\x42" * 32
 # Members: two signalish, two libsignal; every device is device 1.
 SAM, SUE = "5a0b6c1d-0000-4000-8000-00000000a001", "5a0b6c1d-0000-4000-8000-00000000a002"
 LEO, LIA = "5a0b6c1d-0000-4000-8000-00000000b001", "5a0b6c1d-0000-4000-8000-00000000b002"
-REGISTRATION = {SAM: 1001, SUE: 1002, LEO: 2001, LIA: 2002}
+ZOE = "5a0b6c1d-0000-4000-8000-00000000c001"  # joins later
+REGISTRATION = {SAM: 1001, SUE: 1002, LEO: 2001, LIA: 2002, ZOE: 3001}
 
 
 def name(member: str) -> str:
@@ -239,3 +240,46 @@ def test_a_member_leaves_and_the_sender_key_is_rotated(group: dict[str, Any]) ->
     assert bytes.fromhex(got["plaintext"]) == text
     refused = libsignal_opens(g, "lia", split.received_message(ServiceId.aci(LIA)))
     assert refused["failed"] and "missing sender key state" in refused["error"]
+
+
+def test_a_member_joins_and_reads_from_then_on(group: dict[str, Any]) -> None:
+    """Zoe (signalish) joins: Sam and Leo send her their current sender keys
+    (not new ones: libsignal's create() on an existing key, and signalish's
+    distribution_message, give the current chain state), sealed 1:1; she reads
+    their next group messages, not the ones sent before she joined."""
+    g, sam = group, group["sam"]
+    server = PyServer(b"group server")  # the same seed: the same root and server key
+    zoe = PyMember(ZOE, server)
+    ids = dict(g["ids"], **{zoe.member: zoe.identity})
+    before = SentMessage.from_bytes(sam.group_send(b"before Zoe", recipients(ids, [SUE])))
+    sam.manager.initiate(name(zoe.member), issue_bundle(zoe.manager))
+    g["peer"].ok("process_bundle", name="leo", to={"aci": zoe.member},
+                 **bundle_fields(issue_bundle(zoe.manager)))
+    skdm = sam.groups.distribution_message(name(SAM), DISTRIBUTION)
+    who, got = zoe.open_1to1(sam.sealed_1to1(zoe.member, zoe.identity, skdm), g["root"])
+    assert zoe.groups.process(who, got) == DISTRIBUTION
+    leo_skdm = g["peer"].ok("skdm", name="leo", distribution_id=str(DISTRIBUTION))["skdm"]
+    sealed = bytes.fromhex(g["peer"].ok(
+        "seal_message", name="leo", to={"aci": zoe.member}, plaintext=leo_skdm,
+        certificate=g["certificates"][LEO].to_bytes().hex())["message"])
+    who, got = zoe.open_1to1(sealed, g["root"])
+    assert who == name(LEO) and zoe.groups.process(who, got) == DISTRIBUTION
+    text = b"welcome, Zoe"
+    split = SentMessage.from_bytes(sam.group_send(text, recipients(ids, [SUE, LEO, zoe.member])))
+    assert zoe.open_group(split.received_message(ServiceId.aci(zoe.member)), g["root"]) == (
+        name(SAM), text)
+    answer = g["peer"].ok("group_seal", name="leo", distribution_id=str(DISTRIBUTION),
+                          plaintext=b"hi Zoe".hex(),
+                          certificate=g["certificates"][LEO].to_bytes().hex(),
+                          recipients=[{"aci": SAM}, {"aci": zoe.member}],
+                          group_id=GROUP_ID.hex())
+    leo_split = SentMessage.from_bytes(bytes.fromhex(answer["sent"]))
+    assert zoe.open_group(leo_split.received_message(ServiceId.aci(zoe.member)),
+                          g["root"]) == (name(LEO), b"hi Zoe")
+    # The message from before she joined, had it been sealed to her, is
+    # older than the state she was given: refused, not decrypted.
+    from signalish.errors import MessageRejected
+    usmc = unseal_and_validate(before.received_message(ServiceId.aci(SUE)),
+                               g["sue"].manager.identity, trust_roots=g["root"], now=EXPIRES)
+    with pytest.raises(MessageRejected):
+        zoe.groups.decrypt(name(SAM), usmc.contents)
