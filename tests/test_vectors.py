@@ -7,7 +7,9 @@ test_reference.py; here signalish's own generator and verifier are tested.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -108,3 +110,119 @@ def test_vectors_readme_documents_every_file() -> None:
     for name in FILES:
         assert f"`{name}`" in readme
     assert Path(VECTORS / "schema").is_dir()
+
+
+def _flip_hex(value: str) -> str:
+    """``value`` (hex) with the lowest bit of its last byte flipped."""
+    return value[:-2] + f"{int(value[-2:], 16) ^ 1:02x}"
+
+
+def _outcomes_after(name: str, change: Callable[[dict[str, Any]], None]) -> list[str | None]:
+    data = json.loads((VECTORS / name).read_text())
+    change(data)
+    return [problem for _, problem in check_file(data)]
+
+
+@pytest.mark.parametrize(("what", "change", "problem"), [
+    ("a message byte",
+     lambda d: d["cases"][0]["messages"][1].update(message=_flip_hex(
+         d["cases"][0]["messages"][1]["message"])), "message at iteration 1"),
+    ("the chain key",
+     lambda d: d["cases"][0].update(chain_key=_flip_hex(d["cases"][0]["chain_key"])),
+     "distribution message"),
+    ("a delivery's verdict",
+     lambda d: d["cases"][0]["delivery"][0].update(plaintext=None, error="DuplicateMessage"),
+     "delivery 0 outcome"),
+    ("a delivered message's bytes",
+     lambda d: d["cases"][0]["delivery"].__setitem__(0, {**d["cases"][0]["delivery"][0],
+                                                         "message": d["cases"][0]["delivery"][0]
+                                                         ["message"][:-2]}),
+     "delivery 0 outcome"),
+])
+def test_verifier_notices_a_changed_sender_key_case(
+        what: str, change: Callable[[dict[str, Any]], None], problem: str) -> None:
+    outcomes = _outcomes_after("sender_keys.json", change)
+    assert outcomes[0] is not None and problem in outcomes[0], (what, outcomes[0])
+    assert all(p is None for p in outcomes[1:])
+
+
+def test_verifier_notices_changed_sender_key_limits() -> None:
+    outcomes = _outcomes_after("sender_keys.json",
+                               lambda d: d["limits"].update(max_message_keys=1_999))
+    assert len(outcomes) == 1 and outcomes[0] is not None and "limits" in outcomes[0]
+
+
+def _bump(case: int, *path: str) -> Callable[[dict[str, Any]], None]:
+    """Add 1 to the integer at ``path`` in case ``case``."""
+    def change(data: dict[str, Any]) -> None:
+        holder = data["cases"][case]
+        for key in path[:-1]:
+            holder = holder[key]
+        holder[path[-1]] += 1
+    return change
+
+
+def _flip(case: int, field: str) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d["cases"][case].update({field: _flip_hex(d["cases"][case][field])})
+
+
+@pytest.mark.parametrize(("case", "change", "problem"), [
+    (0, _flip(0, "ephemeral_private"), "v1 message"),
+    (0, _bump(0, "server_key_id"), "server certificate"),
+    (1, _bump(1, "sender", "expiration"), "sender certificate"),
+    (1, _flip(1, "recipient_identity_seed"), ""),  # any failure: the seed may be refused
+    (2, _flip(2, "m"), "v2 SentMessage"),
+    (2, _flip(2, "sent"), "v2 SentMessage"),
+])
+def test_verifier_notices_a_changed_sealed_sender_input(
+        case: int, change: Callable[[dict[str, Any]], None], problem: str) -> None:
+    outcomes = _outcomes_after("sealed_sender.json", change)
+    assert outcomes[case] is not None and problem in outcomes[case], outcomes[case]
+    assert all(p is None for i, p in enumerate(outcomes) if i != case)
+
+
+@pytest.mark.parametrize("case", [0, 2])
+def test_verifier_notices_a_changed_sealed_sender_verdict(case: int) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["cases"][case]["validation"][2]["result"] = "ok"  # expiration + 1
+        data["cases"][case]["refusals"][-1]["error"] = "InvalidEncoding"
+    outcomes = _outcomes_after("sealed_sender.json", change)
+    assert outcomes[case] is not None and "validation" in outcomes[case], outcomes[case]
+    data = json.loads((VECTORS / "sealed_sender.json").read_text())
+    data["cases"][case]["refusals"][-1]["error"] = "InvalidEncoding"
+    outcomes = [problem for _, problem in check_file(data)]
+    assert outcomes[case] is not None and "refusal" in outcomes[case], outcomes[case]
+
+
+def test_sender_key_fast_forward_equals_encrypting_every_message() -> None:
+    """vectors verify makes a sender's message at iteration n without the
+    messages before it (sender_key_at); that is what encrypting them gives."""
+    import uuid
+
+    from signalish._primitives import DeterministicRandom
+    from signalish._profile import PROFILES
+    from signalish._sender_keys import SenderKeyRecord
+    from signalish.cli.vector_check import sender_key_at
+
+    for profile in PROFILES.values():
+        record = SenderKeyRecord.create(uuid.UUID(int=7), profile, DeterministicRandom(b"ff"))
+        jumped = sender_key_at(record, 5)
+        for i in range(5):
+            record.encrypt(f"message {i}".encode())
+        assert record.encrypt(b"five") == jumped.encrypt(b"five")
+        assert record.to_bytes() == jumped.to_bytes()
+
+
+def test_sealed_sender_contents_are_the_documented_messages() -> None:
+    """vectors/README.md says where each USMC's contents come from."""
+    groups = json.loads((VECTORS / "sender_keys.json").read_text())
+    group = next(c for c in groups["cases"] if c["name"] == "libsignal_v4-in-order")
+    talk = json.loads((VECTORS / "conversations.json").read_text())
+    chat = next(c for c in talk["cases"] if c["name"] == "libsignal_v4-in-order")
+    reply = next(e for e in chat["events"] if e["op"] == "send" and e["type"] == 2)
+    sealed = {c["name"]: c["usmc"]["contents"]
+              for c in json.loads((VECTORS / "sealed_sender.json").read_text())["cases"]}
+    assert sealed == {"v1-signal-message": reply["message"],
+                      "v1-sender-key-message": group["messages"][0]["message"],
+                      "v2-two-recipients": group["messages"][1]["message"]}
+    assert bytes.fromhex(reply["plaintext"]) == b"reply 0"

@@ -37,6 +37,7 @@ from signalish._storage import record_bytes, ring_bytes
 from signalish._stores import MemoryStore
 from signalish._window import RatchetLimits
 from signalish._x3dh import _respond_with_keys, initiate
+from vectorgen.groups import gen_sealed_sender, gen_sender_keys
 from vectorgen.kyber_encaps import kyber1024_encaps_derandomized
 from vectorgen.mlkem_encaps import encaps_internal
 
@@ -776,4 +777,6 @@ GENERATORS: dict[str, Callable[[], Json]] = {
     "sealed_boxes.json": gen_sealed_boxes,
     "backups.json": gen_backups,
     "spqr.json": gen_spqr,
+    "sender_keys.json": gen_sender_keys,
+    "sealed_sender.json": gen_sealed_sender,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any, Final
+from uuid import UUID
 
 from .._backup import DEFAULT_MAX_COST, BackupParams, WrongPassword, _open_backup, create_backup
 from .._bundle import PreKeyBundle
@@ -26,6 +27,25 @@ from .._primitives.mlkem_braid import encaps1, encaps2, keygen
 from .._profile import LIBSIGNAL_V3, LIBSIGNAL_V4, PROFILES, Profile
 from .._ratchet import kdf_ck, kdf_rk
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
+from .._sealed_sender import (
+    Device,
+    Recipient,
+    SenderCertificate,
+    SentMessage,
+    ServerCertificate,
+    ServiceId,
+    UnidentifiedSenderMessageContent,
+    seal_v1,
+    seal_v2,
+    unseal,
+    unseal_and_validate,
+)
+from .._sender_keys import (
+    SenderKeyDistributionMessage,
+    SenderKeyLimits,
+    SenderKeyRecord,
+    SenderKeyState,
+)
 from .._session import SessionOptions
 from .._spqr import Spqr, encode_message, parse_message
 from .._spqr_braid import MessageType, State
@@ -495,11 +515,174 @@ def check_spqr(case: Json) -> None:
         _check_spqr_kdf(case)
 
 
+# --- sender_keys.json -------------------------------------------------------------------
+
+#: The limits sender_keys.json's cases assume: signalish's (and libsignal's) defaults.
+SENDER_KEY_LIMITS: Final = SenderKeyLimits()
+
+
+def flip_bit(data: bytes, at: int, mask: int = 0x01) -> bytes:
+    """``data`` with the bits of ``mask`` flipped in byte ``at``."""
+    return data[:at] + bytes((data[at] ^ mask,)) + data[at + 1:]
+
+
+def sender_key_at(record: SenderKeyRecord, iteration: int) -> SenderKeyRecord:
+    """Our own sender key ``record`` as it is once it has encrypted every
+    iteration before ``iteration`` (a message changes nothing but the chain,
+    so the messages in between need not be made)."""
+    state = record.states[0]
+    if state.signer is None or iteration < state.iteration:
+        raise Mismatch("a sender key can only move forward, and only our own")
+    chain_key = state.chain_key
+    for _ in range(state.iteration, iteration):
+        chain_key, _ = kdf_ck(chain_key)
+    return SenderKeyRecord(record.profile, record.distribution_id, [SenderKeyState(
+        state.chain_id, iteration, chain_key, state.signing_key, state.floor, {}, state.signer)])
+
+
+def check_sender_key_limits(data: Json) -> None:
+    expect("limits", data.get("limits"), {
+        "max_forward_jump": SENDER_KEY_LIMITS.max_forward_jump,
+        "max_message_keys": SENDER_KEY_LIMITS.max_message_keys,
+        "max_states": SENDER_KEY_LIMITS.max_states})
+
+
+def check_sender_keys(case: Json) -> None:
+    profile = PROFILES[case["profile"]]
+    distribution_id = UUID(case["distribution_id"])
+    expect("distribution id text", str(distribution_id), case["distribution_id"])
+    # The sender's new record, from what SenderKeyRecord.create draws: the
+    # chain id (4 bytes, big-endian, top bit cleared), the chain key, then
+    # signing seeds until one has Edwards sign bit 0 (this one has).
+    rng = ListRandom([case["chain_id"].to_bytes(4, "big").hex(), case["chain_key"],
+                      case["signing_seed"]])
+    sender = SenderKeyRecord.create(distribution_id, profile, rng)
+    expect("randomness of the sender key fully used", rng.exhausted(), True)
+    state = sender.states[0]
+    expect("chain id", state.chain_id, case["chain_id"])
+    u = state.signing_key.hex()
+    expect("signing public key", u if profile.wire == "native" else "05" + u,
+           case["signing_public"])
+    skdm = sender.distribution_message()
+    expect("distribution message", skdm.hex(), case["distribution_message"])
+    parsed = SenderKeyDistributionMessage.parse(skdm, profile)
+    expect("distribution message fields",
+           (parsed.distribution_id, parsed.chain_id, parsed.iteration, parsed.chain_key.hex(),
+            parsed.signing_key.hex()),
+           (distribution_id, case["chain_id"], 0, case["chain_key"], u))
+    for entry in case["messages"]:
+        iteration = entry["iteration"]
+        where = f"message at iteration {iteration}"
+        if iteration != sender.states[0].iteration:
+            sender = sender_key_at(sender, iteration)
+        expect(where, sender.encrypt(h(entry["plaintext"]), SENDER_KEY_LIMITS).hex(),
+               entry["message"])
+    receiver = SenderKeyRecord.from_distribution_message(h(case["distribution_message"]), profile)
+    for number, delivery in enumerate(case["delivery"]):
+        where = f"delivery {number}"
+        before = receiver.to_bytes()
+        try:
+            outcome: tuple[str | None, str | None] = (
+                receiver.decrypt(h(delivery["message"]), SENDER_KEY_LIMITS).hex(), None)
+        except SignalishError as error:
+            outcome = (None, type(error).__name__)
+            expect(f"{where}: the receiver's record after the refusal",
+                   receiver.to_bytes().hex(), before.hex())
+        expect(f"{where} outcome", outcome, (delivery["plaintext"], delivery["error"]))
+
+
+# --- sealed_sender.json -----------------------------------------------------------------
+
+
+def service_id(text: str) -> ServiceId:
+    """libsignal's service id string: a bare UUID (ACI) or ``PNI:<uuid>``."""
+    service = ServiceId.pni(text[4:]) if text.startswith("PNI:") else ServiceId.aci(text)
+    expect("service id text", str(service), text)
+    return service
+
+
+def _sealed_opened(case: Json, usmc: bytes) -> list[tuple[bytes, str, IdentityKeyPair]]:
+    """Rebuild the envelope from the case's inputs; (message, recipient
+    label, key pair) for each message a recipient opens."""
+    sender = IdentityKeyPair.from_seed(h(case["sender"]["identity_seed"]))
+    content = UnidentifiedSenderMessageContent.from_bytes(usmc)
+    if case["version"] == 1:
+        recipient = IdentityKeyPair.from_seed(h(case["recipient_identity_seed"]))
+        rng = ListRandom([case["ephemeral_private"]])
+        expect("v1 message", seal_v1(content, recipient.public, sender, rng).hex(), case["message"])
+        expect("randomness of seal_v1 fully used", rng.exhausted(), True)
+        return [(h(case["message"]), "recipient", recipient)]
+    keys = {r["service_id"]: IdentityKeyPair.from_seed(h(r["identity_seed"]))
+            for r in case["recipients"]}
+    recipients = [Recipient(service_id(r["service_id"]), keys[r["service_id"]].public,
+                            tuple(Device(d, reg) for d, reg in r["devices"]))
+                  for r in case["recipients"]]
+    excluded = [service_id(text) for text in case["excluded"]]
+    rng = ListRandom([case["m"]])
+    expect("v2 SentMessage", seal_v2(content, recipients, sender, rng, excluded=excluded).hex(),
+           case["sent"])
+    expect("randomness of seal_v2 fully used", rng.exhausted(), True)
+    split = SentMessage.from_bytes(h(case["sent"]))
+    expect("recipients as the server reads them", list(split.recipients.items()),
+           [(r.service_id, r.devices) for r in recipients])
+    expect("excluded as the server reads them", list(split.excluded), excluded)
+    expect("received messages", {str(r.service_id): split.received_message(r.service_id).hex()
+                                 for r in recipients}, case["received"])
+    return [(h(case["received"][text]), text, key) for text, key in keys.items()]
+
+
+def check_sealed_sender(case: Json) -> None:
+    root = IdentityKeyPair.from_seed(h(case["trust_root_seed"]))
+    other_root = IdentityKeyPair.from_seed(h(case["other_root_seed"]))
+    server = IdentityKeyPair.from_seed(h(case["server_seed"]))
+    server_cert = ServerCertificate.create(case["server_key_id"], server.public, root)
+    expect("server certificate", server_cert.to_bytes().hex(), case["server_certificate"])
+    expect("server certificate parsed", ServerCertificate.from_bytes(h(case["server_certificate"])),
+           server_cert)
+    who = case["sender"]
+    sender = IdentityKeyPair.from_seed(h(who["identity_seed"]))
+    cert = SenderCertificate.create(sender_uuid=who["uuid"], sender_e164=who["e164"],
+                                    sender_device_id=who["device_id"],
+                                    identity_key=sender.public, expiration=who["expiration"],
+                                    signer=server_cert, server_key=server)
+    expect("sender certificate", cert.to_bytes().hex(), case["sender_certificate"])
+    expect("sender certificate parsed", SenderCertificate.from_bytes(h(case["sender_certificate"])),
+           cert)
+    fields = case["usmc"]
+    group_id = None if fields["group_id"] is None else h(fields["group_id"])
+    usmc = UnidentifiedSenderMessageContent(fields["message_type"], cert, h(fields["contents"]),
+                                            fields["content_hint"], group_id).to_bytes()
+    expect("USMC", usmc.hex(), fields["bytes"])
+    opened = _sealed_opened(case, usmc)
+    keys = {label: key for _, label, key in opened}
+    for message, label, key in opened:
+        expect(f"USMC opened by {label}", unseal(message, key).to_bytes().hex(), fields["bytes"])
+    for entry in case["validation"]:
+        trust = (root if entry["trust_root"] == "root" else other_root).public
+        for message, label, key in opened:
+            try:
+                unseal_and_validate(message, key, trust_roots=trust, now=entry["now"])
+                result = "ok"
+            except SignalishError as error:
+                result = type(error).__name__
+            expect(f"validation by {label} at {entry['now']} under {entry['trust_root']}",
+                   result, entry["result"])
+    for number, refusal in enumerate(case["refusals"]):
+        try:
+            unseal(h(refusal["message"]), keys[refusal["recipient"]])
+            result = "ok"
+        except SignalishError as error:
+            result = type(error).__name__
+        expect(f"refusal {number}", result, refusal["error"])
+
+
 CHECKS: dict[str, Callable[[Json], None]] = {
     "kdf": check_kdf, "x3dh": check_x3dh, "conversation": check_conversation,
     "safety_number": check_safety_number, "sealed_box": check_sealed_box, "backup": check_backup,
-    "spqr": check_spqr,
+    "spqr": check_spqr, "sender_keys": check_sender_keys, "sealed_sender": check_sealed_sender,
 }
+#: Checks of a whole file's top level, before its cases.
+FILE_CHECKS: dict[str, Callable[[Json], None]] = {"sender_keys": check_sender_key_limits}
 
 
 def case_label(kind: str, index: int, case: Json) -> str:
@@ -528,6 +711,13 @@ def check_file(data: object) -> Iterator[tuple[str, str | None]]:
     if check is None:
         yield ("file", f"unknown kind {data.get('kind')!r}")
         return
+    file_check = FILE_CHECKS.get(data["kind"])
+    if file_check is not None:
+        try:
+            file_check(data)
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            yield ("file", f"{type(error).__name__}: {error}")
+            return
     for index, case in enumerate(data["cases"]):
         try:
             label = case_label(data["kind"], index, case)
