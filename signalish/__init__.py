@@ -34,6 +34,7 @@ from ._bundle import (
     SignedPreKey,
     SignedPreKeyPublic,
 )
+from ._devices import DeviceMessages, ProtocolAddress
 from ._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from ._keys import IdentityKey, IdentityKeyPair
 from ._manager import (
@@ -100,6 +101,7 @@ __all__ = [
     # the manager, its options and trust
     "SessionManager", "SessionOptions", "RatchetLimits", "BundlePolicy",
     "TrustDecision", "Direction", "trust_on_first_use", "ServiceAddress",
+    "ProtocolAddress", "DeviceMessages",
     # stores
     "Store", "IdentityStore", "PreKeyStore", "SessionStore", "LocalStore", "MemoryStore",
     "SQLiteStore", "load_identity_key_pair", "save_identity_key_pair",

@@ -48,11 +48,13 @@ from __future__ import annotations
 import enum
 from types import TracebackType
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Final
 
 from ._bundle import PreKeyBundle
+from ._devices import Address, DeviceMessages, ProtocolAddress, address_keys
 from ._errors import (
     AuthenticationError,
     CorruptState,
@@ -78,7 +80,7 @@ from ._recovery import DecryptionErrorMessage, parse_plaintext_content, plaintex
 from ._padding import pad, unpad
 from ._session import BundlePolicy, Session, SessionOptions, SessionRecord
 from ._storage import Rows, load_record, load_ring, record_bytes, save_record, save_ring
-from ._stores import Store
+from ._stores import RESERVED_PREFIX, Store
 from ._wires import wire_format
 from ._wire import InitialMessage
 from ._wire_v4 import ServiceAddress, addresses_field
@@ -96,8 +98,15 @@ class Direction(enum.Enum):
 
 #: ``trust(address, stored, received, direction) -> bool``: whether to use
 #: ``received`` as the identity of ``address``, given the key the store holds
-#: as trusted (``stored``, None if none yet).
+#: as trusted (``stored``, None if none yet).  The name is the peer's
+#: address string, or for a :class:`ProtocolAddress` its user's name: trust
+#: is decided per user, for every device of an account at once.
 TrustDecision = Callable[[str, IdentityKey | None, IdentityKey, Direction], bool]
+
+
+#: Where the manager keeps each device's registration id (local data, under
+#: the session key), when the store keeps local data.
+_REGISTRATION: Final = RESERVED_PREFIX + "registration:"
 
 
 def trust_on_first_use(address: str, stored: IdentityKey | None, received: IdentityKey,
@@ -112,7 +121,7 @@ class Outcome:
     """The result of one message of :meth:`SessionManager.decrypt_batch`:
     the plaintext, or the error that message alone raised."""
 
-    address: str
+    address: Address
     plaintext: bytes | None
     error: SignalishError | None
 
@@ -280,41 +289,67 @@ class SessionManager:
             self._ring = load_ring(self.store, self.identity)
         return self._ring
 
-    def _identity_of(self, address: str) -> IdentityKey | None:
+    def _identity_of(self, user: str) -> IdentityKey | None:
+        """The identity key trusted for ``user`` (an address's identity key
+        name, see :func:`address_keys`), or None."""
         identities = self._identities
-        if address in identities:
-            return identities[address]
-        key = identities[address] = self.store.get_identity(address)
+        if user in identities:
+            return identities[user]
+        key = identities[user] = self.store.get_identity(user)
         if len(identities) > 4 * max(self._cache_size, 1):
             identities.clear()
-            identities[address] = key
+            identities[user] = key
         return key
 
-    def _save_identity(self, address: str, key: IdentityKey) -> None:
-        self.store.save_identity(address, key)
-        self._identities[address] = key
+    def _save_identity(self, user: str, key: IdentityKey) -> None:
+        self.store.save_identity(user, key)
+        self._identities[user] = key
 
-    def _check_trust(self, address: str, key: IdentityKey, direction: Direction, *,
+    def _remember_registration(self, address: str, registration_id: int | None) -> None:
+        """Keep the registration id of the device at ``address`` (from the
+        bundle a session started from, or a PreKeySignalMessage that
+        started one), if the store keeps local data."""
+        if registration_id is None:
+            return
+        save = getattr(self.store, "_save_reserved", getattr(self.store, "save_local", None))
+        if save is not None:
+            save(_REGISTRATION + address, registration_id.to_bytes(4, "big"))
+
+    def registration_id(self, address: Address) -> int | None:
+        """The registration id of the device at ``address`` as the bundle
+        that started the current session said (or, under the libsignal
+        profiles, the PreKeySignalMessage with which it started one); None
+        if unknown (no such session, a native-profile session the peer
+        started, a store that keeps no local data).  A server needs it to
+        tell a stale device (one that registered again) from a current one,
+        and sealed sender v2 carries it."""
+        load = getattr(self.store, "load_local", None)
+        data = None if load is None else load(_REGISTRATION + address_keys(address)[0])
+        if data is None or len(data) != 4:
+            return None
+        return int.from_bytes(data, "big")
+
+    def _check_trust(self, user: str, key: IdentityKey, direction: Direction, *,
                      record_new: bool) -> IdentityKey | None:
         """Ask the trust decision; raise :class:`UntrustedIdentity` if it
-        refuses.  Returns the key to record as ``address``'s identity once the
+        refuses.  Returns the key to record as ``user``'s identity once the
         operation has succeeded, or None: ``record_new`` means a session is
         being built with ``key``, which then becomes the stored identity;
         otherwise only a first key is recorded (an existing session never
         overwrites the trusted key).  Recording waits for success so that a
         refused message changes nothing, even inside a batch."""
-        stored = self._identity_of(address)
-        if not self.trust(address, stored, key, direction):
-            raise UntrustedIdentity(address, stored, key)
+        stored = self._identity_of(user)
+        if not self.trust(user, stored, key, direction):
+            raise UntrustedIdentity(user, stored, key)
         return key if stored is None or (record_new and stored != key) else None
 
-    def _trust(self, address: str, key: IdentityKey, direction: Direction, *,
+    def _trust(self, user: str, key: IdentityKey, direction: Direction, *,
                record_new: bool) -> None:
         """:meth:`_check_trust`, recording at once (for calls whose whole
         transaction fails with them)."""
-        learned = self._check_trust(address, key, direction, record_new=record_new)
+        learned = self._check_trust(user, key, direction, record_new=record_new)
         if learned is not None:
-            self._save_identity(address, learned)
+            self._save_identity(user, learned)
 
     # --- public API ----------------------------------------------------------------
 
@@ -324,17 +359,18 @@ class SessionManager:
         0x41, 0x42) under ``native``."""
         return self.wire.message_type(message)
 
-    def has_session(self, address: str, *, current: bool = False) -> bool:
+    def has_session(self, address: Address, *, current: bool = False) -> bool:
         """Whether any session (current or archived) with ``address`` is
         stored; with ``current=True``, whether there is a current one, which
         :meth:`encrypt` needs (after :meth:`archive_session` there is none)."""
+        address = address_keys(address)[0]
         if not current:
             return self.store.load_session(address, b"") is not None
         with self._transaction(set()):
             record = self._record(address)
             return record is not None and record.current is not None
 
-    def archive_session(self, address: str) -> bool:
+    def archive_session(self, address: Address) -> bool:
         """Archive the current session with ``address``: :meth:`encrypt` then
         raises :class:`~signalish.NoSession` until :meth:`initiate` starts a
         new session (or the peer starts one, or a late message that
@@ -343,6 +379,7 @@ class SessionManager:
         Returns False, changing nothing, if there was no current session.
         The record keeps at most ``SessionOptions.max_archived`` archived
         sessions; the oldest is dropped."""
+        address = address_keys(address)[0]
         touched: set[str] = set()
         with self._transaction(touched):
             record = self._record(address)
@@ -353,17 +390,21 @@ class SessionManager:
             self._save(address, record)
             return True
 
-    def delete_sessions(self, address: str) -> bool:
+    def delete_sessions(self, address: Address) -> bool:
         """Forget every session with ``address``, current and archived (its
         messages in flight can then no longer be decrypted).  The trusted
         identity of ``address`` is kept: :meth:`trust_identity` changes it.
         Returns False if there was none."""
+        address = address_keys(address)[0]
         touched = {address}
         with self._transaction(touched):
             self._cache.pop(address, None)
             if self.store.load_session(address, b"") is None:
                 return False
             self.store.delete_session(address)
+            delete = getattr(self.store, "delete_local", None)
+            if delete is not None:
+                delete(_REGISTRATION + address)
             return True
 
     def decryption_error(self, message: bytes, *, timestamp: int, device_id: int) -> bytes:
@@ -386,7 +427,7 @@ class SessionManager:
             return error.to_native_bytes()
         return plaintext_content(error)
 
-    def process_decryption_error(self, address: str, data: bytes) -> bool:
+    def process_decryption_error(self, address: Address, data: bytes) -> bool:
         """Act on a decryption error message from ``address`` (``data`` as
         :meth:`decryption_error` makes it): if it names the ratchet key the
         current session with ``address`` sends on now, the peer cannot
@@ -405,6 +446,7 @@ class SessionManager:
             error = DecryptionErrorMessage.from_native_bytes(data)
         else:
             error = parse_plaintext_content(data)
+        address = address_keys(address)[0]
         touched: set[str] = set()
         with self._transaction(touched):
             record = self._record(address)
@@ -418,20 +460,22 @@ class SessionManager:
             self._save(address, record)
             return True
 
-    def export_session(self, address: str) -> bytes | None:
+    def export_session(self, address: Address) -> bytes | None:
         """The stored record of ``address`` (every session with it), in the
         whole-record format that test vectors and backups carry
         (docs/formats.md), or None if there is none.  For inspection and
         comparison: the store keeps it as rows, and nothing reads this back."""
         with self._transaction(set()):
-            return record_bytes(self.store, address)
+            return record_bytes(self.store, address_keys(address)[0])
 
-    def trust_identity(self, address: str, key: IdentityKey) -> None:
-        """Record ``key`` as the trusted identity of ``address``.  From then
-        on, sessions with any other identity key can neither send nor
-        receive (with the default trust decision)."""
+    def trust_identity(self, address: Address, key: IdentityKey) -> None:
+        """Record ``key`` as the trusted identity of ``address`` (of its user,
+        for a :class:`ProtocolAddress`: every device of an account has the
+        account's identity key).  From then on, sessions with any other
+        identity key can neither send nor receive (with the default trust
+        decision)."""
         with self._transaction(set()):
-            self._save_identity(address, key)
+            self._save_identity(address_keys(address)[1], key)
 
     def mark_restored(self) -> None:
         """Make every stored session receive-only, in one transaction.
@@ -473,7 +517,8 @@ class SessionManager:
             loaded = load_ring(self.store, self.identity)
             if loaded is None:
                 ring = PreKeyRing.create(self.identity, self.profile, self.rng, now=now,
-                                         registration_id=self.options.registration_id)
+                                         registration_id=self.options.registration_id,
+                                         device_id=self.options.device_id)
                 old: Rows = {}
             else:
                 ring, old = loaded
@@ -503,7 +548,7 @@ class SessionManager:
             return ring.upkeep(self.rng, now=now, policy=policy,
                                server_one_time=server_one_time, server_kem=server_kem)
 
-    def initiate(self, address: str, bundle: PreKeyBundle, *,
+    def initiate(self, address: Address, bundle: PreKeyBundle, *,
                  kem_encapsulation: tuple[bytes, bytes] | None = None) -> None:
         """Start a session from ``bundle`` (X3DH/PQXDH as initiator).  The new
         session becomes current; messages to ``address`` carry the initial
@@ -518,17 +563,24 @@ class SessionManager:
         ``kem_encapsulation`` (ciphertext, shared secret) is for reproducible
         test vectors only: it is trusted to match the bundle's KEM key.
         """
+        address, user = address_keys(address)
         touched = {address}
         with self._transaction(touched):
-            self._trust(address, bundle.identity_key, Direction.SENDING, record_new=True)
-            session = Session.initiate(self.identity, bundle, self.profile, self.options,
-                                       self.rng, policy=self.policy,
-                                       kem_encapsulation=kem_encapsulation)
-            record = self._record(address) or SessionRecord(self.profile, self.options.max_archived)
-            record.start(session)
-            self._save(address, record)
+            self._initiate_one(address, user, bundle, kem_encapsulation)
 
-    def encrypt(self, address: str, plaintext: bytes) -> bytes:
+    def _initiate_one(self, address: str, user: str, bundle: PreKeyBundle,
+                      kem_encapsulation: tuple[bytes, bytes] | None) -> None:
+        """:meth:`initiate` inside the caller's transaction."""
+        self._trust(user, bundle.identity_key, Direction.SENDING, record_new=True)
+        session = Session.initiate(self.identity, bundle, self.profile, self.options,
+                                   self.rng, policy=self.policy,
+                                   kem_encapsulation=kem_encapsulation)
+        record = self._record(address) or SessionRecord(self.profile, self.options.max_archived)
+        record.start(session)
+        self._save(address, record)
+        self._remember_registration(address, bundle.registration_id)
+
+    def encrypt(self, address: Address, plaintext: bytes) -> bytes:
         """Encrypt with the current session.
 
         Raises :class:`~signalish.NoSession` if there is no session with
@@ -539,22 +591,116 @@ class SessionManager:
         :class:`~signalish.errors.AwaitingFirstMessage`), and
         :class:`~signalish.UntrustedIdentity` if the session's identity is
         not trusted for sending.  Nothing changes on error."""
+        address, user = address_keys(address)
         touched: set[str] = set()
         with self._transaction(touched):
-            record = self._record(address)
-            if record is None or record.current is None:
-                raise NoSession(f"no session with {address!r}")
-            self._trust(address, record.current.remote_identity, Direction.SENDING,
-                        record_new=False)
-            if self.options.padding:
-                plaintext = pad(plaintext, self.options.padding)
-            touched.add(address)  # dropped from the cache if anything from here fails
-            message = record.encrypt(plaintext, self.options.registration_id, self.rng,
-                                     self._addresses(address, sending=True))
-            self._save(address, record)
+            return self._encrypt_one(address, user, plaintext, touched)
+
+    def _encrypt_one(self, address: str, user: str, plaintext: bytes, touched: set[str]) -> bytes:
+        """:meth:`encrypt` inside the caller's transaction."""
+        record = self._record(address)
+        if record is None or record.current is None:
+            raise NoSession(f"no session with {address!r}")
+        self._trust(user, record.current.remote_identity, Direction.SENDING, record_new=False)
+        if self.options.padding:
+            plaintext = pad(plaintext, self.options.padding)
+        touched.add(address)  # dropped from the cache if anything from here fails
+        message = record.encrypt(plaintext, self.options.registration_id, self.rng,
+                                 self._addresses(address, sending=True))
+        self._save(address, record)
         return message
 
-    def decrypt(self, address: str, message: bytes, *, now: int,
+    # --- many devices -------------------------------------------------------------
+
+    def devices(self, user: str) -> list[int]:
+        """The device ids of ``user`` with a current session (the sessions
+        stored under ``ProtocolAddress(user, device)``), ascending: the
+        device list this manager will encrypt to.  Reads every stored
+        address once (its cost grows with the store)."""
+        ProtocolAddress(user, 1)  # checks the name
+        prefix = user + "."
+        with self._transaction(set()):
+            found = []
+            for address in self.store.session_addresses():
+                suffix = address[len(prefix):]
+                if not address.startswith(prefix) or not suffix.isdigit() \
+                        or suffix != str(int(suffix)) or not 1 <= int(suffix) <= 127:
+                    continue
+                record = self._record(address)
+                if record is not None and record.current is not None:
+                    found.append(int(suffix))
+            return sorted(found)
+
+    def encrypt_to_devices(self, user: str, plaintext: bytes,
+                           device_ids: Iterable[int] | None = None, *,
+                           exclude: int | None = None) -> DeviceMessages:
+        """Encrypt ``plaintext`` to each device of ``user`` (``device_ids``,
+        or :meth:`devices` if None), but not to ``exclude`` (this device,
+        when ``user`` is our own account), in one store transaction.
+
+        Returns a :class:`DeviceMessages`: a message per device, and for
+        each device that got none the error its session raised
+        (:class:`~signalish.NoSession`, :class:`~signalish.CannotSend`,
+        :class:`~signalish.UntrustedIdentity`); those changed nothing.  A
+        store error fails the whole call, and then no message may be sent.
+        Hand the messages to the server; if it answers that the device list
+        is stale, :meth:`update_devices` and call this again (docs/howto.rst,
+        "Talk to every device of a user")."""
+        ids = self.devices(user) if device_ids is None else sorted(set(device_ids))
+        addresses = [ProtocolAddress(user, d) for d in ids if d != exclude]
+        messages: dict[int, bytes] = {}
+        failed: dict[int, SignalishError] = {}
+        touched: set[str] = set()
+        with self._transaction(touched):
+            for address in addresses:
+                try:
+                    messages[address.device_id] = self._encrypt_one(
+                        str(address), user, plaintext, touched)
+                except StoreError:
+                    raise
+                except SignalishError as error:
+                    failed[address.device_id] = error
+            registrations = {d: r for d in messages
+                             if (r := self.registration_id(ProtocolAddress(user, d))) is not None}
+        return DeviceMessages(user, messages, failed, registrations)
+
+    def update_devices(self, user: str, *, missing: Mapping[int, PreKeyBundle] = {},
+                       extra: Iterable[int] = (), stale: Iterable[int] = ()) -> None:
+        """Bring ``user``'s device list up to what the server says, in one
+        transaction: archive the current session of each ``extra`` device
+        (removed from the account) and each ``stale`` device (re-registered:
+        its old session is dead), then start a session with each ``missing``
+        device from its bundle (a new device, or a stale one's new bundle).
+
+        The sessions of removed devices stay archived, so their messages in
+        flight still decrypt.  Every bundle must carry the account's
+        identity key: trust is decided per user, so a device the server
+        adds with another identity key is refused with
+        :class:`~signalish.UntrustedIdentity` (under the default trust
+        decision), and then nothing changed.  A bundle whose device id is
+        not the one it is given for raises
+        :class:`~signalish.errors.InvalidArgument`."""
+        gone = sorted({*extra, *stale})
+        for device_id, bundle in missing.items():
+            ProtocolAddress(user, device_id)
+            if bundle.device_id != device_id:
+                raise InvalidArgument(f"the bundle given for device {device_id} is for "
+                                      f"device {bundle.device_id}")
+        touched: set[str] = set()
+        with self._transaction(touched):
+            for device_id in gone:
+                address = str(ProtocolAddress(user, device_id))
+                record = self._record(address)
+                if record is not None and record.current is not None:
+                    touched.add(address)
+                    record.archive_current()
+                    self._save(address, record)
+            for device_id in sorted(missing):
+                address = str(ProtocolAddress(user, device_id))
+                touched.add(address)
+                self._initiate_one(address, user, missing[device_id], None)
+
+    def decrypt(self, address: Address, message: bytes, *, now: int,
                 deliver: Callable[[bytes], None] | None = None) -> bytes:
         """Decrypt a message from ``address``; a PreKeyMessage from an unknown
         session builds one (X3DH/PQXDH as responder) and consumes the
@@ -584,8 +730,9 @@ class SessionManager:
                 deliver(plaintext)
         return plaintext
 
-    def decrypt_batch(self, messages: Sequence[tuple[str, bytes]], *, now: int,
-                      deliver: Callable[[str, bytes], None] | None = None) -> list[Outcome]:
+    def decrypt_batch(self, messages: Sequence[tuple[Address, bytes]], *, now: int,
+                      deliver: Callable[[Address, bytes], None] | None = None
+                      ) -> list[Outcome]:
         """Decrypt a backlog (an application coming online to queued
         messages) in one store transaction: one commit for all of them.
 
@@ -625,19 +772,20 @@ class SessionManager:
                 self._save(address, record)
         return outcomes
 
-    def _decrypt_one(self, address: str, frame: Received | InitialMessage, now: int,
+    def _decrypt_one(self, peer: Address, frame: Received | InitialMessage, now: int,
                      touched: set[str],
                      unsaved: dict[str, SessionRecord] | None = None) -> bytes:
         """Decrypt one message inside the caller's transaction and save its
         record, or, with ``unsaved``, leave it there for the caller to save
         once (a batch writes each record once, not once per message)."""
+        address, user = address_keys(peer)
         record = unsaved.get(address) if unsaved is not None else None
         record = record or self._record(address)
 
         learned: list[IdentityKey] = []
 
         def trusted(session: Session) -> None:
-            key = self._check_trust(address, session.remote_identity, Direction.RECEIVING,
+            key = self._check_trust(user, session.remote_identity, Direction.RECEIVING,
                                     record_new=False)
             if key is not None:
                 learned.append(key)
@@ -645,7 +793,8 @@ class SessionManager:
         if isinstance(frame, InitialMessage):
             self._check_addresses(address, frame)
             record = record or SessionRecord(self.profile, self.options.max_archived)
-            plaintext = self._decrypt_prekey(address, record, frame, now, trusted, learned)
+            plaintext = self._decrypt_prekey(address, user, record, frame, now, trusted,
+                                             learned)
         else:
             if record is None:
                 raise NoSession(f"no session with {address!r}")
@@ -654,7 +803,7 @@ class SessionManager:
             plaintext, _ = record.decrypt(frame, now=now, rng=self.rng, check=trusted)
         touched.add(address)  # changed: dropped from the cache if the call fails from here
         for key in learned[-1:]:  # the key of the session that took the message
-            self._save_identity(address, key)
+            self._save_identity(user, key)
         if self.options.padding:
             plaintext = unpad(plaintext)
         if unsaved is None:
@@ -685,7 +834,8 @@ class SessionManager:
         if expected is None or not ct_equal(expected, received):
             raise AuthenticationError("decryption failed")
 
-    def _decrypt_prekey(self, address: str, record: SessionRecord, frame: InitialMessage,
+    def _decrypt_prekey(self, address: str, user: str, record: SessionRecord,
+                        frame: InitialMessage,
                         now: int, trusted: Callable[[Session], None],
                         learned: list[IdentityKey]) -> bytes:
         header = frame.header
@@ -700,7 +850,7 @@ class SessionManager:
         he = frame.inner.header is None
         if self.options.header_encryption and not he:
             raise PolicyViolation("session without header encryption refused by options")
-        key = self._check_trust(address, header.identity_key, Direction.RECEIVING,
+        key = self._check_trust(user, header.identity_key, Direction.RECEIVING,
                                 record_new=True)
         if self._prekeys_open:
             raise InvalidArgument("an initial message that needs the prekeys cannot be "
@@ -715,6 +865,7 @@ class SessionManager:
         self._ring_changed = True
         ring.consume(header, now=now)
         self._ring = (ring, save_ring(self.store, ring, ring_rows))
+        self._remember_registration(address, frame.registration_id)
         record.install(session)
         if key is not None:
             learned.append(key)

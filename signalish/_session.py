@@ -139,6 +139,9 @@ class SessionOptions:
     registration_id: int = 0
     padding: int = 0
     pq_ratchet: bool = True
+    #: Our device id (1..127), which the bundles of a prekey ring that
+    #: :meth:`~signalish.SessionManager.prekeys` creates carry.
+    device_id: int = 1
 
     def __post_init__(self) -> None:
         if self.padding == 1 or not 0 <= self.padding <= 65536:
@@ -147,6 +150,9 @@ class SessionOptions:
             raise InvalidArgument(f"max_archived must be 0..{MAX_ARCHIVED_LIMIT}")
         if not 0 <= self.registration_id <= 0xFFFFFFFF:
             raise InvalidArgument("registration_id is 32-bit unsigned")
+        if isinstance(self.device_id, bool) or not isinstance(self.device_id, int) \
+                or not 1 <= self.device_id <= 127:
+            raise InvalidArgument("device_id must be an integer in 1..127")
 
     @classmethod
     def libsignal(cls, registration_id: int) -> SessionOptions:

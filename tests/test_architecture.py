@@ -41,7 +41,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
               "_padding", "_recovery", "_spqr", "_sealed_sender")),
     ("session", ("_session", "_sender_keys")),
     ("stores", ("_stores",)),
-    ("services", ("_storage", "_manager", "_backup")),
+    ("services", ("_storage", "_devices", "_manager", "_backup")),
     ("api", ("errors", "groups", "sealed_sender", "__init__")),
     ("edge", ("cli", "__main__")),
 )
