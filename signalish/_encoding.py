@@ -78,6 +78,10 @@ class Tag:
     SENDER_KEY_DISTRIBUTION: Final = 0x90
     SENDER_KEY_MESSAGE: Final = 0x91
     SENDER_KEY_RECORD: Final = 0x92
+    #: Linking a device (signalish._provisioning): ProvisioningData and the
+    #: provisioning envelope.
+    PROVISIONING_DATA: Final = 0xA0
+    PROVISIONING_ENVELOPE: Final = 0xA1
 
 
 class Writer:

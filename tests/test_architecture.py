@@ -32,7 +32,7 @@ ARCHITECTURE_DOC: Final = ROOT / "docs" / "architecture.md"
 LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("foundation", ("_errors", "_encoding", "_profile")),
     ("primitives", ("_primitives",)),
-    ("keys", ("_keys", "_fingerprint", "_sealed", "_attachments")),
+    ("keys", ("_keys", "_fingerprint", "_sealed", "_attachments", "_provisioning")),
     ("bundle", ("_bundle", "_initial")),
     ("prekeys", ("_prekeys",)),
     ("x3dh", ("_x3dh",)),
@@ -40,9 +40,9 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("wire", ("_wire", "_message", "_wire_v3", "_wire_v4", "_wires", "_state_codec",
               "_padding", "_recovery", "_spqr", "_sealed_sender")),
     ("session", ("_session", "_sender_keys")),
-    ("stores", ("_stores",)),
+    ("stores", ("_stores", "_async_store")),
     ("services", ("_storage", "_devices", "_manager", "_backup")),
-    ("api", ("errors", "groups", "sealed_sender", "__init__")),
+    ("api", ("errors", "groups", "sealed_sender", "linking", "__init__")),
     ("edge", ("cli", "__main__")),
 )
 

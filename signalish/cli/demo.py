@@ -31,6 +31,8 @@ from .._sealed_sender import (
     unseal_and_validate,
 )
 from .._sender_keys import GroupCipher
+from .._devices import ProtocolAddress
+from .._provisioning import LinkRequest, ProvisioningData, parse_link_qr, seal_provisioning
 from .._session import SessionOptions
 from .._stores import MemoryStore, SQLiteStore, load_identity_key_pair, save_identity_key_pair
 
@@ -280,6 +282,7 @@ def run(profile: Profile, header_encryption: bool = False) -> int:
     ok &= max(epochs) >= 3
 
     ok &= _group_chat(rng, now)
+    ok &= _linked_laptop(rng, now)
 
     reopened.close()
     for leftover in workdir.iterdir():
@@ -338,4 +341,48 @@ def _group_chat(rng: SystemRandom, now: int) -> bool:
         print(f"{name.title()} unseals {len(delivered)} bytes: from {sender.title()} "
               f"(certificate checked), reads {got.decode()!r}")
         ok &= got == text and sender == "hana"
+    return ok
+
+
+def _linked_laptop(rng: SystemRandom, now: int) -> bool:
+    """Section 16: linking a second device by QR code, then a message to both."""
+    _section("16. Ivy links her laptop by QR code; Jon's next message reaches both devices")
+    ok = True
+
+    def device(identity: IdentityKeyPair, device_id: int) -> SessionManager:
+        options = SessionOptions(device_id=device_id, registration_id=100 + device_id)
+        manager = SessionManager(identity, MemoryStore(), rng=rng, options=options)
+        with manager.prekeys(now=now) as ring:
+            ring.generate_one_time_prekeys(2, rng)
+            ring.generate_kem_prekeys(2, rng, now=now)
+        return manager
+
+    def bundle(manager: SessionManager) -> PreKeyBundle:
+        with manager.prekeys(now=now) as ring:
+            return ring.issue_bundle()
+
+    ivy_account = IdentityKeyPair.generate(rng)
+    ivy_phone, jon = device(ivy_account, 1), device(IdentityKeyPair.generate(rng), 1)
+    jon.initiate(ProtocolAddress("ivy", 1), bundle(ivy_phone))
+    request = LinkRequest.create(rng)
+    qr = request.qr_text()
+    print(f"Ivy's laptop shows a QR code ({len(qr)} characters): {qr[:48]}...")
+    data = ProvisioningData(identity=ivy_account, aci=uuid.UUID(bytes=rng.random_bytes(16)),
+                            provisioning_code="482913", device_id=2)
+    envelope = seal_provisioning(parse_link_qr(qr), data, rng)
+    print(f"  server relays the provisioning envelope: {len(envelope)} bytes, "
+          f"{_short(envelope, 10)} (it cannot open it)")
+    got = request.open(envelope)
+    laptop = device(got.identity, 2)
+    print("The laptop opens it: same account identity, its own prekeys and sessions")
+    sent = jon.encrypt_to_devices("ivy", b"Lunch tomorrow?")
+    print(f"Jon sends to the devices he knows: {sorted(sent.messages)}; the server answers "
+          "409, device 2 missing")
+    jon.update_devices("ivy", missing={2: bundle(laptop)})
+    sent = jon.encrypt_to_devices("ivy", b"Lunch tomorrow?")
+    for device_id, manager in ((1, ivy_phone), (2, laptop)):
+        got_text = manager.decrypt(ProtocolAddress("jon", 1), sent.messages[device_id], now=now)
+        print(f"  Ivy's {'phone' if device_id == 1 else 'laptop'} reads: {got_text.decode()}")
+        ok &= got_text == b"Lunch tomorrow?"
+    ok &= got.identity.public == ivy_account.public and sorted(sent.messages) == [1, 2]
     return ok
