@@ -24,6 +24,8 @@ Key bytes have one vocabulary, pyca/cryptography's: ``from_public_bytes`` and
 the tagged, versioned serialized forms.
 """
 
+from ._async import AsyncSessionManager, AsyncSQLiteStore
+from ._async_store import AsyncStore
 from ._backup import BackupParams, create_backup, restore_backup
 from ._bundle import (
     KemPreKey,
@@ -105,6 +107,8 @@ __all__ = [
     # stores
     "Store", "IdentityStore", "PreKeyStore", "SessionStore", "LocalStore", "MemoryStore",
     "SQLiteStore", "load_identity_key_pair", "save_identity_key_pair",
+    # asyncio
+    "AsyncSessionManager", "AsyncStore", "AsyncSQLiteStore",
     # profiles and randomness
     "Profile", "NATIVE", "LIBSIGNAL_V3", "LIBSIGNAL_V4", "PreKeyKind",
     "RandomSource", "SystemRandom", "DeterministicRandom",

@@ -41,7 +41,7 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
               "_padding", "_recovery", "_spqr", "_sealed_sender")),
     ("session", ("_session", "_sender_keys")),
     ("stores", ("_stores", "_async_store")),
-    ("services", ("_storage", "_devices", "_manager", "_backup")),
+    ("services", ("_storage", "_devices", "_manager", "_async", "_backup")),
     ("api", ("errors", "groups", "sealed_sender", "linking", "__init__")),
     ("edge", ("cli", "__main__")),
 )

@@ -1,0 +1,405 @@
+"""The asyncio API: :class:`AsyncSessionManager` over an
+:class:`~signalish._async_store.AsyncStore`, and :class:`AsyncSQLiteStore`.
+
+There is one protocol core, and it is synchronous: an
+:class:`AsyncSessionManager` runs a :class:`~signalish.SessionManager` (the
+same object, the same code) in a worker thread, so the event loop never
+waits on a derivation, and the two APIs cannot drift apart.  Its store is
+an :class:`AsyncStore`: every store call the synchronous manager makes is
+handed back to the event loop (:class:`_LoopBridge`), so an asyncio driver
+such as psycopg's ``AsyncConnection`` does the I/O on the loop, and a
+``deliver`` coroutine can use the same store inside the same transaction.
+
+One :class:`AsyncSessionManager` runs one call at a time (calls wait their
+turn on an :class:`asyncio.Lock`), as one :class:`~signalish.SessionManager`
+serves one thread at a time; for calls in parallel, give each task its own
+manager and store connection (the stores' transactions and, for
+PostgreSQL, its locks keep them from stepping on each other).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from uuid import UUID
+
+from ._async_store import AsyncStore
+from ._bundle import PreKeyBundle
+from ._devices import Address, DeviceMessages
+from ._errors import InvalidArgument
+from ._keys import IdentityKey, IdentityKeyPair
+from ._manager import Outcome, SessionManager
+from ._prekeys import PreKeyRing, Upload, UpkeepPolicy
+from ._profile import NATIVE, Profile
+from ._stores import SQLiteStore
+
+__all__ = ["AsyncSessionManager", "AsyncSQLiteStore"]
+
+T = TypeVar("T")
+
+
+class _LoopBridge:
+    """A synchronous :class:`~signalish.Store` (with local data and sender
+    keys) whose every call runs the :class:`AsyncStore`'s coroutine on the
+    event loop and waits for it.  Used only from the manager's worker
+    thread, never from the loop's own thread (that would deadlock, so it is
+    refused)."""
+
+    def __init__(self, store: AsyncStore) -> None:
+        self.store = store
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._depth = 0
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        loop = self.loop
+        if loop is None:
+            coroutine.close()
+            raise InvalidArgument("the asyncio store is used outside an AsyncSessionManager call")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coroutine.close()
+            raise InvalidArgument("a synchronous store call on the event loop's own thread")
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+    # transactions
+    def transaction(self) -> AbstractContextManager[None]:
+        return _BridgedTransaction(self)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    @property
+    def generation(self) -> int:
+        return self._run(self.store.generation())
+
+    # identities
+    def get_identity(self, address: str) -> IdentityKey | None:
+        return self._run(self.store.get_identity(address))
+
+    def save_identity(self, address: str, key: IdentityKey) -> None:
+        self._run(self.store.save_identity(address, key))
+
+    def identity_addresses(self) -> list[str]:
+        return self._run(self.store.identity_addresses())
+
+    # prekeys
+    def load_prekeys(self, part: bytes = b"") -> bytes | None:
+        return self._run(self.store.load_prekeys(part))
+
+    def save_prekeys(self, data: bytes, part: bytes = b"") -> None:
+        self._run(self.store.save_prekeys(data, part))
+
+    def delete_prekeys(self, part: bytes) -> None:
+        self._run(self.store.delete_prekeys(part))
+
+    def prekey_parts(self) -> list[bytes]:
+        return self._run(self.store.prekey_parts())
+
+    # sessions
+    def load_session(self, address: str, part: bytes = b"") -> bytes | None:
+        return self._run(self.store.load_session(address, part))
+
+    def save_session(self, address: str, data: bytes, part: bytes = b"") -> None:
+        self._run(self.store.save_session(address, data, part))
+
+    def delete_session(self, address: str, part: bytes | None = None) -> None:
+        self._run(self.store.delete_session(address, part))
+
+    def session_addresses(self) -> list[str]:
+        return self._run(self.store.session_addresses())
+
+    # local data
+    def load_local(self, name: str) -> bytes | None:
+        return self._run(self.store.load_local(name))
+
+    def save_local(self, name: str, data: bytes) -> None:
+        self._run(self.store.save_local(name, data))
+
+    def _save_reserved(self, name: str, data: bytes) -> None:
+        """The library's own local data (names under ``signalish:``), which
+        the built-in stores' ``save_local`` refuses from applications."""
+        save = getattr(self.store, "_save_reserved", None)
+        self._run(save(name, data) if save is not None else self.store.save_local(name, data))
+
+    def delete_local(self, name: str) -> None:
+        self._run(self.store.delete_local(name))
+
+    def local_names(self) -> list[str]:
+        return self._run(self.store.local_names())
+
+    # sender keys
+    def load_sender_key(self, sender: str, distribution_id: UUID) -> bytes | None:
+        return self._run(self.store.load_sender_key(sender, distribution_id))
+
+    def save_sender_key(self, sender: str, distribution_id: UUID, record: bytes) -> None:
+        self._run(self.store.save_sender_key(sender, distribution_id, record))
+
+    def delete_sender_key(self, sender: str, distribution_id: UUID) -> None:
+        self._run(self.store.delete_sender_key(sender, distribution_id))
+
+    def sender_key_ids(self) -> list[tuple[str, UUID]]:
+        return self._run(self.store.sender_key_ids())
+
+
+class _BridgedTransaction:
+    """The AsyncStore's ``async with store.transaction()``, entered and left
+    on the loop for the manager's thread."""
+
+    __slots__ = ("_bridge", "_context")
+
+    def __init__(self, bridge: _LoopBridge) -> None:
+        self._bridge = bridge
+
+    def __enter__(self) -> None:
+        self._context = self._bridge.store.transaction()
+        self._bridge._run(self._context.__aenter__())
+        self._bridge._depth += 1
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._bridge._depth -= 1
+        self._bridge._run(self._context.__aexit__(kind, error, trace))
+
+
+class AsyncSQLiteStore:
+    """:class:`~signalish.SQLiteStore` for asyncio: the same file format and
+    guarantees, every call run in one thread of its own (so the loop never
+    waits on SQLite, and the store's transactions stay in the thread that
+    opened them).  ``path``, ``timeout`` and ``min_generation`` are
+    :class:`~signalish.SQLiteStore`'s.  Close it with :meth:`close`.
+
+    It implements :class:`AsyncStore`."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 5.0,
+                 min_generation: int = 0) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="signalish-sqlite")
+        self.sync = self._executor.submit(
+            SQLiteStore, path, timeout=timeout, min_generation=min_generation).result()
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in the store's thread (where ``fn`` may
+        use :attr:`sync`, the :class:`~signalish.SQLiteStore`)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def close(self) -> None:
+        await self.run(self.sync.close)
+        self._executor.shutdown(wait=True)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        context = self.sync.transaction()
+        await self.run(context.__enter__)
+        try:
+            yield
+        except BaseException as error:
+            if not await self.run(context.__exit__, type(error), error, error.__traceback__):
+                raise
+        else:
+            await self.run(context.__exit__, None, None, None)
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """``async with store.transaction():`` as SQLiteStore's (nested
+        blocks are savepoints), entered and left in the store's thread."""
+        return self._transaction()
+
+    async def generation(self) -> int:
+        return await self.run(lambda: self.sync.generation)
+
+    async def get_identity(self, address: str) -> IdentityKey | None:
+        return await self.run(self.sync.get_identity, address)
+
+    async def save_identity(self, address: str, key: IdentityKey) -> None:
+        await self.run(self.sync.save_identity, address, key)
+
+    async def identity_addresses(self) -> list[str]:
+        return await self.run(self.sync.identity_addresses)
+
+    async def load_prekeys(self, part: bytes = b"") -> bytes | None:
+        return await self.run(self.sync.load_prekeys, part)
+
+    async def save_prekeys(self, data: bytes, part: bytes = b"") -> None:
+        await self.run(self.sync.save_prekeys, data, part)
+
+    async def delete_prekeys(self, part: bytes) -> None:
+        await self.run(self.sync.delete_prekeys, part)
+
+    async def prekey_parts(self) -> list[bytes]:
+        return await self.run(self.sync.prekey_parts)
+
+    async def load_session(self, address: str, part: bytes = b"") -> bytes | None:
+        return await self.run(self.sync.load_session, address, part)
+
+    async def save_session(self, address: str, data: bytes, part: bytes = b"") -> None:
+        await self.run(self.sync.save_session, address, data, part)
+
+    async def delete_session(self, address: str, part: bytes | None = None) -> None:
+        await self.run(self.sync.delete_session, address, part)
+
+    async def session_addresses(self) -> list[str]:
+        return await self.run(self.sync.session_addresses)
+
+    async def load_local(self, name: str) -> bytes | None:
+        return await self.run(self.sync.load_local, name)
+
+    async def save_local(self, name: str, data: bytes) -> None:
+        await self.run(self.sync.save_local, name, data)
+
+    async def _save_reserved(self, name: str, data: bytes) -> None:
+        await self.run(self.sync._save_reserved, name, data)
+
+    async def delete_local(self, name: str) -> None:
+        await self.run(self.sync.delete_local, name)
+
+    async def local_names(self) -> list[str]:
+        return await self.run(self.sync.local_names)
+
+    async def load_sender_key(self, sender: str, distribution_id: UUID) -> bytes | None:
+        return await self.run(self.sync.load_sender_key, sender, distribution_id)
+
+    async def save_sender_key(self, sender: str, distribution_id: UUID, record: bytes) -> None:
+        await self.run(self.sync.save_sender_key, sender, distribution_id, record)
+
+    async def delete_sender_key(self, sender: str, distribution_id: UUID) -> None:
+        await self.run(self.sync.delete_sender_key, sender, distribution_id)
+
+    async def sender_key_ids(self) -> list[tuple[str, UUID]]:
+        return await self.run(self.sync.sender_key_ids)
+
+
+class AsyncSessionManager:
+    """:class:`~signalish.SessionManager` for asyncio: the same methods, as
+    coroutines, over an :class:`AsyncStore`.  Every argument but ``store``
+    is :class:`~signalish.SessionManager`'s, and every method means what the
+    synchronous one of the same name means (and raises what it raises).
+
+    ``deliver`` callbacks may be coroutine functions; they run on the loop,
+    inside the store transaction, before it commits.  :attr:`manager` is the
+    synchronous manager inside (call it only through this object).
+    """
+
+    def __init__(self, identity: IdentityKeyPair, store: AsyncStore,
+                 profile: Profile = NATIVE, **options: Any) -> None:
+        if not isinstance(store, AsyncStore) or not all(
+                asyncio.iscoroutinefunction(getattr(store, name))
+                for name in ("generation", "load_session", "save_session", "get_identity")):
+            raise InvalidArgument("AsyncSessionManager takes an AsyncStore (coroutine methods); "
+                                  "a synchronous store goes to SessionManager")
+        self.store = store
+        self._lock = asyncio.Lock()
+        self._bridge = _LoopBridge(store)
+        self.manager = SessionManager(identity, self._bridge, profile, **options)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        async with self._lock:
+            self._bridge.loop = asyncio.get_running_loop()
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            finally:
+                self._bridge.loop = None
+
+    def _on_loop(self, callback: Callable[..., Any] | None) -> Callable[..., None] | None:
+        """A deliver callback for the worker thread: a coroutine function
+        runs on the loop, and the thread waits for it."""
+        if callback is None or not asyncio.iscoroutinefunction(callback):
+            return callback
+        loop = asyncio.get_running_loop()
+
+        def run(*args: Any) -> None:
+            asyncio.run_coroutine_threadsafe(callback(*args), loop).result()
+
+        return run
+
+    # --- the methods ----------------------------------------------------------
+
+    def message_type(self, message: bytes) -> int:
+        return self.manager.message_type(message)
+
+    def decryption_error(self, message: bytes, *, timestamp: int, device_id: int) -> bytes:
+        return self.manager.decryption_error(message, timestamp=timestamp, device_id=device_id)
+
+    async def initiate(self, address: Address, bundle: PreKeyBundle, *,
+                       kem_encapsulation: tuple[bytes, bytes] | None = None) -> None:
+        await self._call(self.manager.initiate, address, bundle,
+                         kem_encapsulation=kem_encapsulation)
+
+    async def encrypt(self, address: Address, plaintext: bytes) -> bytes:
+        return await self._call(self.manager.encrypt, address, plaintext)
+
+    async def decrypt(self, address: Address, message: bytes, *, now: int,
+                      deliver: Callable[[bytes], None | Awaitable[None]] | None = None) -> bytes:
+        return await self._call(self.manager.decrypt, address, message, now=now,
+                                deliver=self._on_loop(deliver))
+
+    async def decrypt_batch(self, messages: Sequence[tuple[Address, bytes]], *, now: int,
+                            deliver: Callable[[Address, bytes], None | Awaitable[None]]
+                            | None = None) -> list[Outcome]:
+        return await self._call(self.manager.decrypt_batch, messages, now=now,
+                                deliver=self._on_loop(deliver))
+
+    async def has_session(self, address: Address, *, current: bool = False) -> bool:
+        return await self._call(self.manager.has_session, address, current=current)
+
+    async def archive_session(self, address: Address) -> bool:
+        return await self._call(self.manager.archive_session, address)
+
+    async def delete_sessions(self, address: Address) -> bool:
+        return await self._call(self.manager.delete_sessions, address)
+
+    async def process_decryption_error(self, address: Address, data: bytes) -> bool:
+        return await self._call(self.manager.process_decryption_error, address, data)
+
+    async def export_session(self, address: Address) -> bytes | None:
+        return await self._call(self.manager.export_session, address)
+
+    async def trust_identity(self, address: Address, key: IdentityKey) -> None:
+        await self._call(self.manager.trust_identity, address, key)
+
+    async def mark_restored(self) -> None:
+        await self._call(self.manager.mark_restored)
+
+    async def upkeep(self, *, now: int, policy: UpkeepPolicy = UpkeepPolicy(),
+                     server_one_time: int | None = None,
+                     server_kem: int | None = None) -> Upload:
+        return await self._call(self.manager.upkeep, now=now, policy=policy,
+                                server_one_time=server_one_time, server_kem=server_kem)
+
+    async def with_prekeys(self, now: int, change: Callable[[PreKeyRing], T]) -> T:
+        """``change(ring)`` inside :meth:`SessionManager.prekeys
+        <signalish.SessionManager.prekeys>` (one transaction, in the worker
+        thread): the asyncio form of ``with manager.prekeys(now=now) as ring``.
+        Returns what ``change`` returns."""
+        def run() -> T:
+            with self.manager.prekeys(now=now) as ring:
+                return change(ring)
+
+        return await self._call(run)
+
+    async def devices(self, user: str) -> list[int]:
+        return await self._call(self.manager.devices, user)
+
+    async def encrypt_to_devices(self, user: str, plaintext: bytes,
+                                 device_ids: Iterable[int] | None = None, *,
+                                 exclude: int | None = None) -> DeviceMessages:
+        return await self._call(self.manager.encrypt_to_devices, user, plaintext, device_ids,
+                                exclude=exclude)
+
+    async def update_devices(self, user: str, *, missing: Mapping[int, PreKeyBundle] = {},
+                             extra: Iterable[int] = (), stale: Iterable[int] = ()) -> None:
+        await self._call(self.manager.update_devices, user, missing=missing, extra=extra,
+                         stale=stale)
+
+    async def registration_id(self, address: Address) -> int | None:
+        return await self._call(self.manager.registration_id, address)

@@ -1,0 +1,205 @@
+"""The asyncio API: AsyncSessionManager runs the one synchronous core in a
+worker thread, over an AsyncStore whose I/O happens on the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signalish import (
+    LIBSIGNAL_V3,
+    NATIVE,
+    DeterministicRandom,
+    IdentityKeyPair,
+    MemoryStore,
+    Profile,
+    SessionManager,
+    SQLiteStore,
+)
+from signalish._async import AsyncSessionManager, AsyncSQLiteStore, _LoopBridge
+from signalish._async_store import AsyncStore
+from signalish.errors import DuplicateMessage, InvalidArgument
+
+NOW = 1_700_000_000
+
+
+def bob_bundle(manager: SessionManager) -> Any:
+    with manager.prekeys(now=NOW) as ring:
+        ring.generate_one_time_prekeys(3, manager.rng)
+        if manager.profile.kem_key_prefix is not None:
+            ring.generate_kem_prekeys(3, manager.rng, now=NOW)
+        return ring.issue_bundle()
+
+
+def peer(seed: bytes, profile: Profile = NATIVE) -> SessionManager:
+    rng = DeterministicRandom(seed)
+    return SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), profile, rng=rng)
+
+
+async def conversation(alice: Any, bob: SessionManager, asynchronous: bool) -> list[bytes]:
+    """Alice (sync or async API) and Bob talk; returns every message's bytes."""
+    async def call(name: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(alice, name)(*args, **kwargs)
+        return await result if asynchronous else result
+
+    wire: list[bytes] = []
+    await call("initiate", "bob", bob_bundle(bob))
+    for i in range(5):
+        message = await call("encrypt", "bob", b"a%d" % i)
+        wire.append(message)
+        assert bob.decrypt("alice", message, now=NOW) == b"a%d" % i
+        reply = bob.encrypt("alice", b"b%d" % i)
+        wire.append(reply)
+        assert await call("decrypt", "bob", reply, now=NOW) == b"b%d" % i
+    return wire
+
+
+def test_the_async_api_sends_the_same_bytes_as_the_sync_one(tmp_path: Path) -> None:
+    """The same conversation, with the same randomness, through
+    SessionManager + SQLiteStore and through AsyncSessionManager +
+    AsyncSQLiteStore: every message byte-identical, and the same stored
+    record.  (LIBSIGNAL_V3: X3DH, whose every random byte comes from the
+    manager's source; an ML-KEM encapsulation takes OpenSSL's.)"""
+    identity = IdentityKeyPair.generate(DeterministicRandom(b"alice"))
+    sync_store = SQLiteStore(tmp_path / "sync.db")
+    sync_alice = SessionManager(identity, sync_store, LIBSIGNAL_V3,
+                                rng=DeterministicRandom(b"same"))
+    sync_wire = asyncio.run(conversation(sync_alice, peer(b"bob", LIBSIGNAL_V3), False))
+
+    async def run_async() -> tuple[list[bytes], bytes | None]:
+        store = AsyncSQLiteStore(tmp_path / "async.db")
+        alice = AsyncSessionManager(identity, store, LIBSIGNAL_V3, rng=DeterministicRandom(b"same"))
+        try:
+            wire = await conversation(alice, peer(b"bob", LIBSIGNAL_V3), True)
+            return wire, await alice.export_session("bob")
+        finally:
+            await store.close()
+
+    async_wire, record = asyncio.run(run_async())
+    assert async_wire == sync_wire
+    assert record == sync_alice.export_session("bob")
+
+
+def test_deliver_coroutines_share_the_transaction(tmp_path: Path) -> None:
+    """An async deliver callback runs on the loop inside the decrypt's
+    transaction and may use the same store: its writes and the new state
+    commit together; if it raises, neither does and the message decrypts
+    again."""
+    bob = peer(b"bob deliver")
+
+    async def main() -> None:
+        store = AsyncSQLiteStore(tmp_path / "deliver.db")
+        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"a")), store,
+                                    rng=DeterministicRandom(b"a rng"))
+        await alice.initiate("bob", bob_bundle(bob))
+        bob.decrypt("alice", await alice.encrypt("bob", b"hi"), now=NOW)
+        message = bob.encrypt("alice", b"keep me")
+        seen: list[int] = []
+
+        async def failing(plaintext: bytes) -> None:
+            await store.save_local("inbox", plaintext)
+            raise RuntimeError("the application failed")
+
+        with pytest.raises(RuntimeError):
+            await alice.decrypt("bob", message, now=NOW, deliver=failing)
+        assert await store.load_local("inbox") is None
+
+        async def saving(plaintext: bytes) -> None:
+            seen.append(threading.get_ident())
+            await store.save_local("inbox", plaintext)
+
+        assert await alice.decrypt("bob", message, now=NOW, deliver=saving) == b"keep me"
+        assert await store.load_local("inbox") == b"keep me"
+        assert seen == [threading.get_ident()]  # on the loop's thread
+        with pytest.raises(DuplicateMessage):
+            await alice.decrypt("bob", message, now=NOW)
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_the_loop_runs_while_a_call_works(tmp_path: Path) -> None:
+    """The protocol work happens in a worker thread: a task on the loop
+    keeps running during a long decryption (900 skipped keys)."""
+    bob = peer(b"bob busy")
+
+    async def main() -> int:
+        store = AsyncSQLiteStore(tmp_path / "busy.db")
+        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"b")), store,
+                                    rng=DeterministicRandom(b"b rng"))
+        await alice.initiate("bob", bob_bundle(bob))
+        bob.decrypt("alice", await alice.encrypt("bob", b"hi"), now=NOW)
+        for _ in range(900):
+            bob.encrypt("alice", b"lost")
+        late = bob.encrypt("alice", b"after the gap")
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        worker_threads: list[int] = []
+        got = await alice.decrypt("bob", late, now=NOW,
+                                  deliver=lambda _: worker_threads.append(threading.get_ident()))
+        stop.set()
+        await task
+        assert got == b"after the gap"
+        assert worker_threads and worker_threads[0] != threading.get_ident()
+        await store.close()
+        return ticks
+
+    assert asyncio.run(main()) > 10
+
+
+def test_calls_on_one_manager_take_turns_and_many_tasks_share_a_file(tmp_path: Path) -> None:
+    """Ten tasks encrypt on one manager at once; two managers on two store
+    connections to one file decrypt a shared queue: every message exactly
+    once, and no key used twice."""
+    bob = peer(b"bob many")
+    path = tmp_path / "many.db"
+
+    async def main() -> None:
+        identity = IdentityKeyPair.generate(DeterministicRandom(b"c"))
+        store_a, store_b = AsyncSQLiteStore(path), AsyncSQLiteStore(path)
+        first = AsyncSessionManager(identity, store_a, rng=DeterministicRandom(b"c1"))
+        second = AsyncSessionManager(identity, store_b, rng=DeterministicRandom(b"c2"))
+        await first.initiate("bob", bob_bundle(bob))
+        sent = await asyncio.gather(*(first.encrypt("bob", b"m%d" % i) for i in range(10)))
+        assert len(set(sent)) == 10
+        assert sorted(bob.decrypt("alice", m, now=NOW) for m in sent) == \
+            sorted(b"m%d" % i for i in range(10))
+        queue = [bob.encrypt("alice", b"r%d" % i) for i in range(20)]
+        results = await asyncio.gather(*(
+            (first if i % 2 else second).decrypt("bob", m, now=NOW)
+            for i, m in enumerate(queue)))
+        assert sorted(results) == sorted(b"r%d" % i for i in range(20))
+        await store_a.close()
+        await store_b.close()
+
+    asyncio.run(main())
+
+
+def test_the_bridge_is_not_for_the_loop_thread() -> None:
+    async def main() -> None:
+        store = AsyncSQLiteStore(":memory:")
+        bridge = _LoopBridge(store)
+        with pytest.raises(InvalidArgument):
+            bridge.session_addresses()  # outside a manager call
+        bridge.loop = asyncio.get_running_loop()
+        with pytest.raises(InvalidArgument):
+            bridge.session_addresses()  # on the loop's own thread: would deadlock
+        await store.close()
+
+    asyncio.run(main())
+    assert isinstance(AsyncSQLiteStore(":memory:"), AsyncStore)
+    with pytest.raises(InvalidArgument):
+        AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"x")),
+                            MemoryStore())  # type: ignore[arg-type]
