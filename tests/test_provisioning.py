@@ -723,3 +723,57 @@ def test_any_one_character_change_parses_or_raises_a_remote_error(index: int, ch
     except RemoteError:
         return
     assert parse_link_qr(target.qr_text()) == target
+
+
+def test_the_published_vectors_are_the_references() -> None:
+    """vectors/provisioning.json, which signalish generates (vectorgen), is
+    exactly what the reference above computes: every field the reference
+    produces, as JSON values.  The file's one further field, ``refusals``, is
+    checked against the reference too: each is the envelope changed as
+    docs/vectors.md says, and the reference refuses it for the recorded reason
+    (a failed tag, or, for ephemeral u = 0, the all-zero X25519 result)."""
+    import json
+
+    from cryptography.exceptions import InvalidTag
+
+    path = Path(__file__).resolve().parent.parent / "vectors" / "provisioning.json"
+    published = json.loads(path.read_text(encoding="utf-8"))
+    assert {k: published[k] for k in ("format", "version", "kind")} == {
+        "format": "signalish-vectors", "version": 1, "kind": "provisioning"}
+    reference = provisioning_vector_cases()
+    assert [c["name"] for c in published["cases"]] == [c["name"] for c in reference]
+    for case, expected in zip(published["cases"], reference):
+        assert set(case) == set(expected) | {"refusals"}, case["name"]
+        assert {k: case[k] for k in expected} == expected, case["name"]
+
+        private = bytes.fromhex(expected["request_private"])
+
+        def ref_open(envelope: bytes, provisioning_id: str) -> bytes:
+            ephemeral, (length,), ciphertext = envelope[2:34], struct.unpack(
+                ">I", envelope[34:38]), envelope[38:]
+            assert envelope[:2] == b"\xa1\x01" and length == len(ciphertext)
+            shared = X25519PrivateKey.from_private_bytes(private).exchange(
+                X25519PublicKey.from_public_bytes(ephemeral))
+            okm = HKDF(SHA256(), 44, salt=None, info=INFO).derive(shared)
+            aad = envelope[:34] + x25519_public(private) + UUID(provisioning_id).bytes
+            return AESGCM(okm[:32]).decrypt(okm[32:], ciphertext, aad)
+
+        envelope, own_id = bytes.fromhex(expected["envelope"]), expected["provisioning_id"]
+        assert ref_open(envelope, own_id).hex() == expected["data_bytes"]
+        for other in expected["fails_under"]:
+            with pytest.raises(InvalidTag):
+                ref_open(envelope, other)
+
+        def flip(at: int) -> bytes:
+            return envelope[:at] + bytes((envelope[at] ^ 0x01,)) + envelope[at + 1:]
+
+        tampered = [flip(2), flip(38), flip(len(envelope) - 1),
+                    envelope[:2] + bytes(32) + envelope[34:]]
+        assert [bytes.fromhex(r["envelope"]) for r in case["refusals"]] == tampered
+        assert [r["error"] for r in case["refusals"]] == (["AuthenticationError"] * 3
+                                                          + ["InvalidKey"])
+        for changed in tampered[:3]:
+            with pytest.raises(InvalidTag):
+                ref_open(changed, own_id)
+        with pytest.raises(ValueError):  # cryptography refuses an all-zero X25519 result
+            ref_open(tampered[3], own_id)

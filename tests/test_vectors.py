@@ -226,3 +226,44 @@ def test_sealed_sender_contents_are_the_documented_messages() -> None:
                       "v1-sender-key-message": group["messages"][0]["message"],
                       "v2-two-recipients": group["messages"][1]["message"]}
     assert bytes.fromhex(reply["plaintext"]) == b"reply 0"
+
+
+def _set_data(case: int, **fields: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d["cases"][case]["data"].update(fields)
+
+
+def _own_id_in_fails_under(case: int) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d["cases"][case].update(fails_under=[d["cases"][case]["provisioning_id"]])
+
+
+def _genuine_as_refusal(case: int) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d["cases"][case]["refusals"][0].update(envelope=d["cases"][case]["envelope"])
+
+
+@pytest.mark.parametrize(("case", "change", "problem"), [
+    (0, _flip(0, "request_private"), "request public key"),
+    (0, _flip(0, "id_random"), "provisioning id"),
+    (2, lambda d: d["cases"][2].update(provisioning_id="00112233-4455-6677-8899-aabbccddeefe"),
+     "QR string"),
+    (1, _flip(1, "request_public"), "request public key"),
+    (1, lambda d: d["cases"][1].update(qr_text=d["cases"][1]["qr_text"].replace("v=1", "v=2")),
+     "QR string"),
+    (1, _flip(1, "ephemeral_private"), "envelope"),
+    (1, _flip(1, "envelope"), "envelope"),
+    (0, _flip(0, "data_bytes"), "data bytes"),
+    (0, _set_data(0, code="123457"), "data bytes"),
+    (1, _set_data(1, name="Zoe's laptop"), "data bytes"),
+    (2, _set_data(2, device_id=0xFFFFFFFE), "data bytes"),
+    (2, _set_data(2, extra="00"), "data bytes"),
+    (0, _set_data(0, account_name="alice"), "unknown fields"),
+    (0, _own_id_in_fails_under(0), "envelope under provisioning id"),
+    (2, _own_id_in_fails_under(2), "envelope under provisioning id"),
+    (1, lambda d: d["cases"][1]["refusals"][0].update(error="InvalidKey"), "refusal 0"),
+    (1, lambda d: d["cases"][1]["refusals"][3].update(error="AuthenticationError"), "refusal 3"),
+    (2, _genuine_as_refusal(2), "refusal 0"),
+])
+def test_verifier_notices_a_changed_provisioning_case(
+        case: int, change: Callable[[dict[str, Any]], None], problem: str) -> None:
+    outcomes = _outcomes_after("provisioning.json", change)
+    assert outcomes[case] is not None and problem in outcomes[case], outcomes[case]
+    assert all(p is None for i, p in enumerate(outcomes) if i != case)

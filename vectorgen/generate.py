@@ -40,6 +40,7 @@ from signalish._x3dh import _respond_with_keys, initiate
 from vectorgen.groups import gen_sealed_sender, gen_sender_keys
 from vectorgen.kyber_encaps import kyber1024_encaps_derandomized
 from vectorgen.mlkem_encaps import encaps_internal
+from vectorgen.provisioning import gen_provisioning
 
 Json = dict[str, Any]
 
@@ -779,4 +780,5 @@ GENERATORS: dict[str, Callable[[], Json]] = {
     "spqr.json": gen_spqr,
     "sender_keys.json": gen_sender_keys,
     "sealed_sender.json": gen_sealed_sender,
+    "provisioning.json": gen_provisioning,
 }

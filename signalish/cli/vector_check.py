@@ -25,6 +25,7 @@ from .._primitives.erasure import Decoder, Encoder, gf_inv, gf_mul
 from .._primitives.mlkem_braid import decapsulate as mlkem768_decapsulate
 from .._primitives.mlkem_braid import encaps1, encaps2, keygen
 from .._profile import LIBSIGNAL_V3, LIBSIGNAL_V4, PROFILES, Profile
+from .._provisioning import LinkRequest, ProvisioningData, parse_link_qr, seal_provisioning
 from .._ratchet import kdf_ck, kdf_rk
 from .._sealed import SealedBoxPrivateKey, SealedBoxSuite
 from .._sealed_sender import (
@@ -676,10 +677,75 @@ def check_sealed_sender(case: Json) -> None:
         expect(f"refusal {number}", result, refusal["error"])
 
 
+# --- provisioning.json ------------------------------------------------------------------
+
+#: A case's ``data``: ProvisioningData's arguments under the names the vectors give them.
+PROVISIONING_FIELDS: Final = frozenset({"identity_seed", "aci", "code", "pni", "pni_seed",
+                                        "number", "name", "device_id", "extra"})
+
+
+def provisioning_data(fields: Json) -> ProvisioningData:
+    """A case's ``data``; an absent field takes its default (none; ``extra`` empty)."""
+    unknown = set(fields) - PROVISIONING_FIELDS
+    if unknown:
+        raise Mismatch(f"data: unknown fields {sorted(unknown)}")
+    pni, pni_seed = fields.get("pni"), fields.get("pni_seed")
+    return ProvisioningData(
+        IdentityKeyPair.from_seed(h(fields["identity_seed"])), UUID(fields["aci"]), fields["code"],
+        pni=None if pni is None else UUID(pni),
+        pni_identity=None if pni_seed is None else IdentityKeyPair.from_seed(h(pni_seed)),
+        number=fields.get("number"), account_name=fields.get("name"),
+        device_id=fields.get("device_id"), extra=h(fields.get("extra", "")))
+
+
+def link_verdict(request: LinkRequest, envelope: bytes) -> str:
+    """"ok" or the name of the error ``request.open(envelope)`` raises; a
+    refusal must leave the request as it was."""
+    before = repr(request)
+    try:
+        request.open(envelope)
+    except SignalishError as error:
+        expect("the link request after a refusal", (repr(request), request.used), (before, False))
+        return type(error).__name__
+    return "ok"
+
+
+def check_provisioning(case: Json) -> None:
+    # LinkRequest.create draws the private key, then, unless the application
+    # passes the id its server issued, the 16 bytes of a version-4 UUID.
+    issued = case["id_random"] is None
+    draws = ListRandom([case["request_private"]] + ([] if issued else [case["id_random"]]))
+    request = (LinkRequest.create(draws, provisioning_id=UUID(case["provisioning_id"])) if issued
+               else LinkRequest.create(draws))
+    expect("randomness of the link request fully used", draws.exhausted(), True)
+    expect("provisioning id", str(request.provisioning_id), case["provisioning_id"])
+    expect("request public key", request.target.public_key.public_bytes_raw().hex(),
+           case["request_public"])
+    expect("QR string", request.qr_text(), case["qr_text"])
+    target = parse_link_qr(case["qr_text"])
+    expect("QR string parsed", target, request.target)
+    data = provisioning_data(case["data"])
+    expect("data bytes", data.to_bytes().hex(), case["data_bytes"])
+    expect("data bytes parsed", ProvisioningData.from_bytes(h(case["data_bytes"])), data)
+    sealer = ListRandom([case["ephemeral_private"]])
+    expect("envelope", seal_provisioning(target, data, sealer).hex(), case["envelope"])
+    expect("randomness of seal_provisioning fully used", sealer.exhausted(), True)
+    envelope = h(case["envelope"])
+    private = PrivateKey.from_private_bytes(h(case["request_private"]))
+    for text in case["fails_under"]:
+        expect(f"envelope under provisioning id {text}",
+               link_verdict(LinkRequest(private, UUID(text)), envelope), "AuthenticationError")
+    for number, refusal in enumerate(case["refusals"]):
+        expect(f"refusal {number}", link_verdict(request, h(refusal["envelope"])),
+               refusal["error"])
+    expect("envelope opened", request.open(envelope).to_bytes().hex(), case["data_bytes"])
+
+
 CHECKS: dict[str, Callable[[Json], None]] = {
     "kdf": check_kdf, "x3dh": check_x3dh, "conversation": check_conversation,
     "safety_number": check_safety_number, "sealed_box": check_sealed_box, "backup": check_backup,
     "spqr": check_spqr, "sender_keys": check_sender_keys, "sealed_sender": check_sealed_sender,
+    "provisioning": check_provisioning,
 }
 #: Checks of a whole file's top level, before its cases.
 FILE_CHECKS: dict[str, Callable[[Json], None]] = {"sender_keys": check_sender_key_limits}
