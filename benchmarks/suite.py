@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import bench_async  # noqa: E402
 import bench_attachments  # noqa: E402
 import bench_groups  # noqa: E402
 import bench_handshake  # noqa: E402
@@ -232,6 +233,7 @@ def main() -> int:
     attachments = bench_attachments.figures(quick)
     spqr = bench_spqr.figures(quick)
     groups = bench_groups.figures(quick)
+    asyncio_api = bench_async.figures(quick)
 
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
@@ -241,7 +243,7 @@ def main() -> int:
                       "axolotl": axolotl if isinstance(axolotl, str) else "python-axolotl 0.2.3"}}
     results = {"meta": meta, "rows": rows, "per_skipped_key": per_key, "memory": memory,
                "hostile": hostile, "paths": paths, "attachments": attachments, "spqr": spqr,
-               "groups": groups}
+               "groups": groups, "asyncio": asyncio_api}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     markdown = render(results)
@@ -281,6 +283,7 @@ def render(results: dict[str, Any]) -> str:
     lines += bench_attachments.lines(results["attachments"]) + [""]
     lines += bench_spqr.lines(results["spqr"]) + [""]
     lines += bench_groups.lines(results["groups"]) + [""]
+    lines += bench_async.lines(results["asyncio"]) + [""]
     lines += bench_ratchet.hostile_lines(results["hostile"]) + [""]
     for peer, note in meta["peers"].items():
         lines.append(f"{peer}: {note}")

@@ -9,6 +9,11 @@ an :class:`AsyncStore`: every store call the synchronous manager makes is
 handed back to the event loop (:class:`_LoopBridge`), so an asyncio driver
 such as psycopg's ``AsyncConnection`` does the I/O on the loop, and a
 ``deliver`` coroutine can use the same store inside the same transaction.
+A store that runs in a thread of its own anyway (:class:`AsyncSQLiteStore`)
+has the manager run in that thread, over the synchronous store, so that a
+call crosses threads once and not once per row; a ``deliver`` coroutine's
+calls to that store are then run by the waiting thread, inside the
+transaction.
 
 One :class:`AsyncSessionManager` runs one call at a time (calls wait their
 turn on an :class:`asyncio.Lock`), as one :class:`~signalish.SessionManager`
@@ -21,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
+import queue
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
@@ -43,6 +50,11 @@ from ._stores import SQLiteStore
 __all__ = ["AsyncSessionManager", "AsyncSQLiteStore"]
 
 T = TypeVar("T")
+
+#: Set in a deliver coroutine's context to the AsyncSQLiteStore whose thread
+#: is waiting for it: that store's calls from it are run by that thread.
+_SERVED: contextvars.ContextVar[AsyncSQLiteStore | None] = contextvars.ContextVar(
+    "signalish_served_store", default=None)
 
 
 class _LoopBridge:
@@ -187,12 +199,49 @@ class AsyncSQLiteStore:
             max_workers=1, thread_name_prefix="signalish-sqlite")
         self.sync = self._executor.submit(
             SQLiteStore, path, timeout=timeout, min_generation=min_generation).result()
+        # While the store's thread waits for a deliver coroutine: the calls
+        # that coroutine makes, for the thread to run.
+        self._serving: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]
+                                         | None] | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` in the store's thread (where ``fn`` may
         use :attr:`sync`, the :class:`~signalish.SQLiteStore`)."""
+        call = functools.partial(fn, *args, **kwargs)
+        inbox = self._serving
+        if inbox is not None and _SERVED.get() is self:
+            done: concurrent.futures.Future[T] = concurrent.futures.Future()
+            inbox.put((call, done))
+            return await asyncio.wrap_future(done)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._executor, call)
+
+    def _wait_serving(self, coroutine: Callable[[], Coroutine[Any, Any, None]],
+                      loop: asyncio.AbstractEventLoop) -> None:
+        """In the store's thread: run ``coroutine()`` on the loop and wait for
+        it, running the calls it makes to this store meanwhile (they belong
+        to the transaction this thread holds)."""
+        inbox: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]
+                                 | None] = queue.SimpleQueue()
+
+        async def served() -> None:
+            _SERVED.set(self)
+            await coroutine()
+
+        self._serving = inbox
+        try:
+            future = asyncio.run_coroutine_threadsafe(served(), loop)
+            future.add_done_callback(lambda _: inbox.put(None))
+            while (item := inbox.get()) is not None:
+                call, done = item
+                if done.set_running_or_notify_cancel():
+                    try:
+                        done.set_result(call())
+                    except BaseException as error:
+                        done.set_exception(error)
+        finally:
+            self._serving = None
+        future.result()
 
     async def close(self) -> None:
         await self.run(self.sync.close)
@@ -299,11 +348,20 @@ class AsyncSessionManager:
                                   "a synchronous store goes to SessionManager")
         self.store = store
         self._lock = asyncio.Lock()
-        self._bridge = _LoopBridge(store)
-        self.manager = SessionManager(identity, self._bridge, profile, **options)
+        self._bridge: _LoopBridge | None = None
+        if isinstance(store, AsyncSQLiteStore):
+            self._direct: AsyncSQLiteStore | None = store
+            sync_store: Any = store.sync
+        else:
+            self._direct = None
+            self._bridge = sync_store = _LoopBridge(store)
+        self.manager = SessionManager(identity, sync_store, profile, **options)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         async with self._lock:
+            if self._direct is not None:
+                return await self._direct.run(fn, *args, **kwargs)
+            assert self._bridge is not None
             self._bridge.loop = asyncio.get_running_loop()
             try:
                 return await asyncio.to_thread(fn, *args, **kwargs)
@@ -316,9 +374,13 @@ class AsyncSessionManager:
         if callback is None or not asyncio.iscoroutinefunction(callback):
             return callback
         loop = asyncio.get_running_loop()
+        direct = self._direct
 
         def run(*args: Any) -> None:
-            asyncio.run_coroutine_threadsafe(callback(*args), loop).result()
+            if direct is not None:
+                direct._wait_serving(lambda: callback(*args), loop)
+            else:
+                asyncio.run_coroutine_threadsafe(callback(*args), loop).result()
 
         return run
 

@@ -27,6 +27,65 @@ from signalish.errors import DuplicateMessage, InvalidArgument
 NOW = 1_700_000_000
 
 
+class AsyncMemoryStore:
+    """A MemoryStore behind coroutines: an AsyncStore that is not
+    AsyncSQLiteStore, so AsyncSessionManager reaches it through its loop
+    bridge (as it reaches PostgreSQL's asyncio store)."""
+
+    def __init__(self) -> None:
+        self.sync = MemoryStore()
+        self.calls = 0
+
+    def transaction(self) -> Any:
+        store = self
+
+        class Block:
+            async def __aenter__(self) -> None:
+                self.inner = store.sync.transaction()
+                self.inner.__enter__()
+
+            async def __aexit__(self, *exc: Any) -> None:
+                self.inner.__exit__(*exc)
+
+        return Block()
+
+    async def generation(self) -> int:
+        return self.sync.generation
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.sync, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return method(*args, **kwargs)
+
+        return call
+
+
+# __getattr__ does not make the protocol's methods visible to isinstance or
+# iscoroutinefunction: spell them out.
+for _name in ("get_identity", "save_identity", "identity_addresses", "load_prekeys",
+              "save_prekeys", "delete_prekeys", "prekey_parts", "load_session", "save_session",
+              "delete_session", "session_addresses", "load_local", "save_local", "delete_local",
+              "local_names", "load_sender_key", "save_sender_key", "delete_sender_key",
+              "sender_key_ids", "_save_reserved"):
+    def _make(name: str) -> Any:
+        async def method(self: AsyncMemoryStore, *args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return getattr(self.sync, name)(*args, **kwargs)
+        return method
+    setattr(AsyncMemoryStore, _name, _make(_name))
+
+
+def open_store(kind: str, path: Path) -> Any:
+    return AsyncSQLiteStore(path) if kind == "sqlite" else AsyncMemoryStore()
+
+
+async def close(store: Any) -> None:
+    if isinstance(store, AsyncSQLiteStore):
+        await store.close()
+
+
 def bob_bundle(manager: SessionManager) -> Any:
     with manager.prekeys(now=NOW) as ring:
         ring.generate_one_time_prekeys(3, manager.rng)
@@ -58,7 +117,8 @@ async def conversation(alice: Any, bob: SessionManager, asynchronous: bool) -> l
     return wire
 
 
-def test_the_async_api_sends_the_same_bytes_as_the_sync_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "bridge"])
+def test_the_async_api_sends_the_same_bytes_as_the_sync_one(kind: str, tmp_path: Path) -> None:
     """The same conversation, with the same randomness, through
     SessionManager + SQLiteStore and through AsyncSessionManager +
     AsyncSQLiteStore: every message byte-identical, and the same stored
@@ -71,20 +131,21 @@ def test_the_async_api_sends_the_same_bytes_as_the_sync_one(tmp_path: Path) -> N
     sync_wire = asyncio.run(conversation(sync_alice, peer(b"bob", LIBSIGNAL_V3), False))
 
     async def run_async() -> tuple[list[bytes], bytes | None]:
-        store = AsyncSQLiteStore(tmp_path / "async.db")
+        store = open_store(kind, tmp_path / "async.db")
         alice = AsyncSessionManager(identity, store, LIBSIGNAL_V3, rng=DeterministicRandom(b"same"))
         try:
             wire = await conversation(alice, peer(b"bob", LIBSIGNAL_V3), True)
             return wire, await alice.export_session("bob")
         finally:
-            await store.close()
+            await close(store)
 
     async_wire, record = asyncio.run(run_async())
     assert async_wire == sync_wire
     assert record == sync_alice.export_session("bob")
 
 
-def test_deliver_coroutines_share_the_transaction(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "bridge"])
+def test_deliver_coroutines_share_the_transaction(kind: str, tmp_path: Path) -> None:
     """An async deliver callback runs on the loop inside the decrypt's
     transaction and may use the same store: its writes and the new state
     commit together; if it raises, neither does and the message decrypts
@@ -92,7 +153,7 @@ def test_deliver_coroutines_share_the_transaction(tmp_path: Path) -> None:
     bob = peer(b"bob deliver")
 
     async def main() -> None:
-        store = AsyncSQLiteStore(tmp_path / "deliver.db")
+        store = open_store(kind, tmp_path / "deliver.db")
         alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"a")), store,
                                     rng=DeterministicRandom(b"a rng"))
         await alice.initiate("bob", bob_bundle(bob))
@@ -117,18 +178,21 @@ def test_deliver_coroutines_share_the_transaction(tmp_path: Path) -> None:
         assert seen == [threading.get_ident()]  # on the loop's thread
         with pytest.raises(DuplicateMessage):
             await alice.decrypt("bob", message, now=NOW)
-        await store.close()
+        if kind == "bridge":
+            assert store.calls > 0  # the manager's rows went through the coroutines
+        await close(store)
 
     asyncio.run(main())
 
 
-def test_the_loop_runs_while_a_call_works(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "bridge"])
+def test_the_loop_runs_while_a_call_works(kind: str, tmp_path: Path) -> None:
     """The protocol work happens in a worker thread: a task on the loop
     keeps running during a long decryption (900 skipped keys)."""
     bob = peer(b"bob busy")
 
     async def main() -> int:
-        store = AsyncSQLiteStore(tmp_path / "busy.db")
+        store = open_store(kind, tmp_path / "busy.db")
         alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"b")), store,
                                     rng=DeterministicRandom(b"b rng"))
         await alice.initiate("bob", bob_bundle(bob))
@@ -153,7 +217,7 @@ def test_the_loop_runs_while_a_call_works(tmp_path: Path) -> None:
         await task
         assert got == b"after the gap"
         assert worker_threads and worker_threads[0] != threading.get_ident()
-        await store.close()
+        await close(store)
         return ticks
 
     assert asyncio.run(main()) > 10
