@@ -5,7 +5,7 @@ wraps a *certificate* that the server issued to it (naming its UUID, device
 and identity key, signed by the server, whose key a trust root signed) with
 the message, and encrypts both to the recipient's identity key.  The
 recipient decrypts, checks the certificate against its trust roots and
-learns who sent the message.  Byte for byte as libsignal-client 0.103.0
+learns who sent the message.  Byte for byte as libsignal-client (0.72.1, 0.90.0, 0.103.0)
 (docs/sealed_sender.md has the layouts, the cryptography and how each part
 was confirmed black-box).
 

@@ -7,8 +7,8 @@ or group message plus that certificate) to the recipient's identity key,
 with :func:`seal_v1` for one recipient or :func:`seal_v2` for many
 (one body, one 48-byte entry per recipient; a server splits the
 :class:`SentMessage` into each recipient's message).  The recipient calls
-:func:`unseal_and_validate`.  Every format is libsignal's (0.103.0 opens
-what signalish seals and the reverse): :doc:`sealed_sender`.
+:func:`unseal_and_validate`.  Every format is libsignal's (0.72.1, 0.90.0
+and 0.103.0 open what signalish seals, and the reverse): :doc:`sealed_sender`.
 """
 
 from ._errors import CertificateExpired, InvalidCertificate, SealedSenderSelfSend

@@ -1,14 +1,21 @@
-"""A group of two signalish and two libsignal-client 0.103.0 members, talking
+"""A group of two signalish and two libsignal-client members, talking
 through sealed sender (driver_sealed.mjs): the issue's "done" criterion.
 
+Every test runs once per pinned release (0.72.1, 0.90.0, 0.103.0: every
+call used here is in all three, see test_sealed_sender_interop.py), with the
+libsignal members on that release and the signalish members' 1:1 sessions
+in its profile: LIBSIGNAL_V3 for 0.72.1 (its sender keys too), LIBSIGNAL_V4
+without SPQR for 0.90.0, LIBSIGNAL_V4 with SPQR (as 0.103.0 requires) for
+0.103.0.
+
 Every member's sender key reaches the others; across the boundary the
-SenderKeyDistributionMessage travels inside a 1:1 session message (SPQR on,
-as 0.103.0 requires) sealed in a v1 envelope.  Group messages are sealed
-sender v2: one SentMessage per group message, split by the server (here
-signalish's splitter, checked against libsignal's), each recipient
-unsealing its own copy, validating the sender certificate and decrypting
-the SenderKeyMessage from the member the certificate names.  Then messages
-arrive out of order, a member leaves, and the sender key is rotated.
+SenderKeyDistributionMessage travels inside a 1:1 session message sealed in
+a v1 envelope.  Group messages are sealed sender v2: one SentMessage per
+group message, split by the server (here signalish's splitter, checked
+against libsignal's), each recipient unsealing its own copy, validating the
+sender certificate and decrypting the SenderKeyMessage from the member the
+certificate names.  Then messages arrive out of order, a member leaves, and
+the sender key is rotated.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 import pytest
 
 from libsignal_peer import LibsignalPeer
-from signalish import LIBSIGNAL_V4, DeterministicRandom, IdentityKey, SessionManager
+from signalish import DeterministicRandom, IdentityKey, SessionManager
 from signalish.groups import GroupCipher
 from signalish.sealed_sender import (
     Device,
@@ -33,9 +40,8 @@ from signalish.sealed_sender import (
     seal_v2,
     unseal_and_validate,
 )
-from test_libsignal_v4 import bundle_fields, bundle_from_libsignal, issue_bundle
-from test_sealed_sender_interop import EXPIRES, PyServer, enc, key
-from test_spqr_interop import pq_party
+from test_libsignal_v4 import issue_bundle
+from test_sealed_sender_interop import EXPIRES, RELEASES, PyServer, Release, enc, key, start
 
 DISTRIBUTION = uuid.UUID("3f2c7d1e-5b6a-4c8d-9e0f-112233445566")
 GROUP_ID = b"\x42" * 32
@@ -53,14 +59,17 @@ def name(member: str) -> str:
 
 
 class PyMember:
-    """A signalish member: a LIBSIGNAL_V4 SessionManager (SPQR on), a
-    GroupCipher over the same store, and a certificate from the server."""
+    """A signalish member: a SessionManager in the release's profile, a
+    GroupCipher (same profile) over the same store, and a certificate from
+    the server."""
 
-    def __init__(self, member: str, server: PyServer) -> None:
+    def __init__(self, member: str, server: PyServer, release: Release) -> None:
         self.member = member
-        self.manager: SessionManager = pq_party(member.encode(), REGISTRATION[member])
+        self.release = release
+        self.manager: SessionManager = release.party(member.encode(), REGISTRATION[member])
         self.groups = GroupCipher(self.manager.store,  # type: ignore[arg-type]
-                                  LIBSIGNAL_V4, rng=DeterministicRandom(b"group " + member.encode()))
+                                  release.profile,
+                                  rng=DeterministicRandom(b"group " + member.encode()))
         self.certificate = server.issue(member, 1, self.manager.identity.public)
         self.rng = DeterministicRandom(b"seal " + member.encode())
 
@@ -72,12 +81,14 @@ class PyMember:
         inner = self.manager.encrypt(name(to), plaintext)
         usmc = UnidentifiedSenderMessageContent(self.manager.message_type(inner),
                                                 self.certificate, inner)
+        assert inner[0] >> 4 == (4 if self.release.kyber else 3)  # the release's version
         return seal_v1(usmc, identity, self.manager.identity, self.rng)
 
     def open_1to1(self, message: bytes, root: IdentityKey) -> tuple[str, bytes]:
         usmc = unseal_and_validate(message, self.manager.identity, trust_roots=root,
                                    now=EXPIRES, local_uuid=self.member, local_device_id=1)
         sender = name(usmc.sender.sender_uuid)
+        assert usmc.contents[0] >> 4 == (4 if self.release.kyber else 3)
         return sender, self.manager.decrypt(sender, usmc.contents, now=1)
 
     def open_group(self, message: bytes, root: IdentityKey) -> tuple[str, bytes]:
@@ -93,14 +104,16 @@ class PyMember:
         return seal_v2(usmc, recipients, self.manager.identity, self.rng)
 
 
-@pytest.fixture(scope="module")
-def group() -> Iterator[dict[str, Any]]:
-    """The four members, with sessions and every sender key distributed."""
-    peer = LibsignalPeer("0.103.0", script="driver_sealed.mjs")
+@pytest.fixture(scope="module", params=list(RELEASES))
+def group(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """The four members, with sessions and every sender key distributed,
+    the libsignal ones on one release."""
+    release: Release = RELEASES[request.param]
+    peer: LibsignalPeer = start(release.version)
     try:
         server = PyServer(b"group server")
         root = server.root.public
-        sam, sue = PyMember(SAM, server), PyMember(SUE, server)
+        sam, sue = PyMember(SAM, server, release), PyMember(SUE, server, release)
         ids: dict[str, IdentityKey] = {SAM: sam.identity, SUE: sue.identity}
         certificates: dict[str, SenderCertificate] = {}
         bundles: dict[str, dict[str, Any]] = {}
@@ -115,12 +128,12 @@ def group() -> Iterator[dict[str, Any]]:
         for label in ("leo", "lia"):
             for py in (sam, sue):
                 peer.ok("process_bundle", name=label, to={"aci": py.member},
-                        **bundle_fields(issue_bundle(py.manager)))
+                        **release.bundle_fields(py.manager))
         peer.ok("process_bundle", name="leo", to={"aci": LIA}, **bundles[LIA])
         peer.ok("process_bundle", name="lia", to={"aci": LEO}, **bundles[LEO])
         for py in (sam, sue):
             for member in (LEO, LIA):
-                py.manager.initiate(name(member), bundle_from_libsignal(bundles[member]))
+                py.manager.initiate(name(member), release.bundle_from_libsignal(bundles[member]))
         sam.manager.initiate(name(SUE), issue_bundle(sue.manager))
         # Sender keys.  signalish -> libsignal: the SKDM inside a sealed 1:1
         # message, opened and decrypted by libsignal, then processed.
@@ -152,8 +165,8 @@ def group() -> Iterator[dict[str, Any]]:
                 who, skdm = py.open_1to1(sealed, root)
                 assert who == name(sender) and skdm == bytes.fromhex(skdm_hex)
                 assert py.groups.process(who, skdm) == DISTRIBUTION
-        yield {"peer": peer, "root": root, "sam": sam, "sue": sue, "ids": ids,
-               "certificates": certificates}
+        yield {"peer": peer, "release": release, "root": root, "sam": sam, "sue": sue,
+               "ids": ids, "certificates": certificates}
     finally:
         peer.close()
 
@@ -249,12 +262,12 @@ def test_a_member_joins_and_reads_from_then_on(group: dict[str, Any]) -> None:
     their next group messages, not the ones sent before she joined."""
     g, sam = group, group["sam"]
     server = PyServer(b"group server")  # the same seed: the same root and server key
-    zoe = PyMember(ZOE, server)
+    zoe = PyMember(ZOE, server, g["release"])
     ids = dict(g["ids"], **{zoe.member: zoe.identity})
     before = SentMessage.from_bytes(sam.group_send(b"before Zoe", recipients(ids, [SUE])))
     sam.manager.initiate(name(zoe.member), issue_bundle(zoe.manager))
     g["peer"].ok("process_bundle", name="leo", to={"aci": zoe.member},
-                 **bundle_fields(issue_bundle(zoe.manager)))
+                 **g["release"].bundle_fields(zoe.manager))
     skdm = sam.groups.distribution_message(name(SAM), DISTRIBUTION)
     who, got = zoe.open_1to1(sam.sealed_1to1(zoe.member, zoe.identity, skdm), g["root"])
     assert zoe.groups.process(who, got) == DISTRIBUTION
