@@ -29,6 +29,7 @@ import concurrent.futures
 import contextvars
 import functools
 import queue
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
@@ -55,6 +56,10 @@ T = TypeVar("T")
 #: is waiting for it: that store's calls from it are run by that thread.
 _SERVED: contextvars.ContextVar[AsyncSQLiteStore | None] = contextvars.ContextVar(
     "signalish_served_store", default=None)
+#: Set in a deliver coroutine's context to the manager whose call is waiting
+#: for it: a call to that same manager from there would wait for itself.
+_DELIVERING: contextvars.ContextVar[AsyncSessionManager | None] = contextvars.ContextVar(
+    "signalish_delivering", default=None)
 
 
 class _LoopBridge:
@@ -69,8 +74,9 @@ class _LoopBridge:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._depth = 0
 
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        loop = self.loop
+    def _run(self, coroutine: Coroutine[Any, Any, T],
+             loop: asyncio.AbstractEventLoop | None = None) -> T:
+        loop = loop or self.loop
         if loop is None:
             coroutine.close()
             raise InvalidArgument("the asyncio store is used outside an AsyncSessionManager call")
@@ -168,20 +174,22 @@ class _BridgedTransaction:
     """The AsyncStore's ``async with store.transaction()``, entered and left
     on the loop for the manager's thread."""
 
-    __slots__ = ("_bridge", "_context")
+    __slots__ = ("_bridge", "_context", "_loop")
 
     def __init__(self, bridge: _LoopBridge) -> None:
         self._bridge = bridge
 
     def __enter__(self) -> None:
+        # Left on the loop it was entered on, whatever happens meanwhile.
+        self._loop = self._bridge.loop
         self._context = self._bridge.store.transaction()
-        self._bridge._run(self._context.__aenter__())
+        self._bridge._run(self._context.__aenter__(), self._loop)
         self._bridge._depth += 1
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self._bridge._depth -= 1
-        self._bridge._run(self._context.__aexit__(kind, error, trace))
+        self._bridge._run(self._context.__aexit__(kind, error, trace), self._loop)
 
 
 class AsyncSQLiteStore:
@@ -200,19 +208,27 @@ class AsyncSQLiteStore:
         self.sync = self._executor.submit(
             SQLiteStore, path, timeout=timeout, min_generation=min_generation).result()
         # While the store's thread waits for a deliver coroutine: the calls
-        # that coroutine makes, for the thread to run.
+        # that coroutine makes, for the thread to run (None when it is not
+        # waiting; set and cleared under the lock, so that no call is queued
+        # after the thread stopped reading).
         self._serving: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]
                                          | None] | None = None
+        self._serving_lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` in the store's thread (where ``fn`` may
         use :attr:`sync`, the :class:`~signalish.SQLiteStore`)."""
         call = functools.partial(fn, *args, **kwargs)
-        inbox = self._serving
-        if inbox is not None and _SERVED.get() is self:
+        if _SERVED.get() is self:
             done: concurrent.futures.Future[T] = concurrent.futures.Future()
-            inbox.put((call, done))
-            return await asyncio.wrap_future(done)
+            with self._serving_lock:
+                inbox = self._serving
+                if inbox is not None:
+                    inbox.put((call, done))
+            if inbox is not None:
+                return await asyncio.wrap_future(done)
+            # The deliver coroutine has ended: this call is no longer part
+            # of its transaction, and waits its turn like any other.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, call)
 
@@ -228,10 +244,16 @@ class AsyncSQLiteStore:
             _SERVED.set(self)
             await coroutine()
 
-        self._serving = inbox
+        def finished(_: object) -> None:
+            with self._serving_lock:
+                self._serving = None
+                inbox.put(None)
+
+        with self._serving_lock:
+            self._serving = inbox
         try:
             future = asyncio.run_coroutine_threadsafe(served(), loop)
-            future.add_done_callback(lambda _: inbox.put(None))
+            future.add_done_callback(finished)
             while (item := inbox.get()) is not None:
                 call, done = item
                 if done.set_running_or_notify_cancel():
@@ -240,7 +262,8 @@ class AsyncSQLiteStore:
                     except BaseException as error:
                         done.set_exception(error)
         finally:
-            self._serving = None
+            with self._serving_lock:
+                self._serving = None
         future.result()
 
     async def close(self) -> None:
@@ -328,6 +351,28 @@ class AsyncSQLiteStore:
         return await self.run(self.sync.sender_key_ids)
 
 
+async def _finish(work: asyncio.Future[T]) -> T:
+    """Await ``work`` (a call running in a thread) to its end, even if the
+    awaiting task is cancelled meanwhile: the thread cannot be stopped, and
+    the manager and its store stay taken until it is done (another call in
+    the meantime would run inside its transaction, or race it).  A
+    cancellation is re-raised once the call has ended; the call may have
+    committed (a decrypt that was cancelled may have consumed its message:
+    save plaintexts with ``deliver``)."""
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if work.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+
 class AsyncSessionManager:
     """:class:`~signalish.SessionManager` for asyncio: the same methods, as
     coroutines, over an :class:`AsyncStore`.  Every argument but ``store``
@@ -358,15 +403,22 @@ class AsyncSessionManager:
         self.manager = SessionManager(identity, sync_store, profile, **options)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if _DELIVERING.get() is self:
+            raise InvalidArgument("a deliver callback of an AsyncSessionManager call cannot call "
+                                  "the same manager (it would wait for itself); use another "
+                                  "manager, or act after the call returns")
         async with self._lock:
             if self._direct is not None:
-                return await self._direct.run(fn, *args, **kwargs)
-            assert self._bridge is not None
-            self._bridge.loop = asyncio.get_running_loop()
+                work = asyncio.ensure_future(self._direct.run(fn, *args, **kwargs))
+            else:
+                assert self._bridge is not None
+                self._bridge.loop = asyncio.get_running_loop()
+                work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
             try:
-                return await asyncio.to_thread(fn, *args, **kwargs)
+                return await _finish(work)
             finally:
-                self._bridge.loop = None
+                if self._bridge is not None:
+                    self._bridge.loop = None
 
     def _on_loop(self, callback: Callable[..., Any] | None) -> Callable[..., None] | None:
         """A deliver callback for the worker thread: a coroutine function
@@ -376,11 +428,15 @@ class AsyncSessionManager:
         loop = asyncio.get_running_loop()
         direct = self._direct
 
+        async def delivering(*args: Any) -> None:
+            _DELIVERING.set(self)
+            await callback(*args)
+
         def run(*args: Any) -> None:
             if direct is not None:
-                direct._wait_serving(lambda: callback(*args), loop)
+                direct._wait_serving(lambda: delivering(*args), loop)
             else:
-                asyncio.run_coroutine_threadsafe(callback(*args), loop).result()
+                asyncio.run_coroutine_threadsafe(delivering(*args), loop).result()
 
         return run
 

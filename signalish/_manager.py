@@ -46,6 +46,7 @@ time; threads that share a store each use their own manager.
 from __future__ import annotations
 
 import enum
+import threading
 from types import TracebackType
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -130,6 +131,13 @@ class Outcome:
         return self.error is None
 
 
+#: The managers inside a call on each store (by id), outermost first, so that
+#: a manager whose transaction another manager's call ran inside (from a
+#: ``deliver`` callback, say) knows that its cached records may be behind.
+_OPEN: dict[int, list[SessionManager]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 class _Call:
     """One manager call's store transaction (see
     :meth:`SessionManager._transaction`); a class, not a generator, because
@@ -149,18 +157,39 @@ class _Call:
         inner = manager.store.transaction()
         inner.__enter__()
         self._inner = inner
+        with _OPEN_LOCK:
+            stack = _OPEN.setdefault(id(manager.store), [])
+            if manager not in stack:
+                manager._foreign = False
+            for other in stack:
+                if other is not manager:
+                    other._foreign = True  # it may have cached what this call changes
+            stack.append(manager)
         try:
             if manager.store.generation != manager._cache_generation:
                 manager._cache.clear()  # someone else wrote: start over
                 manager._identities.clear()
                 manager._ring = None
         except BaseException as error:
+            self._leave()
             inner.__exit__(type(error), error, error.__traceback__)
             raise
+
+    def _leave(self) -> None:
+        manager = self._manager
+        with _OPEN_LOCK:
+            stack = _OPEN.get(id(manager.store), [])
+            for i in range(len(stack) - 1, -1, -1):
+                if stack[i] is manager:
+                    del stack[i]
+                    break
+            if not stack:
+                _OPEN.pop(id(manager.store), None)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         manager = self._manager
+        self._leave()
         try:
             self._inner.__exit__(kind, error, trace)  # commits, or rolls back
         except BaseException:
@@ -170,7 +199,10 @@ class _Call:
             self._failed()
             return
         manager._trim()
-        manager._cache_generation = None if self._nested else manager.store.generation
+        # Another manager's call ran inside this one: what it wrote is in
+        # this commit's generation, and not in this manager's cache.
+        trusted = not (self._nested or manager._foreign)
+        manager._cache_generation = manager.store.generation if trusted else None
 
     def _failed(self) -> None:
         manager = self._manager
@@ -208,6 +240,9 @@ class SessionManager:
             raise InvalidArgument("cache_size must be 0..1,000,000 records")
         # Parsed records and the rows they were read from or last written as.
         self._cache: OrderedDict[str, tuple[SessionRecord, Rows]] = OrderedDict()
+        # Whether another manager's call ran inside this manager's running
+        # call (see _OPEN): then nothing cached is trusted afterwards.
+        self._foreign = False
         self._cache_size = cache_size
         self._cache_generation: int | None = None
         # The parsed prekey ring and its rows, kept like the records; None
@@ -768,6 +803,12 @@ class SessionManager:
                 if deliver is not None:
                     deliver(address, plaintext)
                 outcomes.append(Outcome(address, plaintext, None))
+            if self._foreign:
+                # Another manager's call (from ``deliver``) may have changed
+                # these very records: saving ours over them could put a
+                # sending chain back.  Nothing of the batch is committed.
+                raise InvalidArgument("another SessionManager was called on this store inside "
+                                      "decrypt_batch's deliver; nothing was committed")
             for address, record in unsaved.items():
                 self._save(address, record)
         return outcomes

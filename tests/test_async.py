@@ -23,6 +23,7 @@ from signalish import (
 from signalish._async import AsyncSessionManager, AsyncSQLiteStore, _LoopBridge
 from signalish._async_store import AsyncStore
 from signalish.errors import DuplicateMessage, InvalidArgument
+from sessions import message_key_id
 
 NOW = 1_700_000_000
 
@@ -267,3 +268,131 @@ def test_the_bridge_is_not_for_the_loop_thread() -> None:
     with pytest.raises(InvalidArgument):
         AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"x")),
                             MemoryStore())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "bridge"])
+def test_a_cancelled_call_finishes_before_the_next_and_no_key_is_reused(kind: str,
+                                                                         tmp_path: Path) -> None:
+    """Cancelling a call cannot stop its thread: the manager waits for it to
+    end (it commits) before it lets the next call in, so the next call is not
+    run inside the abandoned transaction, and no message key is used twice."""
+    bob = peer(b"bob cancel")
+
+    async def main() -> None:
+        store = open_store(kind, tmp_path / "cancel.db")
+        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"c")), store,
+                                    rng=DeterministicRandom(b"c rng"))
+        await alice.initiate("bob", bob_bundle(bob))
+        bob.decrypt("alice", await alice.encrypt("bob", b"hi"), now=NOW)
+        slow = bob.encrypt("alice", b"slow")
+        started, finished = threading.Event(), threading.Event()
+
+        def deliver(_: bytes) -> None:  # a synchronous callback, in the worker thread
+            started.set()
+            threading.Event().wait(0.2)
+            finished.set()
+
+        call = asyncio.create_task(alice.decrypt("bob", slow, now=NOW, deliver=deliver))
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        call.cancel()
+        first = await alice.encrypt("bob", b"after 0")
+        assert finished.is_set()  # the next call waited for the cancelled one to end
+        sent = [first] + [await alice.encrypt("bob", b"after %d" % i) for i in (1, 2)]
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        # The cancelled decrypt did commit (its message is now a duplicate).
+        with pytest.raises(DuplicateMessage):
+            await alice.decrypt("bob", slow, now=NOW)
+        assert [bob.decrypt("alice", m, now=NOW) for m in sent] == [b"after 0", b"after 1",
+                                                                      b"after 2"]
+        assert len({message_key_id(m) for m in sent}) == 3
+        later = await alice.encrypt("bob", b"later")
+        assert bob.decrypt("alice", later, now=NOW) == b"later"
+        await close(store)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "bridge"])
+def test_a_deliver_callback_cannot_call_its_own_manager(kind: str, tmp_path: Path) -> None:
+    bob = peer(b"bob reentrant")
+
+    async def main() -> None:
+        store = open_store(kind, tmp_path / "re.db")
+        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"r")), store,
+                                    rng=DeterministicRandom(b"r rng"))
+        await alice.initiate("bob", bob_bundle(bob))
+        bob.decrypt("alice", await alice.encrypt("bob", b"hi"), now=NOW)
+        message = bob.encrypt("alice", b"ping")
+
+        async def reply(_: bytes) -> None:
+            await alice.encrypt("bob", b"pong")
+
+        with pytest.raises(InvalidArgument):
+            await asyncio.wait_for(alice.decrypt("bob", message, now=NOW, deliver=reply), 10)
+        assert await alice.decrypt("bob", message, now=NOW) == b"ping"  # nothing committed
+        await close(store)
+
+    asyncio.run(main())
+
+
+def test_store_calls_from_tasks_a_deliver_coroutine_started_are_never_stranded(
+        tmp_path: Path) -> None:
+    """A task that a deliver coroutine starts inherits its context; its store
+    call, made while the delivery ends, must still run (in the transaction if
+    the thread still serves it, otherwise after it)."""
+    bob = peer(b"bob strand")
+
+    async def main() -> None:
+        store = AsyncSQLiteStore(tmp_path / "strand.db")
+        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"s")), store,
+                                    rng=DeterministicRandom(b"s rng"))
+        await alice.initiate("bob", bob_bundle(bob))
+        bob.decrypt("alice", await alice.encrypt("bob", b"x"), now=NOW)
+        for delay in range(6):
+            for _ in range(10):
+                tasks: list[asyncio.Task[Any]] = []
+
+                async def later(delay: int = delay) -> None:
+                    for _ in range(delay):
+                        await asyncio.sleep(0)
+                    await store.load_local("log")
+
+                async def deliver(_: bytes) -> None:
+                    tasks.append(asyncio.create_task(later()))
+
+                await alice.decrypt("bob", bob.encrypt("alice", b"m"), now=NOW, deliver=deliver)
+                await asyncio.wait_for(tasks[0], 5)
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_another_manager_called_from_deliver_leaves_no_stale_cache(tmp_path: Path) -> None:
+    """Two managers of one identity on one store; the first one's deliver
+    sends a receipt through the second.  The first must not trust its cached
+    record afterwards (its next message would reuse the receipt's key); in a
+    batch, the whole batch is refused instead of saving over the second's
+    write."""
+    bob = peer(b"bob receipts")
+    store = SQLiteStore(tmp_path / "two.db")
+    identity = IdentityKeyPair.generate(DeterministicRandom(b"two"))
+    first = SessionManager(identity, store, rng=DeterministicRandom(b"first"))
+    second = SessionManager(identity, store, rng=DeterministicRandom(b"second"))
+    first.initiate("bob", bob_bundle(bob))
+    bob.decrypt("alice", first.encrypt("bob", b"hello"), now=NOW)
+    receipts: list[bytes] = []
+    first.decrypt("bob", bob.encrypt("alice", b"how are you"), now=NOW,
+                  deliver=lambda _: receipts.append(second.encrypt("bob", b"read")))
+    following = first.encrypt("bob", b"next")
+    assert message_key_id(following) != message_key_id(receipts[0])
+    assert bob.decrypt("alice", receipts[0], now=NOW) == b"read"
+    assert bob.decrypt("alice", following, now=NOW) == b"next"
+    queued = [("bob", bob.encrypt("alice", b"q%d" % i)) for i in range(2)]
+    with pytest.raises(InvalidArgument):
+        first.decrypt_batch(queued, now=NOW,
+                            deliver=lambda *_: receipts.append(second.encrypt("bob", b"read")))
+    assert [o.plaintext for o in first.decrypt_batch(queued, now=NOW)] == [b"q0", b"q1"]
+    nxt = first.encrypt("bob", b"after the batch")
+    assert bob.decrypt("alice", nxt, now=NOW) == b"after the batch"
