@@ -61,7 +61,8 @@ from ._prekeys import PreKeyRing
 from ._primitives import SystemRandom, RandomSource, aes256_gcm_decrypt, aes256_gcm_encrypt, argon2id, hmac_sha256
 from ._session import SessionRecord
 from ._storage import load_ring, record_bytes, save_record, save_ring
-from ._stores import RESERVED_PREFIX, LocalStore, Store, save_identity_key_pair
+from ._sender_keys import SenderKeyRecord
+from ._stores import RESERVED_PREFIX, LocalStore, SenderKeyStore, Store, save_identity_key_pair
 
 __all__ = ["BackupParams", "BackupError", "WrongPassword", "BackupDamaged",
            "BackupCostExceeded", "DEFAULT_MAX_COST", "create_backup", "restore_backup"]
@@ -226,6 +227,13 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
         for address, record in records:
             store.delete_session(address)
             save_record(store, address, record, {})
+        if isinstance(store, SenderKeyStore):
+            # Backups carry no sender keys; own ones already in this store
+            # may be older than what this account sent: start new ones.
+            for sender, distribution_id in store.sender_key_ids():
+                data = store.load_sender_key(sender, distribution_id)
+                if data is not None and SenderKeyRecord.from_bytes(data).is_own:
+                    store.delete_sender_key(sender, distribution_id)
         if keeps_local:
             assert isinstance(store, LocalStore)
             save_identity_key_pair(store, identity)

@@ -81,7 +81,8 @@ from ._recovery import DecryptionErrorMessage, parse_plaintext_content, plaintex
 from ._padding import pad, unpad
 from ._session import BundlePolicy, Session, SessionOptions, SessionRecord
 from ._storage import Rows, load_record, load_ring, record_bytes, save_record, save_ring
-from ._stores import RESERVED_PREFIX, Store
+from ._sender_keys import SenderKeyRecord
+from ._stores import RESERVED_PREFIX, SenderKeyStore, Store
 from ._wires import wire_format
 from ._wire import InitialMessage
 from ._wire_v4 import ServiceAddress, addresses_field
@@ -523,6 +524,14 @@ class SessionManager:
         step (a session with SPQR: for good, since its SPQR state went back
         too), or until :meth:`initiate` starts a new session from a fresh
         bundle.  :func:`~signalish.restore_backup` does this itself.
+
+        Our own sender keys (group messaging, in a store that keeps them)
+        went back too, and their next iterations were sent already: they are
+        deleted, so :meth:`GroupCipher.encrypt <signalish.groups.GroupCipher.encrypt>`
+        raises :class:`~signalish.NoSession` until
+        :meth:`~signalish.groups.GroupCipher.distribution_message` makes a new
+        one, to be sent to the group's members.  Other members' sender keys
+        are kept (receiving on old state reuses nothing).
         """
         touched: set[str] = set()
         with self._transaction(touched):
@@ -532,6 +541,11 @@ class SessionManager:
                     touched.add(address)
                     record.block_sending()
                     self._save(address, record)
+            if isinstance(self.store, SenderKeyStore):
+                for sender, distribution_id in self.store.sender_key_ids():
+                    data = self.store.load_sender_key(sender, distribution_id)
+                    if data is not None and SenderKeyRecord.from_bytes(data).is_own:
+                        self.store.delete_sender_key(sender, distribution_id)
 
     @contextmanager
     def prekeys(self, *, now: int) -> Iterator[PreKeyRing]:

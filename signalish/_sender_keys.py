@@ -398,6 +398,12 @@ class SenderKeyRecord:
         return cls(profile, message.distribution_id, [_receiving_state(message)])
 
     @property
+    def is_own(self) -> bool:
+        """Whether this is our own sender key (a state holds its signing
+        private key)."""
+        return any(state.signer is not None for state in self._states)
+
+    @property
     def states(self) -> tuple[SenderKeyState, ...]:
         """The states, newest first (read only)."""
         return tuple(self._states)
