@@ -51,7 +51,7 @@ from types import TracebackType
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from ._bundle import PreKeyBundle
@@ -124,7 +124,7 @@ class Outcome:
     the plaintext, or the error that message alone raised."""
 
     address: Address
-    plaintext: bytes | None
+    plaintext: bytes | None = field(repr=False)  # a message: never in a log line
     error: SignalishError | None
 
     @property
@@ -307,7 +307,13 @@ class SessionManager:
     def _save(self, address: str, record: SessionRecord) -> None:
         """Write the rows of ``record`` that changed (all of them for a new
         record).  The cache keeps it, trimmed to ``cache_size`` when the
-        transaction ends."""
+        transaction ends.  A record left without any session (archiving with
+        ``max_archived=0``) is deleted: there is nothing to keep."""
+        if not record.sessions:
+            self._cache.pop(address, None)
+            self.store.delete_session(address)
+            self._forget_registration(address)
+            return
         entry = self._cache.get(address)
         old = entry[1] if entry is not None and entry[0] is record else \
             self._stored_rows(address)
@@ -351,14 +357,24 @@ class SessionManager:
         if save is not None:
             save(_REGISTRATION + address, registration_id.to_bytes(4, "big"))
 
+    def _forget_registration(self, address: str) -> None:
+        delete = getattr(self.store, "delete_local", None)
+        if delete is not None:
+            delete(_REGISTRATION + address)
+
     def registration_id(self, address: Address) -> int | None:
-        """The registration id of the device at ``address`` as the bundle
-        that started the current session said (or, under the libsignal
-        profiles, the PreKeySignalMessage with which it started one); None
-        if unknown (no such session, a native-profile session the peer
-        started, a store that keeps no local data).  A server needs it to
-        tell a stale device (one that registered again) from a current one,
-        and sealed sender v2 carries it."""
+        """The registration id last learned for the device at ``address``:
+        from the bundle a session was started from, or (libsignal profiles)
+        from the PreKeySignalMessage with which the device started one.
+        None if none was ever learned (only sessions the peer started under
+        the native profile, whose PreKeyMessages carry no registration id),
+        after :meth:`delete_sessions`, or with a store that keeps no local
+        data.  It belongs to the device's installation, not to a session: a
+        device that registered again and wrote first under the native
+        profile still shows its old id, until the server's answer that it
+        is stale brings a new bundle (:meth:`update_devices`).  A server
+        compares it to tell a stale device from a current one, and sealed
+        sender v2 carries it."""
         load = getattr(self.store, "load_local", None)
         data = None if load is None else load(_REGISTRATION + address_keys(address)[0])
         if data is None or len(data) != 4:
@@ -438,9 +454,7 @@ class SessionManager:
             if self.store.load_session(address, b"") is None:
                 return False
             self.store.delete_session(address)
-            delete = getattr(self.store, "delete_local", None)
-            if delete is not None:
-                delete(_REGISTRATION + address)
+            self._forget_registration(address)
             return True
 
     def decryption_error(self, message: bytes, *, timestamp: int, device_id: int) -> bytes:

@@ -398,6 +398,8 @@ class LinkRequest:
         :class:`~signalish.errors.InvalidArgument` if the request was already
         used.  A failure changes nothing.
         """
+        if not isinstance(envelope, (bytes, bytearray, memoryview)):
+            raise InvalidArgument("a provisioning envelope is bytes")
         private = self._private
         if private is None:
             raise InvalidArgument("this LinkRequest already opened its envelope; make a new one")

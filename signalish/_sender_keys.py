@@ -91,7 +91,7 @@ __all__ = [
     "SenderKeyMessage",
     "SenderKeyState",
     "SenderKeyRecord",
-    "SenderKeyStore",
+    "RecordStore",
     "GroupCipher",
     "TAG_DISTRIBUTION_MESSAGE",
     "TAG_SENDER_KEY_MESSAGE",
@@ -147,6 +147,13 @@ class SenderKeyLimits:
 
 
 DEFAULT_LIMITS: Final = SenderKeyLimits()
+
+
+def _as_bytes(data: object, what: str) -> bytes:
+    """``data`` as bytes; anything but bytes-like is the caller's mistake."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InvalidArgument(f"{what}: expected bytes, got {type(data).__name__}")
+    return bytes(data)
 
 
 def _check_u32(value: int, what: str) -> None:
@@ -229,8 +236,8 @@ class SenderKeyDistributionMessage:
         """Strict inverse of :meth:`to_bytes`.  Raises a
         :class:`~signalish.errors.DecodeError` subclass for malformed bytes and
         :class:`~signalish.errors.InvalidKey` for an unacceptable signing key."""
-        data = bytes(data)
         what = "SenderKeyDistributionMessage"
+        data = _as_bytes(data, what)
         if profile.wire == "native":
             r = Reader(data, TAG_DISTRIBUTION_MESSAGE, what)
             dist, chain_id, iteration = r.fixed(16, "distribution id"), r.u32("chain id"), r.u32("iteration")
@@ -266,8 +273,8 @@ class SenderKeyMessage:
         """Parse strictly, bounding the ciphertext by ``max_message_size``
         first.  The distribution id says which record to load.  Raises a
         :class:`~signalish.errors.DecodeError` subclass."""
-        data = bytes(data)
         what = "SenderKeyMessage"
+        data = _as_bytes(data, what)
         if profile.wire == "native":
             r = Reader(data, TAG_SENDER_KEY_MESSAGE, what)
             dist, chain_id, iteration = r.fixed(16, "distribution id"), r.u32("chain id"), r.u32("iteration")
@@ -540,7 +547,7 @@ class SenderKeyRecord:
         :class:`~signalish.errors.DecodeError` subclass when a field or an
         invariant does."""
         what = "SenderKeyRecord"
-        r = Reader(check_digest(data, what), TAG_SENDER_KEY_RECORD, what,
+        r = Reader(check_digest(_as_bytes(data, what), what), TAG_SENDER_KEY_RECORD, what,
                    frozenset({RECORD_VERSION}))
         try:
             profile = PROFILES[r.var("profile", 64).decode("ascii")]
@@ -606,7 +613,7 @@ def _read_state(r: Reader, what: str) -> SenderKeyState:
 # --- the store-facing API -------------------------------------------------------------
 
 
-class SenderKeyStore(Protocol):
+class RecordStore(Protocol):
     """Where :class:`GroupCipher` keeps sender key records, as bytes keyed by
     (sender address, distribution id).  A store may also have a
     ``transaction()`` context manager (as signalish's stores do); each
@@ -622,7 +629,9 @@ class SenderKeyStore(Protocol):
 
 
 class GroupCipher:
-    """Sender keys over a :class:`SenderKeyStore` (libsignal's group_cipher).
+    """Sender keys over a :class:`RecordStore` (libsignal's group_cipher);
+    both built-in stores, and any :class:`~signalish.groups.SenderKeyStore`,
+    are one.
 
     ``sender`` is the application's address string of a member (including
     its device, if it has several); for our own sender key it is our own.
@@ -632,7 +641,7 @@ class GroupCipher:
 
     __slots__ = ("store", "profile", "limits", "_rng")
 
-    def __init__(self, store: SenderKeyStore, profile: Profile, *,
+    def __init__(self, store: RecordStore, profile: Profile, *,
                  rng: RandomSource | None = None,
                  limits: SenderKeyLimits = DEFAULT_LIMITS) -> None:
         self.store = store

@@ -15,6 +15,7 @@ from signalish import (
     ProtocolAddress,
     SafetyNumber,
     SessionManager,
+    SessionOptions,
     UntrustedIdentity,
 )
 from signalish.errors import InvalidArgument
@@ -181,3 +182,42 @@ def test_encrypt_to_devices_reports_each_device() -> None:
         alice.manager.update_devices("bob", missing={3: server.bundle("bob", 1)})
     with pytest.raises(InvalidArgument):
         alice.manager.encrypt_to_devices("bob", b"z", [0])
+
+
+def test_with_max_archived_0_a_removed_device_leaves_no_record() -> None:
+    """Archiving the only session of a record that keeps no archived ones
+    leaves nothing: the record is deleted (an empty one would be unreadable
+    and block every device of the user)."""
+    server, ids, devices = world()
+    alice = new_device("alice", 3, ids["alice"], 903,
+                       options=SessionOptions(max_archived=0))
+    server.register(alice)
+    send(server, alice, "bob", b"hi")
+    server.remove("bob", 2)
+    send(server, alice, "bob", b"bob has one device now")
+    assert not alice.manager.has_session(ProtocolAddress("bob", 2))
+    reopened = SessionManager(alice.manager.identity, alice.manager.store)
+    assert reopened.devices("bob") == [1]
+    assert reopened.encrypt_to_devices("bob", b"still works").complete
+    assert reopened.registration_id(ProtocolAddress("bob", 2)) is None
+
+
+def test_registration_ids_belong_to_the_device() -> None:
+    """A device's registration id is learned from its bundles and kept with
+    the device (not the session); a reinstalled device that writes first
+    under the native profile shows its old id until the server's 410 brings
+    its new bundle; delete_sessions forgets it."""
+    server, ids, devices = world()
+    alice = devices[("alice", 1)]
+    bob_laptop = ProtocolAddress("bob", 2)
+    send(server, alice, "bob", b"hi")
+    assert alice.manager.registration_id(bob_laptop) == 202
+    reinstalled = new_device("bob", 2, ids["bob"], 299)
+    server.register(reinstalled)
+    reinstalled.manager.initiate(alice.address, server.bundle("alice", 1))
+    alice.manager.decrypt(bob_laptop, reinstalled.manager.encrypt(alice.address, b"new"), now=1)
+    assert alice.manager.registration_id(bob_laptop) == 202  # not learnable from it
+    assert send(server, alice, "bob", b"after the reinstall") == 2  # one 410
+    assert alice.manager.registration_id(bob_laptop) == 299
+    alice.manager.delete_sessions(bob_laptop)
+    assert alice.manager.registration_id(bob_laptop) is None
