@@ -231,8 +231,8 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
             # Backups carry no sender keys; own ones already in this store
             # may be older than what this account sent: start new ones.
             for sender, distribution_id in store.sender_key_ids():
-                data = store.load_sender_key(sender, distribution_id)
-                if data is not None and SenderKeyRecord.from_bytes(data).is_own:
+                kept = store.load_sender_key(sender, distribution_id)
+                if kept is not None and SenderKeyRecord.from_bytes(kept).is_own:
                     store.delete_sender_key(sender, distribution_id)
         if keeps_local:
             assert isinstance(store, LocalStore)
