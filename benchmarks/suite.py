@@ -40,6 +40,7 @@ import bench_attachments  # noqa: E402
 import bench_groups  # noqa: E402
 import bench_handshake  # noqa: E402
 import bench_paths  # noqa: E402
+import bench_postgres  # noqa: E402
 import bench_ratchet  # noqa: E402
 import bench_spqr  # noqa: E402
 import cryptography  # noqa: E402
@@ -234,6 +235,7 @@ def main() -> int:
     spqr = bench_spqr.figures(quick)
     groups = bench_groups.figures(quick)
     asyncio_api = bench_async.figures(quick)
+    postgres = bench_postgres.figures(quick)
 
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "processor": platform.processor() or platform.machine(),
@@ -243,7 +245,8 @@ def main() -> int:
                       "axolotl": axolotl if isinstance(axolotl, str) else "python-axolotl 0.2.3"}}
     results = {"meta": meta, "rows": rows, "per_skipped_key": per_key, "memory": memory,
                "hostile": hostile, "paths": paths, "attachments": attachments, "spqr": spqr,
-               "groups": groups, "asyncio": asyncio_api}
+               "groups": groups, "asyncio": asyncio_api,
+               "postgres": postgres}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     markdown = render(results)
@@ -284,6 +287,7 @@ def render(results: dict[str, Any]) -> str:
     lines += bench_spqr.lines(results["spqr"]) + [""]
     lines += bench_groups.lines(results["groups"]) + [""]
     lines += bench_async.lines(results["asyncio"]) + [""]
+    lines += bench_postgres.lines(results["postgres"]) + [""]
     lines += bench_ratchet.hostile_lines(results["hostile"]) + [""]
     for peer, note in meta["peers"].items():
         lines.append(f"{peer}: {note}")

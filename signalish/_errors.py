@@ -22,6 +22,8 @@ from __future__ import annotations
 
 __all__ = [
     "SignalishError",
+    "StoreUnavailable",
+    "SchemaTooNew",
     "InvalidCertificate",
     "CertificateExpired",
     "SealedSenderSelfSend",
@@ -253,6 +255,17 @@ class StoreRolledBack(StoreError):
     """The store is older than one this process (or the application's own
     record of its generation) has already seen: it was rolled back.  See
     docs/security.md for what to do."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached, or the connection to it was lost:
+    nothing was committed (except where the message says the outcome of a
+    ``COMMIT`` is unknown), and the same call can be retried once it is back."""
+
+
+class SchemaTooNew(StoreError):
+    """The database schema is newer than this version of signalish knows:
+    upgrade signalish here before using that database."""
 
 
 class CorruptState(StoreError):

@@ -52,6 +52,8 @@ parents, drawn under both)::
     +-- StoreError
     |   +-- StoreBusy
     |   +-- StoreRolledBack
+    |   +-- StoreUnavailable
+    |   +-- SchemaTooNew
     |   +-- CorruptState
     +-- BackupError                     (the common base of the three
         +-- WrongPassword *              starred backup errors)
@@ -86,12 +88,14 @@ from ._errors import (
     PreKeyExpired,
     PreKeyReplayed,
     RemoteError,
+    SchemaTooNew,
     SealedSenderSelfSend,
     SignalishError,
     StaleSession,
     StoreBusy,
     StoreError,
     StoreRolledBack,
+    StoreUnavailable,
     TooFarAhead,
     TrailingBytes,
     TruncatedInput,
@@ -117,7 +121,8 @@ __all__ = [
     "UntrustedIdentity", "InvalidCertificate", "CertificateExpired", "SealedSenderSelfSend",
     "BackupDamaged", "BackupCostExceeded",
     # the application's own storage
-    "StoreError", "StoreBusy", "StoreRolledBack", "CorruptState",
+    "StoreError", "StoreBusy", "StoreRolledBack", "StoreUnavailable", "SchemaTooNew",
+    "CorruptState",
     # the common base of the three backup errors
     "BackupError",
 ]

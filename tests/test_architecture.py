@@ -40,9 +40,9 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("wire", ("_wire", "_message", "_wire_v3", "_wire_v4", "_wires", "_state_codec",
               "_padding", "_recovery", "_spqr", "_sealed_sender")),
     ("session", ("_session", "_sender_keys")),
-    ("stores", ("_stores", "_async_store")),
+    ("stores", ("_stores", "_async_store", "_postgres")),
     ("services", ("_storage", "_devices", "_manager", "_async", "_backup")),
-    ("api", ("errors", "groups", "sealed_sender", "linking", "__init__")),
+    ("api", ("errors", "groups", "sealed_sender", "linking", "postgres", "__init__")),
     ("edge", ("cli", "__main__")),
 )
 
