@@ -420,5 +420,5 @@ def test_the_server_restarted_under_load(pg: Database, tmp_path: Path) -> None:
     # A decrypt whose COMMIT was cut off by the restart may have committed:
     # its retry then finds it done (DuplicateMessage) and sends no reply.
     assert len(fleet.sent) - fleet.retries.get("in doubt", 0) <= replies <= len(fleet.sent)
-    assert fleet.retries.get("StoreError", 0) > 0, "no worker saw the restart"
+    assert fleet.retries.get("StoreUnavailable", 0) > 0, "no worker saw the restart"
     print(summary(fleet, "restart", started, replies))
