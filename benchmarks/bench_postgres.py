@@ -159,6 +159,46 @@ def per_message_us(store: Any, messages: int, rounds: int, one_transaction: bool
     return statistics.median(samples), max(samples) - min(samples)
 
 
+def async_per_message_us(conninfo: str, messages: int, rounds: int) -> tuple[float, float]:
+    """The same as per_message_us, through [AsyncSessionManager +
+    AsyncPostgresStore] (each store call a coroutine on the loop, the
+    protocol in a worker thread)."""
+    import asyncio
+
+    from signalish import AsyncSessionManager
+    from signalish._postgres import AsyncPostgresStore
+
+    schema = fresh_schema()
+    with PostgresStore(conninfo, schema=schema) as sync_store:
+        bob, peers = conversation(sync_store, peers=4)
+    per_round = max(1, messages // rounds)
+    queue = backlog(peers, (per_round * (rounds + 1)) // len(peers) + 1)
+
+    async def run() -> list[float]:
+        store = await AsyncPostgresStore.connect(conninfo, schema=schema)
+        manager = AsyncSessionManager(bob, store)
+
+        async def step(address: str, message: bytes) -> None:
+            plaintext = await manager.decrypt(address, message, now=NOW)
+            await manager.encrypt(address, b"re " + plaintext[:8])
+
+        for address, message in queue[:per_round]:  # warm-up
+            await step(address, message)
+        samples = []
+        for r in range(rounds):
+            chunk = queue[per_round * (r + 1):per_round * (r + 2)]
+            start = time.perf_counter()
+            for address, message in chunk:
+                await step(address, message)
+            samples.append((time.perf_counter() - start) / len(chunk) * 1e6)
+        await store.close()
+        return samples
+
+    samples = asyncio.run(run())
+    drop(conninfo, schema)
+    return statistics.median(samples), max(samples) - min(samples)
+
+
 def fresh_schema() -> str:
     return "bench_" + uuid.uuid4().hex[:12]
 
@@ -309,7 +349,10 @@ def figures(quick: bool) -> dict[str, Any]:
         with PostgresStore(server.conninfo, schema=schema) as store:
             together = per_message_us(store, messages, rounds, one_transaction=True)
         drop(server.conninfo, schema)
+        asynchronous = async_per_message_us(server.conninfo, messages, rounds)
         results["per_message"] = {"memory_us": memory[0], "memory_spread_us": memory[1],
+                                  "postgres_async_us": asynchronous[0],
+                                  "postgres_async_spread_us": asynchronous[1],
                                   "sqlite_us": sqlite[0], "sqlite_spread_us": sqlite[1],
                                   "postgres_us": postgres[0], "postgres_spread_us": postgres[1],
                                   "postgres_one_commit_us": together[0],
@@ -338,7 +381,11 @@ def lines(results: dict[str, Any]) -> list[str]:
            f"| PostgresStore | {p['postgres_us']:,.0f} us | 1.0x |",
            f"| PostgresStore, decrypt and reply in one transaction "
            f"| {p['postgres_one_commit_us']:,.0f} us "
-           f"| {p['postgres_us'] / p['postgres_one_commit_us']:.1f}x |", "",
+           f"| {p['postgres_us'] / p['postgres_one_commit_us']:.1f}x |",
+           f"| [AsyncSessionManager + AsyncPostgresStore] "
+           f"| {p['postgres_async_us']:,.0f} us "
+           f"| {p['postgres_us'] / p['postgres_async_us']:.2f}x (async/sync "
+           f"{p['postgres_async_us'] / p['postgres_us']:.2f}) |", "",
            "A fleet: worker processes on one database, messages from "
            f"{PEERS} peers (dealt round-robin, or partitioned by peer):", "",
            "| workers | messages | messages/s | vs 1 worker | StoreBusy retries |",
