@@ -46,7 +46,6 @@ time; threads that share a store each use their own manager.
 from __future__ import annotations
 
 import enum
-import threading
 from types import TracebackType
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -136,7 +135,6 @@ class Outcome:
 #: a manager whose transaction another manager's call ran inside (from a
 #: ``deliver`` callback, say) knows that its cached records may be behind.
 _OPEN: dict[int, list[SessionManager]] = {}
-_OPEN_LOCK = threading.Lock()
 
 
 class _Call:
@@ -158,8 +156,14 @@ class _Call:
         inner = manager.store.transaction()
         inner.__enter__()
         self._inner = inner
-        with _OPEN_LOCK:
-            stack = _OPEN.setdefault(id(manager.store), [])
+        # The store's transaction is held from here, so no other thread
+        # touches this store's entry until it ends.
+        key = id(manager.store)
+        stack = _OPEN.get(key)
+        if stack is None:
+            _OPEN[key] = [manager]
+            manager._foreign = False
+        else:
             if manager not in stack:
                 manager._foreign = False
             for other in stack:
@@ -178,14 +182,17 @@ class _Call:
 
     def _leave(self) -> None:
         manager = self._manager
-        with _OPEN_LOCK:
-            stack = _OPEN.get(id(manager.store), [])
-            for i in range(len(stack) - 1, -1, -1):
-                if stack[i] is manager:
-                    del stack[i]
-                    break
-            if not stack:
-                _OPEN.pop(id(manager.store), None)
+        key = id(manager.store)
+        stack = _OPEN.get(key)
+        if stack is None:
+            return
+        if len(stack) == 1:
+            del _OPEN[key]
+            return
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i] is manager:
+                del stack[i]
+                break
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
