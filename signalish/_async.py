@@ -137,6 +137,13 @@ class _LoopBridge:
     def session_addresses(self) -> list[str]:
         return self._run(self.store.session_addresses())
 
+    def session_addresses_from(self, prefix: str) -> list[str]:
+        lister = getattr(self.store, "session_addresses_from", None)
+        if lister is None:
+            return [a for a in self.session_addresses() if a.startswith(prefix)]
+        found: list[str] = self._run(lister(prefix))
+        return found
+
     # local data
     def load_local(self, name: str) -> bytes | None:
         return self._run(self.store.load_local(name))
@@ -322,6 +329,9 @@ class AsyncSQLiteStore:
 
     async def session_addresses(self) -> list[str]:
         return await self.run(self.sync.session_addresses)
+
+    async def session_addresses_from(self, prefix: str) -> list[str]:
+        return await self.run(self.sync.session_addresses_from, prefix)
 
     async def load_local(self, name: str) -> bytes | None:
         return await self.run(self.sync.load_local, name)

@@ -685,13 +685,16 @@ class SessionManager:
     def devices(self, user: str) -> list[int]:
         """The device ids of ``user`` with a current session (the sessions
         stored under ``ProtocolAddress(user, device)``), ascending: the
-        device list this manager will encrypt to.  Reads every stored
-        address once (its cost grows with the store)."""
+        device list this manager will encrypt to.  A store with
+        ``session_addresses_from(prefix)`` (the built-in ones) lists only
+        this user's; another lists every address once."""
         ProtocolAddress(user, 1)  # checks the name
         prefix = user + "."
+        lister = getattr(self.store, "session_addresses_from", None)
         with self._transaction(set()):
             found = []
-            for address in self.store.session_addresses():
+            addresses = self.store.session_addresses() if lister is None else lister(prefix)
+            for address in addresses:
                 suffix = address[len(prefix):]
                 if not address.startswith(prefix) or not suffix.isdigit() \
                         or suffix != str(int(suffix)) or not 1 <= int(suffix) <= 127:

@@ -514,6 +514,12 @@ class _Core:
                               "WHERE part = ''::bytea ORDER BY address")
         return [row[0] for row in result.rows]
 
+    def session_addresses_from(self, prefix: str) -> _Steps[list[str]]:
+        result = yield _Query("reading session_rows", f"SELECT address FROM {self.s}.session_rows "
+                              "WHERE part = ''::bytea AND starts_with(address, %s) "
+                              "ORDER BY address", (prefix,))
+        return [row[0] for row in result.rows]
+
     # --- local data ---------------------------------------------------------------
 
     def load_local(self, name: str) -> _Steps[bytes | None]:
@@ -832,6 +838,11 @@ class PostgresStore:
     def session_addresses(self) -> list[str]:
         return self._run(self._core.session_addresses())
 
+    def session_addresses_from(self, prefix: str) -> list[str]:
+        """The addresses with a record that start with ``prefix``, sorted
+        (the server filters them)."""
+        return self._run(self._core.session_addresses_from(prefix))
+
     def load_local(self, name: str) -> bytes | None:
         """Application data kept beside the protocol state
         (:class:`~signalish.LocalStore`), saved in the same transactions."""
@@ -1062,6 +1073,9 @@ class AsyncPostgresStore:
 
     async def session_addresses(self) -> list[str]:
         return await self._run(self._core.session_addresses())
+
+    async def session_addresses_from(self, prefix: str) -> list[str]:
+        return await self._run(self._core.session_addresses_from(prefix))
 
     async def load_local(self, name: str) -> bytes | None:
         return await self._run(self._core.load_local(name))

@@ -217,6 +217,17 @@ class SessionStore(Protocol):
         ...
 
 
+def _prefix_bound(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (in
+    code point order), or None if there is none (no upper bound)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            return prefix[:-1] + chr(last + 1)
+        prefix = prefix[:-1]
+    return None
+
+
 @runtime_checkable
 class Store(IdentityStore, PreKeyStore, SessionStore, Protocol):
     """All three, plus a transaction that makes their writes atomic, and a
@@ -342,6 +353,13 @@ class MemoryStore:
 
     def session_addresses(self) -> list[str]:
         return sorted(address for address, rows in self._sessions.items() if b"" in rows)
+
+    def session_addresses_from(self, prefix: str) -> list[str]:
+        """The addresses with a record that start with ``prefix``, sorted (an
+        optional method: :meth:`SessionManager.devices
+        <signalish.SessionManager.devices>` uses it when a store has it)."""
+        return sorted(address for address, rows in self._sessions.items()
+                      if b"" in rows and address.startswith(prefix))
 
     def load_local(self, name: str) -> bytes | None:
         """Application data kept beside the protocol state (:class:`LocalStore`):
@@ -893,6 +911,17 @@ class SQLiteStore:
         return [row[0] for row in self._fetchall(
             "reading session_rows",
             "SELECT address FROM session_rows WHERE part = x'' ORDER BY address")]
+
+    def session_addresses_from(self, prefix: str) -> list[str]:
+        """The addresses with a record that start with ``prefix``, sorted: a
+        range of the primary key, not a scan of every address."""
+        upper = _prefix_bound(prefix)
+        if upper is None:  # only U+10FFFF in the prefix: no range to ask for
+            return [a for a in self.session_addresses() if a.startswith(prefix)]
+        rows = self._fetchall(
+            "reading session_rows", "SELECT address FROM session_rows WHERE part = x'' "
+            "AND address >= ? AND address < ? ORDER BY address", (prefix, upper))
+        return [row[0] for row in rows if row[0].startswith(prefix)]
 
     def identity_addresses(self) -> list[str]:
         return [row[0] for row in self._fetchall(

@@ -145,6 +145,21 @@ def test_stores_satisfy_the_protocols(pg: Database) -> None:
     blocking.close()
 
 
+def test_addresses_under_a_prefix(store: Any, pg: Database) -> None:
+    """session_addresses_from: the server filters the addresses with a record
+    (what SessionManager.devices reads), whatever the database's collation."""
+    names = ["bob.1", "bob.10", "bob.2", "bob2.1", "bo", "bob", "Bob.1", "böb.1", "alice.1",
+             "bob_1", "bob%1"]
+    with store.transaction():
+        for name in names:
+            store.save_session(name, b"head")
+        store.save_session("bob.3", b"no head", S1)
+    for prefix in ("bob.", "bob", "b", "", "böb.", "bob_", "bob%", "q"):
+        assert store.session_addresses_from(prefix) == \
+            sorted((n for n in names if n.startswith(prefix)),
+                   key=lambda n: store.session_addresses().index(n)), prefix
+
+
 def test_rows_under_parts(store: Any, pg: Database) -> None:
     with store.transaction():
         store.save_session("alice", b"head", b"")

@@ -539,3 +539,21 @@ def test_a_file_from_before_sender_keys_gains_the_table(tmp_path: Path) -> None:
         with store.transaction():
             store.save_sender_key("alice.1", UUID(int=5), b"r")
         assert store.load_sender_key("alice.1", UUID(int=5)) == b"r"
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_addresses_under_a_prefix(kind: str, tmp_path: Path) -> None:
+    """session_addresses_from lists the addresses with a record that start
+    with the prefix, sorted, and no other (what devices() reads)."""
+    store = open_store(kind, tmp_path)
+    names = ["bob.1", "bob.10", "bob.2", "bob2.1", "bo", "bob", "bob/1", "böb.1",
+             "z\U0010ffff.1", "z\U0010ffff\U0010ffff", "alice.1"]
+    with store.transaction():
+        for name in names:
+            store.save_session(name, b"head")
+        store.save_session("bob.3", b"no head", b"s" + bytes(32))  # no record
+    for prefix in ("bob.", "bob", "b", "", "böb.", "z\U0010ffff", "q", "\U0010ffff"):
+        expected = sorted(n for n in names if n.startswith(prefix))
+        assert store.session_addresses_from(prefix) == expected, prefix
+    if isinstance(store, SQLiteStore):
+        store.close()
