@@ -48,7 +48,6 @@ import binascii
 import re
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote
 from uuid import UUID
 
 from ._encoding import Reader, Tag, Writer
@@ -133,6 +132,22 @@ class LinkTarget:
         return f"{_PREFIX}uuid={self.provisioning_id}&pub_key={key}&v={PROVISIONING_VERSION}"
 
 
+_ESCAPE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _unescape(raw: str, name: str) -> str:
+    """Percent-decoding of a query value already matched by _QUERY_VALUE
+    (every ``%`` starts an escape); an escape of a non-ASCII byte is
+    refused."""
+    def byte(match: re.Match[str]) -> str:
+        value = int(match.group(1), 16)
+        if value > 0x7F:
+            raise InvalidEncoding(f"link QR code: {name} escapes a non-ASCII byte")
+        return chr(value)
+
+    return _ESCAPE.sub(byte, raw)
+
+
 def parse_link_qr(text: str) -> LinkTarget:
     """Read a QR string made by :meth:`LinkRequest.qr_text`, strictly.
 
@@ -164,10 +179,7 @@ def parse_link_qr(text: str) -> LinkTarget:
             raise InvalidEncoding("link QR code: parameters are uuid, pub_key and v, once each")
         if not _QUERY_VALUE.fullmatch(raw):
             raise InvalidEncoding(f"link QR code: {name} is empty or not percent-encoded")
-        try:
-            params[name] = unquote(raw, encoding="ascii", errors="strict")
-        except UnicodeDecodeError:
-            raise InvalidEncoding(f"link QR code: {name} escapes a non-ASCII byte") from None
+        params[name] = _unescape(raw, name)
     if len(params) != 3:
         raise InvalidEncoding("link QR code: parameters are uuid, pub_key and v, once each")
     if not _VERSION_TEXT.fullmatch(params["v"]):
