@@ -48,7 +48,8 @@ def test_files() -> None:
                                      "max_states": 5}
     names = {c["name"] for c in SENDER_KEYS["cases"]}
     assert names == {f"{p}-{kind}" for p in ref.PROFILES
-                     for kind in ("in-order", "out-of-order", "tampering")} | {"libsignal_v4-jump"}
+                     for kind in ("in-order", "out-of-order", "tampering")} | {
+                         "libsignal_v4-jump", "libsignal_v4-limit"}
     assert {c["name"] for c in SEALED["cases"]} == {
         "v1-signal-message", "v1-sender-key-message", "v2-two-recipients"}
 
@@ -144,6 +145,10 @@ def test_sender_key_cases_are_as_documented(case: dict[str, Any]) -> None:
                             ok(2099), refused(100, dup), refused(2100, dup), ok(25001),
                             refused(1000, ev), refused(2500, ev), refused(23000, ev), ok(23001),
                             refused(25001, dup)]
+    elif kind == "limit":
+        assert sorted(listed) == [0, 23000, 23001, 25001]
+        assert delivery == [refused(25001, "TooFarAhead"), ok(0), ok(25001),
+                            refused(23000, "MessageKeyEvicted"), ok(23001)]
     else:
         m0 = listed[0][0]
         first, last = ciphertext_span(profile, m0)

@@ -209,6 +209,20 @@ def _jump(c: SenderKeyCase) -> None:
         c.deliver(i, expect)
 
 
+def _limit(c: SenderKeyCase) -> None:
+    """The forward limit exactly: 25,000 past the next iteration is taken,
+    25,001 is not."""
+    for i in (0, 23_000, 23_001, 25_001):
+        c.send(i, f"message {i}".encode())
+    for i, expect in (
+            (25_001, "TooFarAhead"),        # 25,001 past a fresh state's next iteration (0)
+            (0, "ok"),                      # the next iteration is now 1
+            (25_001, "ok"),                 # exactly 25,000 past it; keeps 23,001 to 25,000
+            (23_000, "MessageKeyEvicted"),
+            (23_001, "ok")):
+        c.deliver(i, expect)
+
+
 def gen_sender_keys() -> Json:
     cases = []
     for profile in (NATIVE, LIBSIGNAL_V3, LIBSIGNAL_V4):
@@ -219,6 +233,9 @@ def gen_sender_keys() -> Json:
             cases.append(c.case)
     c = SenderKeyCase("libsignal_v4-jump", LIBSIGNAL_V4)
     _jump(c)
+    cases.append(c.case)
+    c = SenderKeyCase("libsignal_v4-limit", LIBSIGNAL_V4)
+    _limit(c)
     cases.append(c.case)
     data = _envelope("sender_keys", "a sender key's distribution message and messages, and "
                      "what a fresh receiver makes of them", cases)
