@@ -60,9 +60,8 @@ from ._keys import IdentityKey, IdentityKeyPair
 from ._prekeys import PreKeyRing
 from ._primitives import SystemRandom, RandomSource, aes256_gcm_decrypt, aes256_gcm_encrypt, argon2id, hmac_sha256
 from ._session import SessionRecord
-from ._storage import load_ring, record_bytes, save_record, save_ring
-from ._sender_keys import SenderKeyRecord
-from ._stores import RESERVED_PREFIX, LocalStore, SenderKeyStore, Store, save_identity_key_pair
+from ._storage import forget_own_sender_keys, load_ring, record_bytes, save_record, save_ring
+from ._stores import RESERVED_PREFIX, LocalStore, Store, save_identity_key_pair
 
 __all__ = ["BackupParams", "BackupError", "WrongPassword", "BackupDamaged",
            "BackupCostExceeded", "DEFAULT_MAX_COST", "create_backup", "restore_backup"]
@@ -227,13 +226,9 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
         for address, record in records:
             store.delete_session(address)
             save_record(store, address, record, {})
-        if isinstance(store, SenderKeyStore):
-            # Backups carry no sender keys; own ones already in this store
-            # may be older than what this account sent: start new ones.
-            for sender, distribution_id in store.sender_key_ids():
-                kept = store.load_sender_key(sender, distribution_id)
-                if kept is not None and SenderKeyRecord.from_bytes(kept).is_own:
-                    store.delete_sender_key(sender, distribution_id)
+        # Backups carry no sender keys; own ones already in this store may
+        # be older than what this account sent: start new ones.
+        forget_own_sender_keys(store)
         if keeps_local:
             assert isinstance(store, LocalStore)
             save_identity_key_pair(store, identity)

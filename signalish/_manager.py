@@ -79,9 +79,16 @@ from ._ratchet import Received
 from ._recovery import DecryptionErrorMessage, parse_plaintext_content, plaintext_content
 from ._padding import pad, unpad
 from ._session import BundlePolicy, Session, SessionOptions, SessionRecord
-from ._storage import Rows, load_record, load_ring, record_bytes, save_record, save_ring
-from ._sender_keys import SenderKeyRecord
-from ._stores import RESERVED_PREFIX, SenderKeyStore, Store
+from ._storage import (
+    Rows,
+    forget_own_sender_keys,
+    load_record,
+    load_ring,
+    record_bytes,
+    save_record,
+    save_ring,
+)
+from ._stores import RESERVED_PREFIX, Store
 from ._wires import wire_format
 from ._wire import InitialMessage
 from ._wire_v4 import ServiceAddress, addresses_field
@@ -562,11 +569,7 @@ class SessionManager:
                     touched.add(address)
                     record.block_sending()
                     self._save(address, record)
-            if isinstance(self.store, SenderKeyStore):
-                for sender, distribution_id in self.store.sender_key_ids():
-                    data = self.store.load_sender_key(sender, distribution_id)
-                    if data is not None and SenderKeyRecord.from_bytes(data).is_own:
-                        self.store.delete_sender_key(sender, distribution_id)
+            forget_own_sender_keys(self.store)
 
     @contextmanager
     def prekeys(self, *, now: int) -> Iterator[PreKeyRing]:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from ._keys import IdentityKeyPair
 from ._prekeys import PreKeyRing
+from ._sender_keys import SenderKeyRecord
 from ._session import SessionRecord
-from ._stores import PreKeyStore, SessionStore
+from ._stores import PreKeyStore, SenderKeyStore, SessionStore
 
 __all__ = ["Rows", "load_record", "save_record", "load_ring", "save_ring", "record_bytes",
            "ring_bytes"]
@@ -100,3 +101,16 @@ def ring_bytes(store: PreKeyStore, identity: IdentityKeyPair) -> bytes | None:
     or None."""
     loaded = load_ring(store, identity)
     return None if loaded is None else loaded[0].to_bytes()
+
+
+def forget_own_sender_keys(store: object) -> None:
+    """Delete our own sender-key records (those holding a signing private
+    key) from ``store``, if it keeps sender keys: after a rollback or a
+    restore they may be older than what was sent, and sending on them would
+    reuse message keys.  Other members' records stay.  Inside a transaction."""
+    if not isinstance(store, SenderKeyStore):
+        return
+    for sender, distribution_id in store.sender_key_ids():
+        data = store.load_sender_key(sender, distribution_id)
+        if data is not None and SenderKeyRecord.from_bytes(data).is_own:
+            store.delete_sender_key(sender, distribution_id)
