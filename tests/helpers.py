@@ -100,3 +100,90 @@ def read_varint(data: bytes, i: int) -> tuple[int, int]:
         shift += 7
         if not byte & 0x80:
             return value, i
+
+
+class _Boom(Exception):
+    pass
+
+
+def check_local_data(store: Any) -> None:
+    """What every store with local data must do (the built-in stores and
+    PostgreSQL's): names saved, sorted, deleted, rolled back; reserved
+    names refused from the application and taken from the library."""
+    import pytest
+
+    from signalish import (DeterministicRandom, IdentityKeyPair, load_identity_key_pair,
+                           save_identity_key_pair)
+    from signalish.errors import InvalidArgument
+
+    with store.transaction():
+        store.save_local("b", b"2")
+        store.save_local("a", b"1")
+        with pytest.raises(InvalidArgument):
+            store.save_local("signalish:identity", b"x")
+        with pytest.raises(InvalidArgument):
+            store.save_local(b"a", b"x")
+    assert store.local_names() == ["a", "b"]
+    with pytest.raises(_Boom):
+        with store.transaction():
+            store.delete_local("a")
+            assert store.load_local("a") is None
+            raise _Boom
+    assert store.load_local("a") == b"1"
+    with store.transaction():
+        store.delete_local("a")
+        store.delete_local("missing")
+    assert store.local_names() == ["b"]
+    identity = IdentityKeyPair.generate(DeterministicRandom(b"local"))
+    with store.transaction():
+        save_identity_key_pair(store, identity)
+    loaded = load_identity_key_pair(store)
+    assert loaded is not None and loaded.seed() == identity.seed()
+    assert store.local_names() == ["b", "signalish:identity"]
+
+
+def check_sender_key_records(store: Any, *, stable_generation: bool) -> None:
+    """What every SenderKeyStore must do: records per (sender, distribution
+    id), replaced, deleted, listed sorted, rolled back with a failed
+    transaction (and, with ``stable_generation``, a store whose generation
+    changes only on commits: left unchanged by it); a distribution id is a
+    UUID."""
+    from uuid import UUID
+
+    import pytest
+
+    from signalish._stores import SenderKeyStore
+    from signalish.errors import InvalidArgument
+
+    assert isinstance(store, SenderKeyStore)
+    one, two = UUID(int=1), UUID("d1d1d1d1-7000-11eb-b32a-33b8a8a487a6")
+    with store.transaction():
+        store.save_sender_key("alice.1", two, b"alice two")
+        store.save_sender_key("alice.1", one, b"alice one")
+        store.save_sender_key("bob.2", one, b"bob one")
+    assert store.load_sender_key("alice.1", one) == b"alice one"
+    assert store.load_sender_key("alice.1", two) == b"alice two"
+    assert store.load_sender_key("alice.2", one) is None
+    assert store.sender_key_ids() == [("alice.1", one), ("alice.1", two), ("bob.2", one)]
+    generation = store.generation
+    with pytest.raises(_Boom):
+        with store.transaction():
+            store.save_sender_key("alice.1", one, b"changed")
+            store.delete_sender_key("bob.2", one)
+            store.save_sender_key("carol.1", one, b"new")
+            raise _Boom
+    if stable_generation:
+        assert store.generation == generation
+    assert store.sender_key_ids() == [("alice.1", one), ("alice.1", two), ("bob.2", one)]
+    assert store.load_sender_key("alice.1", one) == b"alice one"
+    with store.transaction():
+        store.save_sender_key("alice.1", one, b"replaced")
+        store.delete_sender_key("bob.2", one)
+        store.delete_sender_key("nobody", one)  # nothing there: nothing happens
+    assert store.load_sender_key("alice.1", one) == b"replaced"
+    assert store.sender_key_ids() == [("alice.1", one), ("alice.1", two)]
+    with pytest.raises(InvalidArgument):
+        store.load_sender_key("alice.1", str(one))
+    with pytest.raises(InvalidArgument):
+        with store.transaction():
+            store.save_sender_key("alice.1", one.bytes, b"x")

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import pytest
 
-from helpers import session_parts, snapshot
+from helpers import check_local_data, check_sender_key_records, session_parts, snapshot
 from sqlite_helpers import legacy_file, sqlite_bob
 from sessions import make_party
 
@@ -32,7 +32,6 @@ from signalish import (
     Store,
 )
 from signalish._session import SessionRecord
-from signalish._stores import SenderKeyStore
 from signalish._storage import load_record, record_bytes, ring_bytes
 from signalish.errors import CorruptState, DuplicateMessage, InvalidArgument
 
@@ -397,34 +396,10 @@ def local_store(request: pytest.FixtureRequest, tmp_path: object) -> object:
 
 
 def test_local_data_names_delete_and_reserved_names(local_store: Any) -> None:
-    from signalish import LocalStore, load_identity_key_pair, save_identity_key_pair
+    from signalish import LocalStore
 
-    store = local_store
-    assert isinstance(store, LocalStore)
-    with store.transaction():
-        store.save_local("b", b"2")
-        store.save_local("a", b"1")
-        with pytest.raises(InvalidArgument):
-            store.save_local("signalish:identity", b"x")
-        with pytest.raises(InvalidArgument):
-            store.save_local(b"a", b"x")
-    assert store.local_names() == ["a", "b"]
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            store.delete_local("a")
-            assert store.load_local("a") is None
-            raise RuntimeError("roll back")
-    assert store.load_local("a") == b"1"
-    with store.transaction():
-        store.delete_local("a")
-        store.delete_local("missing")
-    assert store.local_names() == ["b"]
-    identity = IdentityKeyPair.generate(DeterministicRandom(b"local"))
-    with store.transaction():
-        save_identity_key_pair(store, identity)
-    loaded = load_identity_key_pair(store)
-    assert loaded is not None and loaded.seed() == identity.seed()
-    assert store.local_names() == ["b", "signalish:identity"]
+    assert isinstance(local_store, LocalStore)
+    check_local_data(local_store)
 
 
 def test_a_damaged_stored_identity_is_corrupt_state() -> None:
@@ -446,41 +421,11 @@ def test_a_damaged_stored_identity_is_corrupt_state() -> None:
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_sender_key_records_per_sender_and_distribution(kind: str, tmp_path: Path) -> None:
-    """Records are kept per (sender, distribution id), replaced by a save,
-    removed by a delete, listed sorted, and rolled back with the rest of a
-    failed transaction; a distribution id must be a UUID."""
+    """check_sender_key_records (tests/helpers.py), then the records as a
+    reopened file holds them."""
     store = open_store(kind, tmp_path)
-    assert isinstance(store, SenderKeyStore)
+    check_sender_key_records(store, stable_generation=True)
     one, two = UUID(int=1), UUID("d1d1d1d1-7000-11eb-b32a-33b8a8a487a6")
-    with store.transaction():
-        store.save_sender_key("alice.1", two, b"alice two")
-        store.save_sender_key("alice.1", one, b"alice one")
-        store.save_sender_key("bob.2", one, b"bob one")
-    assert store.load_sender_key("alice.1", one) == b"alice one"
-    assert store.load_sender_key("alice.1", two) == b"alice two"
-    assert store.load_sender_key("alice.2", one) is None
-    assert store.sender_key_ids() == [("alice.1", one), ("alice.1", two), ("bob.2", one)]
-    generation = store.generation
-    with pytest.raises(Boom):
-        with store.transaction():
-            store.save_sender_key("alice.1", one, b"changed")
-            store.delete_sender_key("bob.2", one)
-            store.save_sender_key("carol.1", one, b"new")
-            raise Boom
-    assert store.generation == generation
-    assert store.sender_key_ids() == [("alice.1", one), ("alice.1", two), ("bob.2", one)]
-    assert store.load_sender_key("alice.1", one) == b"alice one"
-    with store.transaction():
-        store.save_sender_key("alice.1", one, b"replaced")
-        store.delete_sender_key("bob.2", one)
-        store.delete_sender_key("nobody", one)  # nothing there: nothing happens
-    assert store.load_sender_key("alice.1", one) == b"replaced"
-    assert store.sender_key_ids() == [("alice.1", one), ("alice.1", two)]
-    with pytest.raises(InvalidArgument):
-        store.load_sender_key("alice.1", str(one))  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgument):
-        with store.transaction():
-            store.save_sender_key("alice.1", one.bytes, b"x")  # type: ignore[arg-type]
     if isinstance(store, SQLiteStore):
         store.close()
         with SQLiteStore(tmp_path / "rows.db") as again:
