@@ -100,6 +100,16 @@ def peer(seed: bytes, profile: Profile = NATIVE) -> SessionManager:
     return SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), profile, rng=rng)
 
 
+async def talking(store: Any, seed: bytes, bob: SessionManager) -> AsyncSessionManager:
+    """Alice on ``store`` (asyncio API), with a session Bob has read a first
+    message of."""
+    alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(seed)), store,
+                                rng=DeterministicRandom(seed + b" rng"))
+    await alice.initiate("bob", bob_bundle(bob))
+    bob.decrypt("alice", await alice.encrypt("bob", b"hi"), now=NOW)
+    return alice
+
+
 async def conversation(alice: Any, bob: SessionManager, asynchronous: bool) -> list[bytes]:
     """Alice (sync or async API) and Bob talk; returns every message's bytes."""
     async def call(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -155,10 +165,7 @@ def test_deliver_coroutines_share_the_transaction(kind: str, tmp_path: Path) -> 
 
     async def main() -> None:
         store = open_store(kind, tmp_path / "deliver.db")
-        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"a")), store,
-                                    rng=DeterministicRandom(b"a rng"))
-        await alice.initiate("bob", bob_bundle(bob))
-        bob.decrypt("alice", await alice.encrypt("bob", b"hi"), now=NOW)
+        alice = await talking(store, b"a", bob)
         message = bob.encrypt("alice", b"keep me")
         seen: list[int] = []
 
@@ -194,10 +201,7 @@ def test_the_loop_runs_while_a_call_works(kind: str, tmp_path: Path) -> None:
 
     async def main() -> int:
         store = open_store(kind, tmp_path / "busy.db")
-        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"b")), store,
-                                    rng=DeterministicRandom(b"b rng"))
-        await alice.initiate("bob", bob_bundle(bob))
-        bob.decrypt("alice", await alice.encrypt("bob", b"hi"), now=NOW)
+        alice = await talking(store, b"b", bob)
         for _ in range(900):
             bob.encrypt("alice", b"lost")
         late = bob.encrypt("alice", b"after the gap")
@@ -280,10 +284,7 @@ def test_a_cancelled_call_finishes_before_the_next_and_no_key_is_reused(kind: st
 
     async def main() -> None:
         store = open_store(kind, tmp_path / "cancel.db")
-        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"c")), store,
-                                    rng=DeterministicRandom(b"c rng"))
-        await alice.initiate("bob", bob_bundle(bob))
-        bob.decrypt("alice", await alice.encrypt("bob", b"hi"), now=NOW)
+        alice = await talking(store, b"c", bob)
         slow = bob.encrypt("alice", b"slow")
         started, finished = threading.Event(), threading.Event()
 
@@ -320,10 +321,7 @@ def test_a_deliver_callback_cannot_call_its_own_manager(kind: str, tmp_path: Pat
 
     async def main() -> None:
         store = open_store(kind, tmp_path / "re.db")
-        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"r")), store,
-                                    rng=DeterministicRandom(b"r rng"))
-        await alice.initiate("bob", bob_bundle(bob))
-        bob.decrypt("alice", await alice.encrypt("bob", b"hi"), now=NOW)
+        alice = await talking(store, b"r", bob)
         message = bob.encrypt("alice", b"ping")
 
         async def reply(_: bytes) -> None:
@@ -346,10 +344,7 @@ def test_store_calls_from_tasks_a_deliver_coroutine_started_are_never_stranded(
 
     async def main() -> None:
         store = AsyncSQLiteStore(tmp_path / "strand.db")
-        alice = AsyncSessionManager(IdentityKeyPair.generate(DeterministicRandom(b"s")), store,
-                                    rng=DeterministicRandom(b"s rng"))
-        await alice.initiate("bob", bob_bundle(bob))
-        bob.decrypt("alice", await alice.encrypt("bob", b"x"), now=NOW)
+        alice = await talking(store, b"s", bob)
         for delay in range(6):
             for _ in range(10):
                 tasks: list[asyncio.Task[Any]] = []
