@@ -88,7 +88,7 @@ from ._storage import (
     save_record,
     save_ring,
 )
-from ._stores import RESERVED_PREFIX, Store
+from ._stores import RESERVED_PREFIX, Store, save_reserved_local
 from ._wires import wire_format
 from ._wire import InitialMessage
 from ._wire_v4 import ServiceAddress, addresses_field
@@ -367,9 +367,7 @@ class SessionManager:
         started one), if the store keeps local data."""
         if registration_id is None:
             return
-        save = getattr(self.store, "_save_reserved", getattr(self.store, "save_local", None))
-        if save is not None:
-            save(_REGISTRATION + address, registration_id.to_bytes(4, "big"))
+        save_reserved_local(self.store, _REGISTRATION + address, registration_id.to_bytes(4, "big"))
 
     def _forget_registration(self, address: str) -> None:
         delete = getattr(self.store, "delete_local", None)

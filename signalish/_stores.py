@@ -163,15 +163,25 @@ def _check_local_name(name: str, reserved_ok: bool = False) -> None:
         raise InvalidArgument(f"local-data names starting {RESERVED_PREFIX!r} are reserved")
 
 
+def save_reserved_local(store: object, name: str, data: bytes) -> bool:
+    """Save library data under a reserved local name (``signalish:...``),
+    inside a transaction: the built-in stores refuse reserved names in
+    ``save_local`` and take them through ``_save_reserved``; a store of the
+    application's own takes them through ``save_local``.  False, saving
+    nothing, for a store without local data."""
+    save = getattr(store, "_save_reserved", getattr(store, "save_local", None))
+    if save is None:
+        return False
+    save(name, data)
+    return True
+
+
 def save_identity_key_pair(store: LocalStore, identity: IdentityKeyPair) -> None:
     """Keep ``identity`` (secret) in ``store``, as libsignal's identity store
     keeps the local identity key pair; :func:`~signalish.restore_backup`
     calls it.  Call it inside a transaction with whatever else should commit
     with it."""
-    # The built-in stores refuse reserved names in save_local and take them
-    # here; a store of the application's own takes them through save_local.
-    save = getattr(store, "_save_reserved", store.save_local)
-    save(IDENTITY_NAME, identity.to_bytes())
+    save_reserved_local(store, IDENTITY_NAME, identity.to_bytes())
 
 
 def load_identity_key_pair(store: LocalStore) -> IdentityKeyPair | None:
