@@ -628,6 +628,10 @@ class RecordStore(Protocol):
         ...
 
 
+#: Parsed sender-key records a GroupCipher keeps between calls.
+_CACHED: Final = 64
+
+
 class GroupCipher:
     """Sender keys over a :class:`RecordStore` (libsignal's group_cipher);
     both built-in stores, and any :class:`~signalish.groups.SenderKeyStore`,
@@ -637,9 +641,16 @@ class GroupCipher:
     its device, if it has several); for our own sender key it is our own.
     Each call loads the record, changes it and saves it, inside the store's
     transaction when it has one.  A call that raises saves nothing.
+
+    Parsed records are kept between calls (up to ``_CACHED`` of them), each
+    beside the bytes it was saved as: a loaded record is parsed again only
+    if the store's bytes differ (another process, a rolled-back
+    transaction).  A record is taken out of the cache while a call works on
+    it and put back only once it is saved, so a call that fails leaves
+    nothing half-changed behind.
     """
 
-    __slots__ = ("store", "profile", "limits", "_rng")
+    __slots__ = ("store", "profile", "limits", "_rng", "_cache")
 
     def __init__(self, store: RecordStore, profile: Profile, *,
                  rng: RandomSource | None = None,
@@ -648,6 +659,7 @@ class GroupCipher:
         self.profile = profile
         self.limits = limits
         self._rng: RandomSource = rng if rng is not None else SystemRandom()
+        self._cache: dict[tuple[str, uuid.UUID], tuple[bytes, SenderKeyRecord]] = {}
 
     def _transaction(self) -> AbstractContextManager[object]:
         begin = getattr(self.store, "transaction", None)
@@ -655,8 +667,11 @@ class GroupCipher:
 
     def _load(self, sender: str, distribution_id: uuid.UUID) -> SenderKeyRecord | None:
         data = self.store.load_sender_key(sender, distribution_id)
+        cached = self._cache.pop((sender, distribution_id), None)
         if data is None:
             return None
+        if cached is not None and cached[0] == data:
+            return cached[1]
         record = SenderKeyRecord.from_bytes(data)
         if record.distribution_id != distribution_id:
             raise CorruptState("SenderKeyRecord: stored under another distribution id")
@@ -666,7 +681,15 @@ class GroupCipher:
         return record
 
     def _save(self, sender: str, record: SenderKeyRecord) -> None:
-        self.store.save_sender_key(sender, record.distribution_id, record.to_bytes())
+        data = record.to_bytes()
+        self.store.save_sender_key(sender, record.distribution_id, data)
+        self._keep(sender, record, data)
+
+    def _keep(self, sender: str, record: SenderKeyRecord, data: bytes) -> None:
+        cache = self._cache
+        cache[(sender, record.distribution_id)] = (data, record)
+        if len(cache) > _CACHED:
+            del cache[next(iter(cache))]  # the least recently used
 
     def distribution_message(self, sender: str, distribution_id: uuid.UUID) -> bytes:
         """Our SKDM for ``distribution_id``, creating our sender key if there
@@ -676,7 +699,10 @@ class GroupCipher:
             if record is None:
                 record = SenderKeyRecord.create(distribution_id, self.profile, self._rng)
                 self._save(sender, record)
-            return record.distribution_message()
+                return record.distribution_message()
+            message = record.distribution_message()
+            self._keep(sender, record, record.to_bytes())  # unchanged
+            return message
 
     def rotate(self, sender: str, distribution_id: uuid.UUID) -> bytes:
         """Replace our sender key with a new one and return its SKDM, to send

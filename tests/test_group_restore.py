@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from signalish import (
+    NATIVE,
     BackupParams,
     DeterministicRandom,
     IdentityKeyPair,
@@ -85,3 +86,33 @@ def test_restore_backup_deletes_our_sender_keys_in_the_target_store() -> None:
             "bob.1", GROUP))
     restore_backup(blob, "pw", store, now=NOW, rng=rng)
     assert store.sender_key_ids() == [("bob.1", GROUP)]
+
+
+def test_a_kept_record_is_never_staler_than_the_store(tmp_path: Path) -> None:
+    """GroupCipher keeps parsed records between calls: two ciphers on one
+    file (two processes, say) take turns sending on one sender key, and an
+    application transaction around a send rolls back; every message still
+    has its own iteration, and each decrypts once."""
+    rng = DeterministicRandom(b"group cache")
+    path = tmp_path / "shared.db"
+    first_store, second_store = SQLiteStore(path), SQLiteStore(path)
+    first = GroupCipher(first_store, NATIVE, rng=rng)
+    second = GroupCipher(second_store, NATIVE, rng=rng)
+    reader = GroupCipher(MemoryStore(), NATIVE)
+    reader.process("alice.1", first.distribution_message("alice.1", GROUP))
+    sent = []
+    for i in range(6):
+        cipher = first if i % 3 else second
+        sent.append(cipher.encrypt("alice.1", GROUP, b"m%d" % i))
+    with pytest.raises(RuntimeError):
+        with first_store.transaction():
+            first.encrypt("alice.1", GROUP, b"never sent")
+            raise RuntimeError("the application's transaction fails")
+    sent.append(first.encrypt("alice.1", GROUP, b"after the rollback"))
+    sent.append(second.encrypt("alice.1", GROUP, b"from the other"))
+    iterations = [SenderKeyMessage.parse(m, NATIVE).iteration for m in sent]
+    assert iterations == list(range(len(sent)))
+    assert [reader.decrypt("alice.1", m) for m in sent][-2:] == [b"after the rollback",
+                                                                  b"from the other"]
+    first_store.close()
+    second_store.close()
