@@ -33,7 +33,7 @@ from signalish import (
 )
 from signalish._session import SessionRecord
 from signalish._storage import load_record, record_bytes, ring_bytes
-from signalish.errors import CorruptState, DuplicateMessage, InvalidArgument
+from signalish.errors import CorruptState, DuplicateMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 
