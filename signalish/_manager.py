@@ -170,7 +170,7 @@ class _Call:
         if stack is None:
             _OPEN[key] = [manager]
             manager._foreign = False
-        else:
+        else:  # nested in a call on this store: this one's or another manager's
             if manager not in stack:
                 manager._foreign = False
             for other in stack:
@@ -204,7 +204,11 @@ class _Call:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         manager = self._manager
-        self._leave()
+        stack = _OPEN.get(id(manager.store))
+        if stack is not None and len(stack) == 1:
+            del _OPEN[id(manager.store)]  # the outermost call (the common case)
+        else:
+            self._leave()
         try:
             self._inner.__exit__(kind, error, trace)  # commits, or rolls back
         except BaseException:
@@ -213,7 +217,8 @@ class _Call:
         if kind is not None:
             self._failed()
             return
-        manager._trim()
+        if len(manager._cache) > manager._cache_size or not manager._cache_size:
+            manager._trim()
         # Another manager's call ran inside this one: what it wrote is in
         # this commit's generation, and not in this manager's cache.
         trusted = not (self._nested or manager._foreign)
@@ -315,6 +320,10 @@ class SessionManager:
         return entry
 
     def _record(self, address: str) -> SessionRecord | None:
+        entry = self._cache.get(address)  # _entry, written out: every call
+        if entry is not None:
+            self._cache.move_to_end(address)
+            return entry[0]
         entry = self._entry(address)
         return None if entry is None else entry[0]
 
@@ -328,11 +337,16 @@ class SessionManager:
             self.store.delete_session(address)
             self._forget_registration(address)
             return
-        entry = self._cache.get(address)
-        old = entry[1] if entry is not None and entry[0] is record else \
-            self._stored_rows(address)
-        self._cache[address] = (record, save_record(self.store, address, record, old))
-        self._cache.move_to_end(address)
+        cache = self._cache
+        entry = cache.get(address)
+        if entry is not None and entry[0] is record:
+            rows = save_record(self.store, address, record, entry[1])
+            if rows is not entry[1]:  # the rows dict is updated in place as a rule
+                cache[address] = (record, rows)
+        else:
+            cache[address] = (record, save_record(self.store, address, record,
+                                                  self._stored_rows(address)))
+        cache.move_to_end(address)
 
     def _stored_rows(self, address: str) -> Rows:
         """The rows the store holds for ``address`` (for a record the cache
@@ -402,7 +416,19 @@ class SessionManager:
         otherwise only a first key is recorded (an existing session never
         overwrites the trusted key).  Recording waits for success so that a
         refused message changes nothing, even inside a batch."""
-        stored = self._identity_of(user)
+        identities = self._identities
+        stored = identities[user] if user in identities else self._identity_of(user)
+        if stored is key:
+            # The key already decided on (the cache holds the very object
+            # the session carries): trust-on-first-use would say yes
+            # without being asked, so it is not.
+            if self.trust is trust_on_first_use:
+                return None
+        elif stored is not None and self.trust is trust_on_first_use:
+            if stored != key:
+                raise UntrustedIdentity(user, stored, key)
+            identities[user] = key  # the same key: next time ``is`` answers
+            return None
         if not self.trust(user, stored, key, direction):
             raise UntrustedIdentity(user, stored, key)
         return key if stored is None or (record_new and stored != key) else None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from operator import attrgetter
 from dataclasses import dataclass
 from typing import Final
 
@@ -90,6 +91,8 @@ ROWS_VERSION: Final = 3
 RECORD_FLAGS_VERSION: Final = 4
 ROWS_FLAGS_VERSION: Final = 5
 _NO_CURRENT: Final = 0x01
+#: A session's base key (the head row lists them in order).
+_BASE_KEY: Final = attrgetter("base_key")
 #: The first two bytes' second byte of a head row (as opposed to a whole
 #: record stored as a head).
 HEAD_VERSIONS: Final = frozenset({bytes((ROWS_VERSION,)), bytes((ROWS_FLAGS_VERSION,))})
@@ -456,9 +459,12 @@ class Session:
         """This session's counters row (a session without SPQR; see
         :func:`~signalish._state_codec.counters_row`), bound to its
         :meth:`row`.  Kept until a message changes it."""
-        if self._crow is None:
-            self._crow = counters_row(self.state, self.row()[-16:])
-        return self._crow
+        crow = self._crow
+        if crow is None:
+            row = self._row
+            crow = self._crow = counters_row(self.state, (row if row is not None
+                                                          else self.row())[-16:])
+        return crow
 
     def _key_rows(self) -> dict[bytes, bytes]:
         """The key rows of this session's chains that store keys; remembers
@@ -775,7 +781,9 @@ class SessionRecord:
             except (AuthenticationError, MessageRejected) as failure:
                 error = error or failure
                 continue
-            return plaintext, self._promote_if_archived(session)
+            if self.no_current or session is not self.sessions[0]:
+                self._promote(session)
+            return plaintext, session
         assert error is not None
         raise error
 
@@ -864,7 +872,7 @@ class SessionRecord:
         return rows
 
     def _head_row(self) -> bytes:
-        order = tuple([session.base_key for session in self.sessions])
+        order = tuple(map(_BASE_KEY, self.sessions))
         no_current = self.no_current
         head = self._head
         if head is None or head[0] != order or head[1] is not no_current:

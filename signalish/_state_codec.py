@@ -24,10 +24,11 @@ message in a chain rewrites 70 bytes and not the session.
 from __future__ import annotations
 
 import struct
+from hashlib import sha256
 from collections.abc import Callable
 from typing import Final
 
-from ._encoding import Reader, Tag, Writer, add_digest, check_digest
+from ._encoding import DIGEST_SIZE, Reader, Tag, Writer, add_digest, check_digest
 from ._errors import CorruptState, InvalidArgument, InvalidEncoding
 from ._primitives import PrivateKey, PublicKey
 from ._profile import Profile
@@ -43,7 +44,7 @@ _OPTIONAL = ("dhr", "cks", "ckr", "hks", "hkr", "nhks", "nhkr")
 _LIMITS: Final = struct.Struct(">IIIIII")
 _COUNTERS: Final = struct.Struct(">IIIQI")  # Ns, Nr, PN, step, chain count
 _SPLIT_COUNTERS: Final = struct.Struct(">IQI")  # PN, step, chain count
-_NS_NR: Final = struct.Struct(">II")
+_FLAGS_NS_NR: Final = struct.Struct(">BII")
 _COUNTERS_ROW_TAG: Final = bytes((Tag.COUNTERS_ROW, 1))
 #: What a counters row carries: Ns, Nr, CKs, CKr.
 Counters = tuple[int, int, bytes | None, bytes | None]
@@ -133,9 +134,11 @@ def counters_row(state: RatchetState, session_digest: bytes) -> bytes:
     belongs with (16), flags (bit 0: CKs, bit 1: CKr), Ns (4), Nr (4), CKs
     (32) and CKr (32) when present, and a 16-byte digest."""
     cks, ckr = state.cks, state.ckr
-    flags = (cks is not None) | (ckr is not None) << 1
-    return add_digest(b"".join((_COUNTERS_ROW_TAG, session_digest, bytes((flags,)),
-                                _NS_NR.pack(state.ns, state.nr), cks or b"", ckr or b"")))
+    body = b"".join((_COUNTERS_ROW_TAG, session_digest,
+                     _FLAGS_NS_NR.pack((cks is not None) | (ckr is not None) << 1,
+                                       state.ns, state.nr),
+                     cks or b"", ckr or b""))
+    return body + sha256(body).digest()[:DIGEST_SIZE]  # add_digest, written out: every message
 
 
 def read_counters_row(row: bytes, session_digest: bytes, cks: bool, ckr: bool) -> Counters:

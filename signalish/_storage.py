@@ -17,6 +17,7 @@ them) loads as one; the next save replaces it with rows.
 
 from __future__ import annotations
 
+from typing import Final
 
 from ._keys import IdentityKeyPair
 from ._prekeys import PreKeyRing
@@ -31,12 +32,17 @@ __all__ = ["Rows", "load_record", "save_record", "load_ring", "save_ring", "reco
 Rows = dict[bytes, bytes]
 
 
+#: The version bytes of a whole record or ring stored as a head.
+_LEGACY: Final = (b"\x01", b"\x02", b"\x04", b"\x06")
+
+
 def _legacy(old: Rows) -> bool:
     """Whether ``old`` is a whole record or ring stored as a head (format 1,
-    2 or, for a record, 4 or 6; the row layout's heads are versions 3 and 5).  Rows of anything else the
-    store holds beside such a head are unknown, so a save replaces them all."""
+    2 or, for a record, 4 or 6; the row layout's heads are versions 3 and
+    5).  Rows of anything else the store holds beside such a head are
+    unknown, so a save replaces them all."""
     head = old.get(b"")
-    return head is not None and head[1:2] in (b"\x01", b"\x02", b"\x04", b"\x06")
+    return head is not None and head[1:2] in _LEGACY
 
 
 def load_record(store: SessionStore, address: str) -> tuple[SessionRecord, Rows] | None:
@@ -47,7 +53,8 @@ def load_record(store: SessionStore, address: str) -> tuple[SessionRecord, Rows]
 def save_record(store: SessionStore, address: str, record: SessionRecord, old: Rows) -> Rows:
     """Write what changed in ``record`` since ``old`` (the rows last read or
     written; empty for a new record).  Inside a transaction."""
-    if _legacy(old):
+    head = old.get(b"")  # _legacy(old), written out: every message
+    if head is not None and head[1:2] in _LEGACY:
         store.delete_session(address)  # a whole record as head: rows replace it
         old = {}
     rows, writes, deletes = record.changes(old)

@@ -298,9 +298,6 @@ class MemoryStore:
     def transaction(self) -> AbstractContextManager[None]:
         return _MemoryTransaction(self._undo, self)
 
-    def _committed(self) -> None:
-        self._generation += 1
-
     @property
     def in_transaction(self) -> bool:
         """Whether a transaction is open (a new one would nest in it)."""
@@ -350,7 +347,17 @@ class MemoryStore:
         if rows is None:
             rows = {}
             self._set(self._sessions, address, rows)
-        self._set(rows, bytes(part), bytes(data))
+        # _set, written out: this runs on every message.
+        if type(part) is not bytes:
+            part = bytes(part)
+        if type(data) is not bytes:
+            data = bytes(data)
+        undo = self._undo
+        if undo:
+            undo[-1].append((rows, part, rows.get(part, _MISSING)))
+        else:
+            self._generation += 1  # a write outside any transaction
+        rows[part] = data
 
     def delete_session(self, address: str, part: bytes | None = None) -> None:
         rows = self._sessions.get(address)
@@ -435,13 +442,13 @@ class _MemoryTransaction:
             if inner_done and not self._undo:
                 # Writes of inner blocks that had completed are undone too:
                 # whoever read the generation after them must see a change.
-                store._committed()
+                store._generation += 1
         elif self._undo:
             self._undo[-1].extend(done)
             if done:
                 store._inner_done[-1] = True
         elif done:
-            store._committed()
+            store._generation += 1  # a commit that wrote
 
 
 _ROW_CHECK = 16
