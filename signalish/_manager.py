@@ -327,11 +327,13 @@ class SessionManager:
         entry = self._entry(address)
         return None if entry is None else entry[0]
 
-    def _save(self, address: str, record: SessionRecord) -> None:
+    def _save(self, address: str, record: SessionRecord, *, new: bool = False) -> None:
         """Write the rows of ``record`` that changed (all of them for a new
-        record).  The cache keeps it, trimmed to ``cache_size`` when the
-        transaction ends.  A record left without any session (archiving with
-        ``max_archived=0``) is deleted: there is nothing to keep."""
+        record: ``new`` says the store was just found to hold none, so it
+        is not read again).  The cache keeps it, trimmed to ``cache_size``
+        when the transaction ends.  A record left without any session
+        (archiving with ``max_archived=0``) is deleted: there is nothing to
+        keep."""
         if not record.sessions:
             self._cache.pop(address, None)
             self.store.delete_session(address)
@@ -345,7 +347,8 @@ class SessionManager:
                 cache[address] = (record, rows)
         else:
             cache[address] = (record, save_record(self.store, address, record,
-                                                  self._stored_rows(address)))
+                                                  {} if new and not self._foreign
+                                                  else self._stored_rows(address)))
         cache.move_to_end(address)
 
     def _stored_rows(self, address: str) -> Rows:
@@ -672,9 +675,12 @@ class SessionManager:
         session = Session.initiate(self.identity, bundle, self.profile, self.options,
                                    self.rng, policy=self.policy,
                                    kem_encapsulation=kem_encapsulation)
-        record = self._record(address) or SessionRecord(self.profile, self.options.max_archived)
+        record = self._record(address)
+        new = record is None
+        if record is None:
+            record = SessionRecord(self.profile, self.options.max_archived)
         record.start(session)
-        self._save(address, record)
+        self._save(address, record, new=new)
         self._remember_registration(address, bundle.registration_id)
 
     def encrypt(self, address: Address, plaintext: bytes) -> bytes:
@@ -887,6 +893,7 @@ class SessionManager:
         address, user = address_keys(peer)
         record = unsaved.get(address) if unsaved is not None else None
         record = record or self._record(address)
+        new = record is None  # the store holds no record for ``address``
 
         learned: list[IdentityKey] = []
 
@@ -913,7 +920,7 @@ class SessionManager:
         if self.options.padding:
             plaintext = unpad(plaintext)
         if unsaved is None:
-            self._save(address, record)
+            self._save(address, record, new=new)
         else:
             unsaved[address] = record
         return plaintext
