@@ -696,7 +696,7 @@ class SessionManager:
         not trusted for sending.  Nothing changes on error."""
         address, user = address_keys(address)
         touched: set[str] = set()
-        with self._transaction(touched):
+        with _Call(self, touched):
             return self._encrypt_one(address, user, plaintext, touched)
 
     def _encrypt_one(self, address: str, user: str, plaintext: bytes, touched: set[str]) -> bytes:
@@ -830,7 +830,7 @@ class SessionManager:
         """
         frame = self.wire.parse(message, self.options.limits.max_message_size)
         touched: set[str] = set()
-        with self._transaction(touched):
+        with _Call(self, touched):
             plaintext = self._decrypt_one(address, frame, now, touched)
             if deliver is not None:
                 deliver(plaintext)

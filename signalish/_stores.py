@@ -290,13 +290,14 @@ class MemoryStore:
         # Per open block: whether an inner block that wrote has completed in it.
         self._inner_done: list[bool] = []
         self._generation = 0
+        self._transaction = _MemoryTransaction(self._undo, self)
 
     @property
     def generation(self) -> int:
         return self._generation
 
     def transaction(self) -> AbstractContextManager[None]:
-        return _MemoryTransaction(self._undo, self)
+        return self._transaction  # its state is the store's, so one object serves every block
 
     @property
     def in_transaction(self) -> bool:
