@@ -156,16 +156,16 @@ class _Call:
 
     def __enter__(self) -> None:
         manager = self._manager
+        store = manager.store
         manager._ring_changed = False
         # Inside the application's own transaction, this call's writes commit
         # (or not) when that one ends: nothing cached may be trusted after it.
-        self._nested = bool(getattr(manager.store, "in_transaction", False))
-        inner = manager.store.transaction()
+        self._nested = bool(getattr(store, "in_transaction", False))
+        inner = self._inner = store.transaction()
         inner.__enter__()
-        self._inner = inner
         # The store's transaction is held from here, so no other thread
         # touches this store's entry until it ends.
-        key = id(manager.store)
+        key = id(store)
         stack = _OPEN.get(key)
         if stack is None:
             _OPEN[key] = [manager]
@@ -178,7 +178,7 @@ class _Call:
                     other._foreign = True  # it may have cached what this call changes
             stack.append(manager)
         try:
-            if manager.store.generation != manager._cache_generation:
+            if store.generation != manager._cache_generation:
                 manager._cache.clear()  # someone else wrote: start over
                 manager._identities.clear()
                 manager._ring = None
@@ -204,9 +204,10 @@ class _Call:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         manager = self._manager
-        stack = _OPEN.get(id(manager.store))
+        store = manager.store
+        stack = _OPEN.get(id(store))
         if stack is not None and len(stack) == 1:
-            del _OPEN[id(manager.store)]  # the outermost call (the common case)
+            del _OPEN[id(store)]  # the outermost call (the common case)
         else:
             self._leave()
         try:
@@ -222,7 +223,7 @@ class _Call:
         # Another manager's call ran inside this one: what it wrote is in
         # this commit's generation, and not in this manager's cache.
         trusted = not (self._nested or manager._foreign)
-        manager._cache_generation = manager.store.generation if trusted else None
+        manager._cache_generation = store.generation if trusted else None
 
     def _failed(self) -> None:
         manager = self._manager
@@ -350,6 +351,25 @@ class SessionManager:
                                                   {} if new and not self._foreign
                                                   else self._stored_rows(address)))
         cache.move_to_end(address)
+
+    def _save_moved(self, address: str, record: SessionRecord, session: Session) -> None:
+        """:meth:`_save` after a message that left ``record``'s sessions and
+        their order as they were and changed only ``session``: when only its
+        counters row can differ (the next message of a chain, without
+        SPQR), that row alone is written; otherwise the record is saved."""
+        cache = self._cache
+        entry = cache.get(address)
+        if entry is not None and entry[0] is record:
+            rows = entry[1]
+            update = session.counters_update(rows)
+            if update is not None:
+                part, row = update
+                if rows.get(part) is not row:
+                    self.store.save_session(address, row, part)
+                    rows[part] = row
+                cache.move_to_end(address)
+                return
+        self._save(address, record)
 
     def _stored_rows(self, address: str) -> Rows:
         """The rows the store holds for ``address`` (for a record the cache
@@ -694,7 +714,10 @@ class SessionManager:
         :class:`~signalish.errors.AwaitingFirstMessage`), and
         :class:`~signalish.UntrustedIdentity` if the session's identity is
         not trusted for sending.  Nothing changes on error."""
-        address, user = address_keys(address)
+        if type(address) is str:
+            user = address
+        else:
+            address, user = address_keys(address)
         touched: set[str] = set()
         with _Call(self, touched):
             return self._encrypt_one(address, user, plaintext, touched)
@@ -702,15 +725,23 @@ class SessionManager:
     def _encrypt_one(self, address: str, user: str, plaintext: bytes, touched: set[str]) -> bytes:
         """:meth:`encrypt` inside the caller's transaction."""
         record = self._record(address)
-        if record is None or record.current is None:
+        session = None if record is None else record.current
+        if session is None:
             raise NoSession(f"no session with {address!r}")
-        self._trust(user, record.current.remote_identity, Direction.SENDING, record_new=False)
-        if self.options.padding:
-            plaintext = pad(plaintext, self.options.padding)
+        key = session.remote_identity
+        # The trust decision, unless it is trust-on-first-use and the key is
+        # the very one already trusted (see _check_trust): every message.
+        if self._identities.get(user) is not key or self.trust is not trust_on_first_use:
+            self._trust(user, key, Direction.SENDING, record_new=False)
+        options = self.options
+        if options.padding:
+            plaintext = pad(plaintext, options.padding)
         touched.add(address)  # dropped from the cache if anything from here fails
-        message = record.encrypt(plaintext, self.options.registration_id, self.rng,
-                                 self._addresses(address, sending=True))
-        self._save(address, record)
+        message = session.encrypt(plaintext, options.registration_id, self.rng,
+                                  None if self.local_address is None
+                                  else self._addresses(address, sending=True))
+        assert record is not None
+        self._save_moved(address, record, session)  # encrypting changes one session
         return message
 
     # --- many devices -------------------------------------------------------------
@@ -890,14 +921,25 @@ class SessionManager:
         """Decrypt one message inside the caller's transaction and save its
         record, or, with ``unsaved``, leave it there for the caller to save
         once (a batch writes each record once, not once per message)."""
-        address, user = address_keys(peer)
-        record = unsaved.get(address) if unsaved is not None else None
-        record = record or self._record(address)
+        if type(peer) is str:
+            address = user = peer
+        else:
+            address, user = address_keys(peer)
+        record = None if unsaved is None else unsaved.get(address)
+        if record is None:
+            record = self._record(address)
         new = record is None  # the store holds no record for ``address``
 
         learned: list[IdentityKey] = []
+        identities = self._identities
+        session: Session | None = None  # the session that took the message,
+        current: Session | None = None  # if it was the current one before
 
         def trusted(session: Session) -> None:
+            # As in _encrypt_one: the very key already trusted needs no asking.
+            if identities.get(user) is session.remote_identity \
+                    and self.trust is trust_on_first_use:
+                return
             key = self._check_trust(user, session.remote_identity, Direction.RECEIVING,
                                     record_new=False)
             if key is not None:
@@ -911,18 +953,23 @@ class SessionManager:
         else:
             if record is None:
                 raise NoSession(f"no session with {address!r}")
+            current = record.current
             # A refused message changes nothing (malformed stored keys are
             # refused before any change), so the record stays cached.
-            plaintext, _ = record.decrypt(frame, now=now, rng=self.rng, check=trusted)
+            plaintext, session = record.decrypt(frame, now=now, rng=self.rng, check=trusted)
         touched.add(address)  # changed: dropped from the cache if the call fails from here
         for key in learned[-1:]:  # the key of the session that took the message
             self._save_identity(user, key)
         if self.options.padding:
             plaintext = unpad(plaintext)
-        if unsaved is None:
-            self._save(address, record, new=new)
-        else:
+        if unsaved is not None:
             unsaved[address] = record
+        elif session is not None and session is current:
+            # The current session took it and stays current: the sessions
+            # and their order are as they were.
+            self._save_moved(address, record, session)
+        else:
+            self._save(address, record, new=new)
         return plaintext
 
     def _addresses(self, address: str, *, sending: bool) -> bytes | None:

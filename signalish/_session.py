@@ -455,6 +455,18 @@ class Session:
                 self._row = add_digest(_ROW_PQ_TAG + self._encode(keys=False))
         return self._row
 
+    def counters_update(self, old: dict[bytes, bytes]) -> tuple[bytes, bytes] | None:
+        """After a message that changed nothing in its record but this
+        session's state: its counters row (part, bytes), when that is all
+        of it that can differ from ``old`` (the record's rows as last read
+        or written), because its session row is still the one there (the
+        rule :meth:`SessionRecord.changes` goes by); None when more changed
+        (a DH step, stored keys, SPQR), and then the record is saved whole."""
+        row = self._row
+        if self.spqr is not None or row is None or old.get(self._part) is not row:
+            return None
+        return self._cpart, self.counters_row()
+
     def counters_row(self) -> bytes:
         """This session's counters row (a session without SPQR; see
         :func:`~signalish._state_codec.counters_row`), bound to its
@@ -725,6 +737,17 @@ class SessionRecord:
         header = frame.header
         if header is not None:  # the owner, if any, recognizes the ratchet key
             key = header.ratchet_key
+            sessions = self.sessions
+            if len(sessions) == 1 and not self.no_current:
+                # One session, and current: the owner if any, as below, with
+                # nothing to promote (the path of most messages).
+                only = sessions[0]
+                if key in (only._known if only._known is not None else only._known_ids()):
+                    where = only.locate(frame)
+                    if where is not None and where.known:
+                        if check is not None:
+                            check(only)
+                        return only.decrypt(frame, now=now, rng=rng, where=where), only
             owners = [(s, where) for s in self.sessions
                       if key in (s._known if s._known is not None else s._known_ids())
                       and (where := s.locate(frame)) is not None and where.known]
