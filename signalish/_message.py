@@ -81,7 +81,7 @@ def unpack_header(data: bytes) -> tuple[bytes, int, int]:
 class PlainFrame:
     """A parsed Message: the header in the clear."""
 
-    __slots__ = ("ratchet_key", "pn", "n", "aad", "ciphertext", "_keys")
+    __slots__ = ("ratchet_key", "pn", "n", "aad", "ciphertext", "_keys", "header")
 
     def __init__(self, ratchet_key: bytes, pn: int, n: int, aad: bytes,
                  ciphertext: bytes, keys: NativeWire) -> None:
@@ -91,10 +91,8 @@ class PlainFrame:
         self.aad = aad
         self.ciphertext = ciphertext
         self._keys = keys
-
-    @property
-    def header(self) -> Header:
-        return Header(self.ratchet_key, self.pn, self.n)
+        #: The header, made once: routing and the ratchet read it several times.
+        self.header = Header(ratchet_key, pn, n)
 
     def open_header(self, header_key: bytes) -> Header | None:
         return None

@@ -465,7 +465,10 @@ class Session:
         row = self._row
         if self.spqr is not None or row is None or old.get(self._part) is not row:
             return None
-        return self._cpart, self.counters_row()
+        crow = self._crow
+        if crow is None:  # counters_row(), written out: every message
+            crow = self._crow = counters_row(self.state, row[-16:])
+        return self._cpart, crow
 
     def counters_row(self) -> bytes:
         """This session's counters row (a session without SPQR; see
