@@ -24,9 +24,12 @@ Key bytes have one vocabulary, pyca/cryptography's: ``from_public_bytes`` and
 the tagged, versioned serialized forms.
 """
 
+import importlib
+import warnings
+from typing import TYPE_CHECKING, Any, Final
+
 from ._async import AsyncSessionManager, AsyncSQLiteStore
 from ._async_store import AsyncStore
-from ._backup import BackupParams, create_backup, restore_backup
 from ._bundle import (
     KemPreKey,
     KemPreKeyPublic,
@@ -37,29 +40,9 @@ from ._bundle import (
     SignedPreKeyPublic,
 )
 from ._devices import DeviceMessages, ProtocolAddress
-from ._fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from ._keys import IdentityKey, IdentityKeyPair
-from ._manager import (
-    Direction,
-    Recovery,
-    RecoveryPolicy,
-    SessionManager,
-    TrustDecision,
-    trust_on_first_use,
-)
-from ._attachments import (
-    AttachmentDecryptor,
-    AttachmentEncryptor,
-    AttachmentKey,
-    AttachmentMetadata,
-    PlaintextSink,
-    attachment_blob_size,
-    attachment_padded_size,
-    decrypt_attachment,
-    encrypt_attachment,
-)
+from ._manager import Direction, SessionManager, TrustDecision, trust_on_first_use
 from ._prekeys import PreKeyIds, PreKeyRing, Upkeep, UpkeepPolicy, Upload
-from ._recovery import DecryptionErrorMessage, parse_plaintext_content, plaintext_content
 from ._primitives import (
     DeterministicRandom,
     KemPrivateKey,
@@ -70,7 +53,6 @@ from ._primitives import (
     SystemRandom,
 )
 from ._profile import LIBSIGNAL_V3, LIBSIGNAL_V4, NATIVE, PreKeyKind, Profile
-from ._sealed import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
 from ._session import SessionOptions
 from ._stores import (
     IdentityStore,
@@ -117,18 +99,33 @@ __all__ = [
     "SignedPreKey", "SignedPreKeyPublic", "OneTimePreKey", "OneTimePreKeyPublic",
     "KemPreKey", "KemPreKeyPublic", "PreKeyBundle", "PreKeyRing",
     "PreKeyIds", "UpkeepPolicy", "Upkeep", "Upload",
-    # safety numbers, sealed boxes, backups
-    "SafetyNumber", "FingerprintMatch", "compare_scannable",
-    "SealedBoxSuite", "SealedBoxPrivateKey", "SealedBoxPublicKey",
-    "BackupParams", "create_backup", "restore_backup",
-    # decryption errors and recovery
-    "DecryptionErrorMessage", "plaintext_content", "parse_plaintext_content",
-    "Recovery", "RecoveryPolicy",
-    # attachments
-    "AttachmentKey", "AttachmentMetadata", "AttachmentEncryptor", "AttachmentDecryptor",
-    "PlaintextSink", "encrypt_attachment", "decrypt_attachment", "attachment_padded_size",
-    "attachment_blob_size",
     # errors: the roots and those caught by name in normal flow (the rest: signalish.errors)
     "SignalishError", "LocalError", "RemoteError", "StoreError",
     "UntrustedIdentity", "NoSession", "CannotSend", "WrongPassword",
 ]
+
+#: Names that moved to a module of their own: still importable from
+#: ``signalish``, with a DeprecationWarning naming their new home.
+_MOVED: Final = {
+    **dict.fromkeys(("AttachmentKey", "AttachmentMetadata", "AttachmentEncryptor",
+                     "AttachmentDecryptor", "PlaintextSink", "encrypt_attachment",
+                     "decrypt_attachment", "attachment_padded_size", "attachment_blob_size"),
+                    "signalish.attachments"),
+    **dict.fromkeys(("SafetyNumber", "FingerprintMatch", "compare_scannable"),
+                    "signalish.fingerprint"),
+    **dict.fromkeys(("BackupParams", "create_backup", "restore_backup"), "signalish.backup"),
+    **dict.fromkeys(("SealedBoxSuite", "SealedBoxPrivateKey", "SealedBoxPublicKey"),
+                    "signalish.sealed_box"),
+    **dict.fromkeys(("DecryptionErrorMessage", "plaintext_content", "parse_plaintext_content",
+                     "Recovery", "RecoveryPolicy"), "signalish.recovery"),
+}
+
+
+if not TYPE_CHECKING:  # a type checker reports the old import, which is the point
+    def __getattr__(name: str) -> Any:
+        module = _MOVED.get(name)
+        if module is None:
+            raise AttributeError(f"module 'signalish' has no attribute {name!r}")
+        warnings.warn(f"signalish.{name} moved to {module}.{name}; import it from there",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(module), name)

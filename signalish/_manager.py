@@ -21,7 +21,7 @@ until the application trusts that identity again or starts a new session.
 
 Restores and rollbacks: a session whose state may be older than what it
 already sent must not send again (its next message key could be one already
-used).  :func:`~signalish.restore_backup` and :meth:`SessionManager.mark_restored`
+used).  :func:`~signalish.backup.restore_backup` and :meth:`SessionManager.mark_restored`
 make every session receive-only; encrypting then raises
 :class:`~signalish.errors.StaleSession` until the peer's next DH ratchet step or a
 new session (:meth:`SessionManager.initiate`).
@@ -598,7 +598,7 @@ class SessionManager:
         :class:`~signalish.errors.StaleSession` until the peer's next DH ratchet
         step (a session with SPQR: for good, since its SPQR state went back
         too), or until :meth:`initiate` starts a new session from a fresh
-        bundle.  :func:`~signalish.restore_backup` does this itself.
+        bundle.  :func:`~signalish.backup.restore_backup` does this itself.
 
         Our own sender keys (group messaging, in a store that keeps them)
         went back too, and their next iterations were sent already: they are

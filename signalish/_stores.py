@@ -178,7 +178,7 @@ def save_reserved_local(store: object, name: str, data: bytes) -> bool:
 
 def save_identity_key_pair(store: LocalStore, identity: IdentityKeyPair) -> None:
     """Keep ``identity`` (secret) in ``store``, as libsignal's identity store
-    keeps the local identity key pair; :func:`~signalish.restore_backup`
+    keeps the local identity key pair; :func:`~signalish.backup.restore_backup`
     calls it.  Call it inside a transaction with whatever else should commit
     with it."""
     save_reserved_local(store, IDENTITY_NAME, identity.to_bytes())

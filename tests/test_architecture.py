@@ -42,7 +42,8 @@ LAYERS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("session", ("_session", "_sender_keys")),
     ("stores", ("_stores", "_async_store", "_postgres")),
     ("services", ("_storage", "_devices", "_manager", "_async", "_backup")),
-    ("api", ("errors", "groups", "sealed_sender", "linking", "postgres", "__init__")),
+    ("api", ("errors", "groups", "sealed_sender", "linking", "postgres", "attachments",
+             "fingerprint", "backup", "sealed_box", "recovery", "__init__")),
     ("edge", ("cli", "__main__")),
 )
 

@@ -14,18 +14,16 @@ import pytest
 
 import signalish._backup as backup_module
 from signalish import (
-    LIBSIGNAL_V3,
-    NATIVE,
-    BackupParams,
     DeterministicRandom,
+    LIBSIGNAL_V3,
     MemoryStore,
+    NATIVE,
     Profile,
     SessionManager,
     SessionOptions,
     WrongPassword,
-    create_backup,
-    restore_backup,
 )
+from signalish.backup import BackupParams, create_backup, restore_backup
 from signalish.errors import (
     AuthenticationError,
     BackupDamaged,

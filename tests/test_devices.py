@@ -13,11 +13,11 @@ from signalish import (
     MemoryStore,
     NoSession,
     ProtocolAddress,
-    SafetyNumber,
     SessionManager,
     SessionOptions,
     UntrustedIdentity,
 )
+from signalish.fingerprint import SafetyNumber
 from signalish.errors import InvalidArgument
 
 USERS = ("alice", "bob", "carol")

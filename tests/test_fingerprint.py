@@ -7,15 +7,8 @@ from __future__ import annotations
 import pytest
 
 from helpers import load_vectors
-from signalish import (
-    LIBSIGNAL_V3,
-    DeterministicRandom,
-    FingerprintMatch,
-    IdentityKey,
-    IdentityKeyPair,
-    SafetyNumber,
-    compare_scannable,
-)
+from signalish import DeterministicRandom, IdentityKey, IdentityKeyPair, LIBSIGNAL_V3
+from signalish.fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from signalish.errors import InvalidEncoding
 
 V = load_vectors("third_party/signal_published.json")["safety_number"]

@@ -11,17 +11,15 @@ from pathlib import Path
 import pytest
 
 from signalish import (
-    NATIVE,
-    BackupParams,
     DeterministicRandom,
     IdentityKeyPair,
     MemoryStore,
+    NATIVE,
     NoSession,
-    SessionManager,
     SQLiteStore,
-    create_backup,
-    restore_backup,
+    SessionManager,
 )
+from signalish.backup import BackupParams, create_backup, restore_backup
 from signalish.groups import GroupCipher, SenderKeyMessage
 
 GROUP = uuid.UUID(int=0x5EED)

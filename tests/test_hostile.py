@@ -20,25 +20,21 @@ from hypothesis import strategies as st
 
 from sessions import make_party
 from signalish import (
-    LIBSIGNAL_V3,
-    BackupParams,
     DeterministicRandom,
     IdentityKey,
     IdentityKeyPair,
     KemPreKeyPublic,
+    LIBSIGNAL_V3,
     OneTimePreKeyPublic,
     PreKeyBundle,
     PreKeyRing,
     SQLiteStore,
-    SealedBoxPrivateKey,
-    SealedBoxPublicKey,
-    SealedBoxSuite,
     SignalishError,
     SignedPreKeyPublic,
-    compare_scannable,
-    create_backup,
-    restore_backup,
 )
+from signalish.backup import BackupParams, create_backup, restore_backup
+from signalish.fingerprint import compare_scannable
+from signalish.sealed_box import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
 from signalish._initial import InitialHeader
 from signalish._session import SessionRecord
 from signalish._storage import load_record, load_ring, record_bytes, ring_bytes

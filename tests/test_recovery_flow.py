@@ -16,16 +16,14 @@ from sessions import Party, make_party, message_key_id
 from signalish import (
     LIBSIGNAL_V3,
     LIBSIGNAL_V4,
-    NATIVE,
-    DecryptionErrorMessage,
     MemoryStore,
+    NATIVE,
     NoSession,
     Profile,
-    Recovery,
-    RecoveryPolicy,
-    SessionManager,
     SQLiteStore,
+    SessionManager,
 )
+from signalish.recovery import DecryptionErrorMessage, Recovery, RecoveryPolicy
 from signalish._encoding import add_digest
 from signalish._recovery import NATIVE_DECRYPTION_ERROR, parse_plaintext_content
 from signalish._session import SessionRecord
@@ -284,7 +282,7 @@ def test_an_error_message_on_an_old_ratchet_key_changes_nothing(profile: Profile
     if profile.wire == "native":
         keyless = DecryptionErrorMessage(None, 5, 1).to_native_bytes()
     else:
-        from signalish import plaintext_content
+        from signalish.recovery import plaintext_content
         keyless = plaintext_content(DecryptionErrorMessage(None, 5, 1))
     assert not alice.manager.process_decryption_error("bob", keyless)
     assert snapshot(alice.store) == before

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import reference_hpke as ref
 from helpers import load_vectors
-from signalish import DeterministicRandom, SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
+from signalish import DeterministicRandom
+from signalish.sealed_box import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
 from signalish.errors import AuthenticationError, DecodeError, UnexpectedType
 from signalish._primitives import HpkePrivate
 

@@ -469,7 +469,9 @@ def test_restored_from_a_backup_behind_the_peer_recovers_through_the_recovery_fl
     authenticate (never as malformed, never decrypted under the wrong key),
     the recovery flow reports it, the peer starts a new session, and the
     conversation goes on; no message key is used twice."""
-    from signalish import BackupParams, MemoryStore, Recovery, create_backup, restore_backup
+    from signalish import MemoryStore
+    from signalish.backup import BackupParams, create_backup, restore_backup
+    from signalish.recovery import Recovery
 
     alice_party = make_party("alice", b"backup", PQ, profile=LIBSIGNAL_V4)
     bob_party = make_party("bob", b"backup", PQ, profile=LIBSIGNAL_V4, one_time=10)

@@ -4,12 +4,11 @@ from signalish import (
     IdentityKeyPair,
     MemoryStore,
     NoSession,
-    Recovery,
-    RecoveryPolicy,
     SessionManager,
     SignalishError,
     SystemRandom,
 )
+from signalish.recovery import Recovery, RecoveryPolicy
 
 rng = SystemRandom()
 now = 1_700_000_000

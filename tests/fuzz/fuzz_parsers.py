@@ -21,21 +21,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 with atheris.instrument_imports():
     from signalish import (
-        LIBSIGNAL_V3,
         DeterministicRandom,
         IdentityKey,
         IdentityKeyPair,
         KemPreKeyPublic,
+        LIBSIGNAL_V3,
         OneTimePreKeyPublic,
         PreKeyBundle,
         PreKeyRing,
-        SealedBoxPrivateKey,
-        SealedBoxPublicKey,
-        SealedBoxSuite,
         SignalishError,
         SignedPreKeyPublic,
-        compare_scannable,
     )
+    from signalish.fingerprint import compare_scannable
+    from signalish.sealed_box import SealedBoxPrivateKey, SealedBoxPublicKey, SealedBoxSuite
     from signalish._initial import InitialHeader
     from signalish._session import SessionRecord
     from signalish._message import parse

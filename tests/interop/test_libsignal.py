@@ -20,22 +20,20 @@ from signalish._wire_v3 import (
     signal_message_body,
 )
 from signalish import (
-    LIBSIGNAL_V3,
     DeterministicRandom,
-    FingerprintMatch,
     IdentityKey,
     IdentityKeyPair,
+    LIBSIGNAL_V3,
     MemoryStore,
     OneTimePreKeyPublic,
     PreKeyBundle,
     PreKeyRing,
     PublicKey,
-    SafetyNumber,
     SessionManager,
     SessionOptions,
     SignedPreKeyPublic,
-    compare_scannable,
 )
+from signalish.fingerprint import FingerprintMatch, SafetyNumber, compare_scannable
 from signalish.errors import AuthenticationError, InvalidSignature
 
 ALICE_REG, BOB_REG = 1111, 2222
