@@ -38,9 +38,15 @@ costs the ratchet's work plus writing the rows it changed (docs/formats.md,
 while the store's ``generation`` is the one the manager's own last commit
 left: another manager, process or connection that writes the store makes it
 start over; a call that fails after changing a cached record drops that
-record; a call made inside the application's own transaction (which may
-still roll back) leaves nothing trusted.  A manager serves one thread at a
-time; threads that share a store each use their own manager.
+record; a call made inside a transaction already open (the application's,
+which may still roll back, or another manager's call, from a callback)
+trusts nothing cached, since writes made in that transaction are not yet in
+the generation, and leaves nothing trusted.  A call inside which another
+manager's call ran on the same store (from ``deliver`` or a trust decision)
+writes nothing more: what it holds may be behind what that call wrote, so
+it raises :class:`~signalish.errors.InvalidArgument` instead, as does any
+call of that manager nested in it that would write.  A manager serves one thread at a time; threads that
+share a store each use their own manager.
 """
 
 from __future__ import annotations
@@ -167,18 +173,24 @@ class _Call:
         # touches this store's entry until it ends.
         key = id(store)
         stack = _OPEN.get(key)
+        # Inside a transaction already open, writes made in it are not yet
+        # in the generation: the cache may miss them, unless this is a call
+        # of this manager nested in its own, with no other manager's since.
+        stale = self._nested
         if stack is None:
             _OPEN[key] = [manager]
             manager._foreign = False
         else:  # nested in a call on this store: this one's or another manager's
-            if manager not in stack:
+            own = manager in stack
+            if not own:
                 manager._foreign = False
+            stale = not own or manager._foreign
             for other in stack:
                 if other is not manager:
                     other._foreign = True  # it may have cached what this call changes
             stack.append(manager)
         try:
-            if store.generation != manager._cache_generation:
+            if stale or store.generation != manager._cache_generation:
                 manager._cache.clear()  # someone else wrote: start over
                 manager._identities.clear()
                 manager._ring = None
@@ -328,13 +340,21 @@ class SessionManager:
         entry = self._entry(address)
         return None if entry is None else entry[0]
 
-    def _save(self, address: str, record: SessionRecord, *, new: bool = False) -> None:
+    def _refuse_foreign(self) -> None:
+        """Raise: another manager's call ran inside this manager's open call
+        on the same store (from a callback), so what this call holds may be
+        older than what that one wrote, and writing it could put a sending
+        chain or the prekey ring back.  Called before every write."""
+        raise InvalidArgument("another SessionManager was called on this store inside this "
+                              "call; it writes nothing, and is rolled back")
+
+    def _save(self, address: str, record: SessionRecord) -> None:
         """Write the rows of ``record`` that changed (all of them for a new
-        record: ``new`` says the store was just found to hold none, so it
-        is not read again).  The cache keeps it, trimmed to ``cache_size``
-        when the transaction ends.  A record left without any session
-        (archiving with ``max_archived=0``) is deleted: there is nothing to
-        keep."""
+        record).  The cache keeps it, trimmed to ``cache_size`` when the
+        transaction ends.  A record left without any session (archiving with
+        ``max_archived=0``) is deleted: there is nothing to keep."""
+        if self._foreign:
+            self._refuse_foreign()
         if not record.sessions:
             self._cache.pop(address, None)
             self.store.delete_session(address)
@@ -347,9 +367,14 @@ class SessionManager:
             if rows is not entry[1]:  # the rows dict is updated in place as a rule
                 cache[address] = (record, rows)
         else:
+            if entry is not None:
+                # A call nested in this one (from a callback) saved another
+                # record for this address since this one was read: writing
+                # this one would drop what that call wrote.
+                raise InvalidArgument(f"a SessionManager call made inside this one changed the "
+                                      f"sessions with {address!r}; this call writes nothing")
             cache[address] = (record, save_record(self.store, address, record,
-                                                  {} if new and not self._foreign
-                                                  else self._stored_rows(address)))
+                                                  self._stored_rows(address)))
         cache.move_to_end(address)
 
     def _save_moved(self, address: str, record: SessionRecord, session: Session) -> None:
@@ -357,6 +382,8 @@ class SessionManager:
         their order as they were and changed only ``session``: when only its
         counters row can differ (the next message of a chain, without
         SPQR), that row alone is written; otherwise the record is saved."""
+        if self._foreign:
+            self._refuse_foreign()
         cache = self._cache
         entry = cache.get(address)
         if entry is not None and entry[0] is record:
@@ -395,6 +422,8 @@ class SessionManager:
         return key
 
     def _save_identity(self, user: str, key: IdentityKey) -> None:
+        if self._foreign:
+            self._refuse_foreign()
         self.store.save_identity(user, key)
         self._identities[user] = key
 
@@ -649,6 +678,8 @@ class SessionManager:
             finally:
                 ring.close()
                 self._prekeys_open = False
+            if self._foreign:
+                self._refuse_foreign()
             save_ring(self.store, ring, old)
 
     def upkeep(self, *, now: int, policy: UpkeepPolicy = UpkeepPolicy(),
@@ -695,12 +726,9 @@ class SessionManager:
         session = Session.initiate(self.identity, bundle, self.profile, self.options,
                                    self.rng, policy=self.policy,
                                    kem_encapsulation=kem_encapsulation)
-        record = self._record(address)
-        new = record is None
-        if record is None:
-            record = SessionRecord(self.profile, self.options.max_archived)
+        record = self._record(address) or SessionRecord(self.profile, self.options.max_archived)
         record.start(session)
-        self._save(address, record, new=new)
+        self._save(address, record)
         self._remember_registration(address, bundle.registration_id)
 
     def encrypt(self, address: Address, plaintext: bytes) -> bytes:
@@ -928,7 +956,6 @@ class SessionManager:
         record = None if unsaved is None else unsaved.get(address)
         if record is None:
             record = self._record(address)
-        new = record is None  # the store holds no record for ``address``
 
         learned: list[IdentityKey] = []
         identities = self._identities
@@ -969,7 +996,7 @@ class SessionManager:
             # and their order are as they were.
             self._save_moved(address, record, session)
         else:
-            self._save(address, record, new=new)
+            self._save(address, record)
         return plaintext
 
     def _addresses(self, address: str, *, sending: bool) -> bytes | None:
@@ -1022,6 +1049,8 @@ class SessionManager:
         session = Session.respond(ring, header, self.profile, self.options, he, now=now,
                                   policy=self.policy)
         plaintext = session.decrypt(frame.inner, now=now, rng=self.rng)
+        if self._foreign:
+            self._refuse_foreign()
         self._ring_changed = True
         ring.consume(header, now=now)
         self._ring = (ring, save_ring(self.store, ring, ring_rows))

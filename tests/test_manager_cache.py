@@ -13,19 +13,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions import Party, make_party
+from sessions import Party, make_party, message_key_id
 from signalish import (
     CannotSend,
     DeterministicRandom,
+    Direction,
+    IdentityKey,
     MemoryStore,
     SessionManager,
     SessionOptions,
     SQLiteStore,
+    trust_on_first_use,
 )
 from signalish.errors import (
     AuthenticationError,
     CorruptState,
     DuplicateMessage,
+    InvalidArgument,
     MessageRejected,
     PreKeyError,
 )
@@ -484,3 +488,107 @@ def test_a_session_row_computed_since_the_last_save_is_not_taken_for_unchanged()
     assert alice.manager._cache["bob"][0].sessions[0] is session
     session.row()  # the new row, computed but not in ``rows``
     assert session.counters_update(rows) is None
+
+
+def _distinct_keys(messages: list[bytes]) -> None:
+    ids = [message_key_id(m) for m in messages]
+    assert len(set(ids)) == len(ids), "two messages under one message key"
+
+
+def test_two_managers_in_one_application_transaction_never_reuse_a_key() -> None:
+    """Inside an application's transaction a manager's writes are not yet
+    committed, so the generation does not tell another manager on the same
+    store that its cached record is behind: each call nested in a
+    transaction reads the store again."""
+    alice, bob = talking(b"app transaction")
+    twin = SessionManager(bob.identity, bob.store, rng=DeterministicRandom(b"twin"))
+    sent = [twin.encrypt("alice", b"twin first")]  # twin's commit is the latest
+    with bob.store.transaction():
+        sent.append(bob.manager.encrypt("alice", b"bob in the block"))
+        sent.append(twin.encrypt("alice", b"twin in the block"))
+        sent.append(bob.manager.encrypt("alice", b"bob again"))
+    _distinct_keys(sent)
+    assert [alice.manager.decrypt("bob", m, now=3) for m in sent] == [
+        b"twin first", b"bob in the block", b"twin in the block", b"bob again"]
+
+
+@pytest.mark.parametrize("order", ["own first", "other first"])
+def test_managers_called_inside_a_deliver_never_reuse_a_key(order: str) -> None:
+    """bob's deliver callback sends with bob's manager and with another
+    manager on the same store.  The other reads what bob wrote in the open
+    transaction; bob, once another manager ran inside its call, writes
+    nothing more in it (InvalidArgument), since what it holds may be behind."""
+    alice, bob = talking(b"deliver " + order.encode())
+    twin = SessionManager(bob.identity, bob.store, rng=DeterministicRandom(b"twin"))
+    first = alice.manager.encrypt("bob", b"a1")
+    incoming = alice.manager.encrypt("bob", b"a2")
+    bob.manager.decrypt("alice", first, now=3)
+    sent = [twin.encrypt("alice", b"twin before")]
+    refused: list[Exception] = []
+
+    def deliver(plaintext: bytes) -> None:
+        managers = [bob.manager, twin] if order == "own first" else [twin, bob.manager]
+        for manager in managers:
+            try:
+                sent.append(manager.encrypt("alice", b"from deliver"))
+            except InvalidArgument as error:
+                refused.append(error)
+
+    assert bob.manager.decrypt("alice", incoming, now=4, deliver=deliver) == b"a2"
+    assert len(refused) == (1 if order == "other first" else 0)
+    sent.append(bob.manager.encrypt("alice", b"after"))
+    sent.append(twin.encrypt("alice", b"after, twin"))
+    _distinct_keys(sent)
+    for message in sent:
+        assert alice.manager.decrypt("bob", message, now=5).startswith((b"twin", b"from",
+                                                                        b"after"))
+
+
+def test_a_trust_decision_that_calls_another_manager_makes_the_call_refuse() -> None:
+    """A trust decision (application code) that sends with another manager
+    on the same store: the outer call would then send from a chain position
+    the other already used, so it refuses and its transaction, the other's
+    write included, is rolled back."""
+    alice, bob = talking(b"trust re-entry")
+    twin = SessionManager(bob.identity, bob.store, rng=DeterministicRandom(b"twin"))
+    inside: list[bytes] = []
+
+    def trust(address: str, stored: IdentityKey | None, received: IdentityKey,
+              direction: Direction) -> bool:
+        if not inside:
+            inside.append(twin.encrypt("alice", b"inside the trust decision"))
+        return stored is None or stored == received
+
+    bob.manager.trust = trust
+    before = bob.snapshot()
+    with pytest.raises(InvalidArgument):
+        bob.manager.encrypt("alice", b"outer")
+    assert bob.snapshot() == before  # the twin's message was never committed
+    bob.manager.trust = trust_on_first_use
+    sent = [bob.manager.encrypt("alice", b"next"), twin.encrypt("alice", b"twin next")]
+    _distinct_keys(sent)
+    assert [alice.manager.decrypt("bob", m, now=3) for m in sent] == [b"next", b"twin next"]
+
+
+def test_a_call_that_starts_a_session_inside_a_first_message_makes_it_refuse() -> None:
+    """A trust decision that starts a session with the very peer whose first
+    message is being decrypted: the two records would overwrite each other,
+    so the decryption refuses, nothing is written, and it can be retried."""
+    alice, bob = make_party("alice", b"re-entry"), make_party("bob", b"re-entry")
+    alice_bundle = alice.bundle()
+
+    def trust(address: str, stored: IdentityKey | None, received: IdentityKey,
+              direction: Direction) -> bool:
+        if direction is Direction.RECEIVING and stored is None:
+            bob.manager.initiate("alice", alice_bundle)
+        return stored is None or stored == received
+
+    bob.manager.trust = trust
+    alice.manager.initiate("bob", bob.bundle())
+    message = alice.manager.encrypt("bob", b"hi")
+    before = bob.snapshot()
+    with pytest.raises(InvalidArgument):
+        bob.manager.decrypt("alice", message, now=1)
+    assert bob.snapshot() == before
+    bob.manager.trust = trust_on_first_use
+    assert bob.manager.decrypt("alice", message, now=1) == b"hi"
