@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Final
 
 from ._encoding import Reader, Tag, Writer, add_digest, check_digest
-from ._errors import InvalidArgument, InvalidEncoding, InvalidKey
+from ._errors import InvalidArgument, InvalidEncoding
 from ._primitives import (
     Ed25519Signer,
     PrivateKey,

@@ -42,7 +42,7 @@ from ._errors import (
     SignalishError,
     TooFarAhead,
 )
-from ._primitives import PrivateKey, PublicKey, RandomSource, hkdf, hmac_sha256
+from ._primitives import PrivateKey, PublicKey, RandomSource, hkdf
 from ._profile import Profile
 from ._window import MAX_COUNTER, Chain, RatchetLimits, Reason, Window
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import runpy
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
