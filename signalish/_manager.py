@@ -45,8 +45,8 @@ the generation, and leaves nothing trusted.  A call inside which another
 manager's call ran on the same store (from ``deliver`` or a trust decision)
 writes nothing more: what it holds may be behind what that call wrote, so
 it raises :class:`~signalish.errors.InvalidArgument` instead, as does any
-call of that manager nested in it that would write.  A manager serves one thread at a time; threads that
-share a store each use their own manager.
+call of that manager nested in it that would write.  A manager serves one
+thread at a time; threads that share a store each use their own manager.
 """
 
 from __future__ import annotations
@@ -933,12 +933,9 @@ class SessionManager:
                 if deliver is not None:
                     deliver(address, plaintext)
                 outcomes.append(Outcome(address, plaintext, None))
-            if self._foreign:
-                # Another manager's call (from ``deliver``) may have changed
-                # these very records: saving ours over them could put a
-                # sending chain back.  Nothing of the batch is committed.
-                raise InvalidArgument("another SessionManager was called on this store inside "
-                                      "decrypt_batch's deliver; nothing was committed")
+            # If another manager's call (from ``deliver``) ran, it may have
+            # changed these very records: _save refuses, and nothing of the
+            # batch is committed.
             for address, record in unsaved.items():
                 self._save(address, record)
         return outcomes
