@@ -65,7 +65,7 @@ from signalish import (  # noqa: E402
 )
 from signalish._postgres import PostgresStore  # noqa: E402
 from signalish._storage import save_ring  # noqa: E402
-from signalish._stores import _row_check, _session_key  # noqa: E402
+from signalish._stores.rows import _row_check, _session_key  # noqa: E402
 
 PEERS = 16
 NOW = 10

@@ -6,7 +6,7 @@ Theory of operation (docs/fleet.md argues each point at length):
 
 * **Rows.**  The tables and the row format are SQLiteStore's: every value
   is followed by the same 16-byte SHA-256 check over its table, key and
-  value (``signalish._stores._row_check``), so a row that was damaged or
+  value (``signalish._stores.rows._row_check``), so a row that was damaged or
   moved to another key reads as :class:`~signalish.errors.CorruptState`,
   and rows can be copied between the two stores byte for byte.
 * **Transactions.**  ``BEGIN ISOLATION LEVEL READ COMMITTED`` ...
@@ -57,14 +57,8 @@ from ._errors import (
     StoreUnavailable,
 )
 from ._keys import IdentityKey
-from ._stores import (
-    _ROW_CHECK,
-    _check_distribution_id,
-    _check_local_name,
-    _row_check,
-    _sender_key_key,
-    _session_key,
-)
+from ._stores.protocols import _check_distribution_id, _check_local_name
+from ._stores.rows import _ROW_CHECK, _row_check, _sender_key_key, _session_key
 
 if TYPE_CHECKING:
     import psycopg
