@@ -6,7 +6,7 @@ turns a :class:`~signalish._ratchet.Sending` into a message, parses received
 bytes into objects the ratchet can work with (the
 :class:`~signalish._ratchet.Received` protocol), wraps a first message with
 the X3DH/PQXDH header, and says what each side's associated data is.  Each
-profile names its format (``Profile.wire``); ``_session.wire_format`` finds
+profile names its format (``Profile.wire``); ``_wires.wire_format`` finds
 it.  Implementations: ``_message`` (native) and ``_wire_v3`` (libsignal
 protocol version 3).
 """
