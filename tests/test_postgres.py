@@ -544,7 +544,7 @@ def test_migrations_run_once_in_order(pg: Database, monkeypatch: pytest.MonkeyPa
         store.save_local("kept", b"data")
     step = ("CREATE TABLE {s}.migrated (n serial PRIMARY KEY, at timestamptz DEFAULT now())",
             "INSERT INTO {s}.migrated DEFAULT VALUES")
-    monkeypatch.setattr(_postgres, "MIGRATIONS", [*_postgres.MIGRATIONS, step])
+    monkeypatch.setattr(_postgres.core, "MIGRATIONS", [*_postgres.core.MIGRATIONS, step])
     opened: list[Any] = []
     errors: list[BaseException] = []
 
@@ -566,9 +566,9 @@ def test_migrations_run_once_in_order(pg: Database, monkeypatch: pytest.MonkeyPa
     for store in opened:
         store.close()
     # A failing step leaves the schema as it was: the whole migration is one transaction.
-    monkeypatch.setattr(_postgres, "MIGRATIONS", [*_postgres.MIGRATIONS,
-                                                  ("CREATE TABLE {s}.half (n int)",
-                                                   "SELECT no_such_function()")])
+    monkeypatch.setattr(_postgres.core, "MIGRATIONS", [*_postgres.core.MIGRATIONS,
+                                                       ("CREATE TABLE {s}.half (n int)",
+                                                        "SELECT no_such_function()")])
     with pytest.raises(StoreError, match="migrating to schema version 3"):
         pg.store()
     assert raw(pg, "SELECT value FROM {s}.meta") == [(2,)]
