@@ -24,12 +24,9 @@ from hypothesis import strategies as st
 from signalish import LIBSIGNAL_V4, DeterministicRandom, IdentityKey, IdentityKeyPair
 from signalish._primitives import aes256_ctr, aes256_gcm_siv_decrypt, aes256_gcm_siv_encrypt
 from signalish._sealed_sender import (
-    CertificateExpired,
     ContentHint,
     Device,
-    InvalidCertificate,
     Recipient,
-    SealedSenderSelfSend,
     SenderCertificate,
     SentMessage,
     ServerCertificate,
@@ -40,7 +37,13 @@ from signalish._sealed_sender import (
     unseal,
     unseal_and_validate,
 )
-from signalish.errors import AuthenticationError, InvalidArgument
+from signalish.errors import (
+    AuthenticationError,
+    CertificateExpired,
+    InvalidArgument,
+    InvalidCertificate,
+    SealedSenderSelfSend,
+)
 
 ALICE = "9d0652a3-dcc3-4d11-975f-74d61598733f"
 BOB = "796abedb-ca4e-4f18-8803-1fde5b921f9f"
@@ -389,7 +392,7 @@ def test_v1_seal_refuses_a_foreign_certificate() -> None:
 
 
 def test_v1_static_key_must_match_certificate(monkeypatch: pytest.MonkeyPatch) -> None:
-    import signalish._sealed_sender as module
+    import signalish._sealed_sender.envelopes as module
     monkeypatch.setattr(module, "_check_sender", lambda usmc, sender: None)
     message = seal_v1(usmc_of(sender=CAROL_ID), BOB_ID.public, ALICE_ID, DeterministicRandom(b"y"))
     with pytest.raises(AuthenticationError):

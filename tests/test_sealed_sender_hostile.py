@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from signalish._sealed_sender import (
     MAX_MESSAGE_SIZE,
-    InvalidCertificate,
     SenderCertificate,
     SentMessage,
     ServerCertificate,
@@ -28,6 +27,7 @@ from signalish._wire_v3 import _bytes_field
 from signalish.errors import (
     AuthenticationError,
     DecodeError,
+    InvalidCertificate,
     InvalidKey,
     TrailingBytes,
     TruncatedInput,
@@ -259,7 +259,7 @@ def test_trailing_and_oversize_usmc_inside_a_valid_envelope() -> None:
     """Authentic envelopes around malformed plaintexts: the sender is the
     attacker, so the envelope opens and the USMC is refused as a DecodeError."""
     rng = DeterministicRandom(b"inner")
-    import signalish._sealed_sender as module
+    import signalish._sealed_sender.envelopes as module
 
     class Bad:
         sender = usmc_of().sender

@@ -433,7 +433,7 @@ def test_v1_static_key_must_match_the_certificate(peer: LibsignalPeer,
     """A v1 message whose encrypted static key is not the certificate's identity
     key: libsignal refuses it ("sender certificate key does not match message
     key") and so does signalish."""
-    import signalish._sealed_sender as module
+    import signalish._sealed_sender.envelopes as module
     bob_key = key(peer.ok("party", name="v1-bob2", aci=BOB, device_id=1,
                           registration_id=2)["identity"])
     rng = DeterministicRandom(b"mismatch")
