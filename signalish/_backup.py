@@ -200,7 +200,10 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
     blob's Argon2id parameters exceed ``max_cost`` in any of iterations,
     lanes or memory, :class:`WrongPassword` or :class:`BackupDamaged`, and
     :class:`~signalish.errors.InvalidArgument` for a backup with local data
-    and a store that cannot keep it; nothing is written then.
+    and a store that cannot keep it, or for a store that keeps sender keys
+    but cannot list or delete them (our own, which must go, see
+    :func:`~signalish.groups.forget_own_sender_keys`); nothing is written
+    then.
     """
     identity, ring, identities, sessions, local = _open_backup(blob, password, max_cost)
     keeps_local = isinstance(store, LocalStore)

@@ -635,7 +635,10 @@ class SessionManager:
         raises :class:`~signalish.NoSession` until
         :meth:`~signalish.groups.GroupCipher.distribution_message` makes a new
         one, to be sent to the group's members.  Other members' sender keys
-        are kept (receiving on old state reuses nothing).
+        are kept (receiving on old state reuses nothing).  A store that keeps
+        sender keys but cannot list or delete them raises
+        :class:`~signalish.errors.InvalidArgument`, and nothing changes
+        (:func:`~signalish.groups.forget_own_sender_keys`).
         """
         touched: set[str] = set()
         with self._transaction(touched):

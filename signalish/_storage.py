@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ._errors import InvalidArgument
 from ._keys import IdentityKeyPair
 from ._prekeys import PreKeyRing
 from ._sender_keys import SenderKeyRecord
@@ -26,7 +27,7 @@ from ._session import SessionRecord
 from ._stores import PreKeyStore, SenderKeyStore, SessionStore
 
 __all__ = ["Rows", "load_record", "save_record", "load_ring", "save_ring", "record_bytes",
-           "ring_bytes"]
+           "ring_bytes", "forget_own_sender_keys"]
 
 #: part -> row, as last read or written.
 Rows = dict[bytes, bytes]
@@ -112,10 +113,23 @@ def ring_bytes(store: PreKeyStore, identity: IdentityKeyPair) -> bytes | None:
 
 def forget_own_sender_keys(store: object) -> None:
     """Delete our own sender-key records (those holding a signing private
-    key) from ``store``, if it keeps sender keys: after a rollback or a
-    restore they may be older than what was sent, and sending on them would
-    reuse message keys.  Other members' records stay.  Inside a transaction."""
+    key) from ``store``: after a rollback or a restore they may be older
+    than what was sent, and sending on them would reuse message keys.
+    Other members' records stay.  Call it inside the store's transaction.
+
+    A store that keeps no sender keys (no ``load_sender_key`` or
+    ``save_sender_key``) is left alone.  One that keeps them but cannot
+    list or delete them (it lacks ``sender_key_ids`` or
+    ``delete_sender_key``, which :class:`~signalish.groups.GroupCipher`
+    alone does not need) raises :class:`~signalish.errors.InvalidArgument`:
+    our own keys there went back too, and could not be removed."""
     if not isinstance(store, SenderKeyStore):
+        if hasattr(store, "load_sender_key") or hasattr(store, "save_sender_key"):
+            raise InvalidArgument(
+                "this store keeps sender keys but cannot list or delete them (it has no "
+                "sender_key_ids or delete_sender_key): our own sender keys in it may be "
+                "older than what was sent, and could not be deleted; give it the whole "
+                "SenderKeyStore protocol")
         return
     for sender, distribution_id in store.sender_key_ids():
         data = store.load_sender_key(sender, distribution_id)

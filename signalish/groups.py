@@ -9,6 +9,11 @@ member through their 1:1 sessions; from then on one
 ``libsignal_v4`` profiles every message is byte-compatible with
 libsignal's; the native profile has formats of its own.  Formats, limits
 and behaviour: :doc:`sender_keys`.
+
+After a rollback or a restore, :meth:`SessionManager.mark_restored
+<signalish.SessionManager.mark_restored>` deletes our own sender keys from
+the manager's store; :func:`forget_own_sender_keys` does the same for a
+store of sender keys that the manager does not see.
 """
 
 from ._sender_keys import (
@@ -19,6 +24,7 @@ from ._sender_keys import (
     SenderKeyRecord,
     SenderKeyState,
 )
+from ._storage import forget_own_sender_keys
 from ._stores import SenderKeyStore
 
 __all__ = [
@@ -29,4 +35,5 @@ __all__ = [
     "SenderKeyMessage",
     "SenderKeyRecord",
     "SenderKeyState",
+    "forget_own_sender_keys",
 ]

@@ -20,7 +20,8 @@ from signalish import (
     SessionManager,
 )
 from signalish.backup import BackupParams, create_backup, restore_backup
-from signalish.groups import GroupCipher, SenderKeyMessage
+from signalish.errors import InvalidArgument
+from signalish.groups import GroupCipher, SenderKeyMessage, forget_own_sender_keys
 
 GROUP = uuid.UUID(int=0x5EED)
 NOW = 1_700_000_000
@@ -114,3 +115,74 @@ def test_a_kept_record_is_never_staler_than_the_store(tmp_path: Path) -> None:
                                                                   b"from the other"]
     first_store.close()
     second_store.close()
+
+
+class _TwoMethodStore:
+    """An application's store: the manager's store for everything else, and
+    sender keys with only the two methods GroupCipher needs (no way to list
+    or delete them)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.sender_keys: dict[tuple[str, uuid.UUID], bytes] = {}
+
+    def __getattr__(self, name: str) -> object:
+        if name in ("delete_sender_key", "sender_key_ids"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def load_sender_key(self, sender: str, distribution_id: uuid.UUID) -> bytes | None:
+        return self.sender_keys.get((sender, distribution_id))
+
+    def save_sender_key(self, sender: str, distribution_id: uuid.UUID, record: bytes) -> None:
+        self.sender_keys[(sender, distribution_id)] = bytes(record)
+
+
+def test_a_store_that_cannot_delete_sender_keys_is_refused_not_skipped() -> None:
+    """Found by review: mark_restored skipped a store whose sender keys it
+    could not list or delete, and the group's next message reused the
+    message key of one sent before the rollback.  Now it refuses and
+    changes nothing; and restore_backup likewise."""
+    rng = DeterministicRandom(b"two-method store")
+    store = _TwoMethodStore()
+    alice = SessionManager(IdentityKeyPair.generate(rng), store, rng=rng)  # type: ignore[arg-type]
+    bob = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), rng=rng)
+    with bob.prekeys(now=NOW) as ring:
+        ring.generate_one_time_prekeys(1, rng)
+        bundle = ring.issue_bundle()
+    alice.initiate("bob", bundle)
+    groups = GroupCipher(store, alice.profile, rng=rng)
+    groups.distribution_message("alice.1", GROUP)
+    snapshot = dict(store.sender_keys)
+    groups.encrypt("alice.1", GROUP, b"before the rollback")
+    store.sender_keys = dict(snapshot)  # the sender keys go back
+    sessions_before = {part: row for part, row in store.inner._sessions["bob"].items()}
+    with pytest.raises(InvalidArgument, match="cannot list or delete"):
+        alice.mark_restored()
+    # Nothing changed: the session can still send, the sender key is there.
+    assert store.inner._sessions["bob"] == sessions_before
+    alice.encrypt("bob", b"still sends")
+    assert store.sender_keys.keys() == snapshot.keys()
+    params = BackupParams(iterations=1, lanes=1, memory_kib=64)
+    blob = create_backup(alice.identity, store, "pw", params=params, rng=rng)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="cannot list or delete"):
+        restore_backup(blob, "pw", store, now=NOW, rng=rng)  # type: ignore[arg-type]
+    # What the application must do instead: give the store the whole
+    # protocol, or keep sender keys in one that has it and forget there.
+    keys = MemoryStore()
+    kept = GroupCipher(keys, alice.profile, rng=rng)
+    kept.distribution_message("alice.1", GROUP)
+    kept.process("bob.1", GroupCipher(MemoryStore(), alice.profile, rng=rng)
+                 .distribution_message("bob.1", GROUP))
+    with keys.transaction():
+        forget_own_sender_keys(keys)
+    assert keys.sender_key_ids() == [("bob.1", GROUP)]
+    with pytest.raises(NoSession):
+        kept.encrypt("alice.1", GROUP, b"would reuse a key")
+
+
+def test_forget_own_sender_keys_leaves_a_store_without_sender_keys_alone() -> None:
+    class Plain:
+        pass
+
+    forget_own_sender_keys(Plain())  # nothing to forget, nothing raised
