@@ -23,12 +23,16 @@ from signalish._sealed_sender import (
     seal_v2,
     unseal,
 )
-from signalish._wire_v3 import _bytes_field
+import signalish._sealed_sender.envelopes as envelopes
+from signalish._primitives import aes256_gcm_siv_encrypt, hkdf
+from signalish._wire_v3 import _bytes_field, _uint_field
 from signalish.errors import (
     AuthenticationError,
     DecodeError,
+    InvalidArgument,
     InvalidCertificate,
     InvalidKey,
+    InvalidLength,
     TrailingBytes,
     TruncatedInput,
     UnknownVersion,
@@ -256,8 +260,10 @@ def test_sent_message_under_attack() -> None:
 
 
 def test_trailing_and_oversize_usmc_inside_a_valid_envelope() -> None:
-    """Authentic envelopes around malformed plaintexts: the sender is the
-    attacker, so the envelope opens and the USMC is refused as a DecodeError."""
+    """Envelopes around malformed plaintexts, sealed by the attacker: a v1
+    envelope is authentic once its MAC checks, so the USMC is refused as a
+    DecodeError; a v2 one is authentic only once AT checks, which needs the
+    sender the USMC names, so it fails as any forgery does."""
     rng = DeterministicRandom(b"inner")
     import signalish._sealed_sender.envelopes as module
 
@@ -276,8 +282,96 @@ def test_trailing_and_oversize_usmc_inside_a_valid_envelope() -> None:
         module._check_sender = original
     with pytest.raises(TrailingBytes):
         unseal(v1, BOB_ID)
-    with pytest.raises(TrailingBytes):
+    with pytest.raises(AuthenticationError, match="^sealed sender message did not decrypt$"):
         unseal(SentMessage.from_bytes(v2).received_message(ServiceId.aci(BOB)), BOB_ID)
+
+
+def _forged_v2(plaintext: bytes) -> bytes:
+    """A v2 ReceivedMessage made by someone who knows only Bob's public
+    identity key: any M gives E and K, so the body opens to ``plaintext``;
+    AT (unknowable without a sender's private key) is zeros."""
+    m = bytes(range(32))
+    ephemeral, k = envelopes._derive_v2(m)
+    e_pub, r_pub = b"\x05" + ephemeral.public.public_bytes_raw(), b"\x05" + BOB_ID.public.public_bytes_raw()
+    pad = hkdf(ephemeral.exchange(BOB_ID.public.public_key) + e_pub + r_pub, salt=None,
+               info=envelopes._LABEL_DH, length=32)
+    return (b"\x22" + envelopes._xor(m, pad) + bytes(16) + e_pub[1:]
+            + aes256_gcm_siv_encrypt(k, bytes(12), plaintext, b""))
+
+
+def test_a_forged_v2_envelope_fails_alike_whatever_its_plaintext() -> None:
+    """Found by review: a forged v2 envelope whose plaintext did not parse
+    raised InvalidEncoding, TrailingBytes or InvalidKey (the forger chooses
+    the plaintext), where the documented answer to anything not authentic
+    is AuthenticationError with one text."""
+    low_order = _bytes_field(4, b"\x05" + bytes(32))  # a certificate naming u = 0
+    certificate = _bytes_field(1, _uint_field(2, 1) + b"\x19" + bytes(8) + low_order) \
+        + _bytes_field(2, bytes(64))
+    plaintexts = {
+        "garbage": b"\xff\xff",
+        "trailing byte": _uint_field(1, 2) + b"\x00",
+        "low-order key in the certificate": _uint_field(1, 2) + _bytes_field(2, certificate)
+        + _bytes_field(3, b"x"),
+        "well formed, but no sender signed it": usmc_of().to_bytes(),
+    }
+    for name, plaintext in plaintexts.items():
+        with pytest.raises(AuthenticationError, match="^sealed sender message did not decrypt$"):
+            unseal(_forged_v2(plaintext), BOB_ID)
+    # What the same forgery raised before the fix, for the first three: the
+    # parse of the plaintext on its own.
+    with pytest.raises(DecodeError):
+        UnidentifiedSenderMessageContent.from_bytes(plaintexts["trailing byte"])
+
+
+def test_sent_message_parse_compares_service_ids_a_linear_number_of_times(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: each excluded service id was looked up in a list of
+    the earlier ones, so a 1 MiB SentMessage of excluded ids took minutes
+    to parse.  Counted, not timed: the comparisons of service ids while
+    parsing n of them stay within a small multiple of n."""
+    n = 2_000
+    sent = seal_v2(usmc_of(), recipients()[:1], ALICE_ID, DeterministicRandom(b"many"),
+                   excluded=[ServiceId.aci(f"00000000-0000-4000-8000-{i:012x}") for i in range(n)])
+    calls = [0]
+    equal = ServiceId.__eq__
+
+    def counting(self: ServiceId, other: object) -> bool:
+        calls[0] += 1
+        return equal(self, other)
+
+    monkeypatch.setattr(ServiceId, "__eq__", counting)
+    parsed = SentMessage.from_bytes(sent)
+    assert len(parsed.excluded) == n
+    assert calls[0] <= 4 * n, calls[0]  # a list made it n * (n - 1) / 2
+
+
+def test_sealing_refuses_what_no_recipient_could_open() -> None:
+    """Found by review: seal_v1 and seal_v2 made messages over
+    MAX_MESSAGE_SIZE that unseal then refused, and SentMessage.from_bytes
+    accepted bodies whose ReceivedMessage was too long.  At the limit a
+    message opens; one byte more is refused when sealing."""
+    rng = DeterministicRandom(b"limits")
+    probe = 900_000
+    v1_len = len(seal_v1(usmc_of(contents=b"x" * probe), BOB_ID.public, ALICE_ID, rng))
+    fits = probe + MAX_MESSAGE_SIZE - v1_len
+    v1 = seal_v1(usmc_of(contents=b"y" * fits), BOB_ID.public, ALICE_ID, rng)
+    assert len(v1) == MAX_MESSAGE_SIZE
+    assert unseal(v1, BOB_ID).contents == b"y" * fits
+    with pytest.raises(InvalidArgument, match="MAX_MESSAGE_SIZE"):
+        seal_v1(usmc_of(contents=b"y" * (fits + 1)), BOB_ID.public, ALICE_ID, rng)
+
+    one = recipients()[:1]
+    usmc_len = len(usmc_of(contents=b"x" * probe).to_bytes())
+    fits = probe + (MAX_MESSAGE_SIZE - (1 + 48 + 32 + 16)) - usmc_len
+    sent = seal_v2(usmc_of(contents=b"z" * fits), one, ALICE_ID, rng)
+    received = SentMessage.from_bytes(sent).received_message(ServiceId.aci(BOB))
+    assert len(received) == MAX_MESSAGE_SIZE
+    assert unseal(received, BOB_ID).contents == b"z" * fits
+    with pytest.raises(InvalidArgument, match="MAX_MESSAGE_SIZE"):
+        seal_v2(usmc_of(contents=b"z" * (fits + 1)), one, ALICE_ID, rng)
+    # A SentMessage whose ReceivedMessage would be one byte too long.
+    with pytest.raises(InvalidLength, match="body too long"):
+        SentMessage.from_bytes(sent + b"\x00")
 
 
 @given(st.binary(max_size=400))

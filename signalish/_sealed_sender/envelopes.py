@@ -12,6 +12,7 @@ from typing import Final
 
 from .._errors import (
     AuthenticationError,
+    DecodeError,
     InvalidArgument,
     InvalidEncoding,
     InvalidKey,
@@ -177,7 +178,9 @@ def seal_v1(usmc: UnidentifiedSenderMessageContent, recipient: IdentityKey,
     key and the keys that encrypt the sender's identity key; the sender's
     identity with the recipient's, salted by that chain key and ciphertext,
     gives the keys that encrypt ``usmc`` (AES-256-CTR, HMAC-SHA256 cut to 10
-    bytes).  Raises InvalidArgument if the certificate is not ``sender``'s.
+    bytes).  Raises InvalidArgument if the certificate is not ``sender``'s, or
+    if the message would exceed :data:`MAX_MESSAGE_SIZE` (no recipient could
+    open it).
     """
     _check_sender(usmc, sender)
     ephemeral = PrivateKey.generate(rng)
@@ -187,8 +190,12 @@ def seal_v1(usmc: UnidentifiedSenderMessageContent, recipient: IdentityKey,
     static = _v1_encrypt(cipher_key, mac_key, _encode_key(sender.public))
     _, cipher_key, mac_key = _v1_keys(sender.agree(recipient.public_key), chain + static)
     body = _v1_encrypt(cipher_key, mac_key, usmc.to_bytes())
-    return (bytes((V1_VERSION,)) + _bytes_field(1, e_pub) + _bytes_field(2, static)
-            + _bytes_field(3, body))
+    message = (bytes((V1_VERSION,)) + _bytes_field(1, e_pub) + _bytes_field(2, static)
+               + _bytes_field(3, body))
+    if len(message) > MAX_MESSAGE_SIZE:
+        raise InvalidArgument(f"the sealed message would be {len(message)} bytes, over "
+                              f"MAX_MESSAGE_SIZE ({MAX_MESSAGE_SIZE}), which unseal refuses")
+    return message
 
 
 def _unseal_v1(message: bytes, recipient: IdentityKeyPair) -> UnidentifiedSenderMessageContent:
@@ -277,12 +284,19 @@ def seal_v2(usmc: UnidentifiedSenderMessageContent, recipients: Sequence[Recipie
     C = M xor HKDF(X25519(E, R) || E || R) and AT = HKDF(X25519(S, R) || E ||
     C || S || R) (S the sender, keys in their 33-byte form).  ``excluded``
     lists service ids deliberately left out.  Raises InvalidArgument for a
-    repeated service id or a certificate that is not ``sender``'s.
+    repeated service id, a certificate that is not ``sender``'s, or a
+    ``usmc`` whose ReceivedMessage would exceed :data:`MAX_MESSAGE_SIZE` (no
+    recipient could open it).
     """
     _check_sender(usmc, sender)
     ids = [r.service_id for r in recipients] + list(excluded)
     if not recipients or len(set(ids)) != len(ids):
         raise InvalidArgument("recipients: at least one; no service id twice")
+    content = usmc.to_bytes()
+    received = 1 + 48 + 32 + len(content) + _TAG
+    if received > MAX_MESSAGE_SIZE:
+        raise InvalidArgument(f"each recipient's message would be {received} bytes, over "
+                              f"MAX_MESSAGE_SIZE ({MAX_MESSAGE_SIZE}), which unseal refuses")
     m = rng.random_bytes(32)
     ephemeral, k = _derive_v2(m)
     e_pub = b"\x05" + ephemeral.public.public_bytes_raw()
@@ -302,7 +316,7 @@ def seal_v2(usmc: UnidentifiedSenderMessageContent, recipients: Sequence[Recipie
         out.append(c + at)
     for service_id in excluded:
         out.append(service_id.fixed_width() + b"\x00")
-    out.append(e_pub[1:] + aes256_gcm_siv_encrypt(k, bytes(12), usmc.to_bytes(), b""))
+    out.append(e_pub[1:] + aes256_gcm_siv_encrypt(k, bytes(12), content, b""))
     return b"".join(out)
 
 
@@ -326,8 +340,10 @@ class SentMessage:
     def from_bytes(cls, data: bytes) -> SentMessage:
         """Parse strictly: version 0x23, a minimal count, each service id at
         most once, at least one recipient that is not excluded, device ids
-        1..127 distinct per recipient, the reserved bit 0x4000 clear, a body of
-        16 to :data:`MAX_MESSAGE_SIZE` bytes.  Raises a DecodeError."""
+        1..127 distinct per recipient, the reserved bit 0x4000 clear, a body
+        (E and the ciphertext) of 48 bytes or more whose ReceivedMessage (49
+        bytes more) fits :data:`MAX_MESSAGE_SIZE`.  Time and memory are linear
+        in ``data``.  Raises a DecodeError."""
         if not isinstance(data, bytes):
             raise InvalidArgument("data must be bytes")
         if not data:
@@ -338,10 +354,12 @@ class SentMessage:
         recipients: dict[ServiceId, tuple[Device, ...]] = {}
         keys: dict[ServiceId, bytes] = {}
         excluded: list[ServiceId] = []
+        seen: set[ServiceId] = set()  # a set: a list made this quadratic (found by review)
         for _ in range(r.varint(len(data))):
             service_id = ServiceId.from_fixed_width(r.raw(17))
-            if service_id in recipients or service_id in excluded:
+            if service_id in seen:
                 raise InvalidEncoding("SentMessage: a service id appears twice")
+            seen.add(service_id)
             devices: list[Device] = []
             while True:
                 device_id = r.varint(_MAX_DEVICE_ID)
@@ -365,8 +383,9 @@ class SentMessage:
         shared = r.rest()
         if len(shared) < 32 + _TAG:
             raise TruncatedInput("SentMessage: input ends before the body")
-        if len(shared) > 32 + MAX_MESSAGE_SIZE:
-            raise InvalidLength("SentMessage: body too long")
+        if 1 + 48 + len(shared) > MAX_MESSAGE_SIZE:
+            raise InvalidLength("SentMessage: body too long (each ReceivedMessage would "
+                                "exceed MAX_MESSAGE_SIZE)")
         return cls(recipients, tuple(excluded), keys, shared)
 
     def received_message(self, service_id: ServiceId) -> bytes:
@@ -397,7 +416,13 @@ def _unseal_v2(message: bytes, recipient: IdentityKeyPair) -> UnidentifiedSender
         plaintext = aes256_gcm_siv_decrypt(k, bytes(12), body, b"")
     except InvalidKey:
         raise AuthenticationError(_FAILED) from None
-    usmc = UnidentifiedSenderMessageContent.from_bytes(plaintext)
+    try:
+        # Parsed before AT is checked (AT names the sender, whom only the
+        # USMC names): an envelope that does not parse is not known to be
+        # authentic, so it fails as a forgery does, whatever its plaintext.
+        usmc = UnidentifiedSenderMessageContent.from_bytes(plaintext)
+    except (DecodeError, InvalidKey):
+        raise AuthenticationError(_FAILED) from None
     sender = usmc.sender.identity_key
     try:
         expected = _v2_at(recipient.agree(sender.public_key), e_pub, c, _encode_key(sender), r_pub)
