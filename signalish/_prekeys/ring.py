@@ -29,42 +29,15 @@ A ring obtained from :meth:`SessionManager.prekeys` is closed when its
 :class:`~signalish.errors.InvalidArgument`, so a stale copy cannot be kept and
 saved over the store's.
 
-Storage.  :meth:`PreKeyRing.to_bytes` writes the whole ring as one blob (tag
-0x21, version 2; docs/formats.md).  :meth:`PreKeyRing.to_rows` writes it as
-store rows instead, a small head plus one row per one-time key, so that
-consuming a one-time prekey deletes a row rather than rewriting the ring.
-Each row is a part key mapped to row bytes; every row ends in the 16-byte
-digest of :func:`~signalish._encoding.add_digest` and ids are 32-bit
-big-endian::
-
-    b""                       head: tag 0x21 version 3 (below)
-    b"o" || id (4)            one-time EC prekey: tag 0x11 version 2,
-                              id (4), private (32), flag, [signature (64)]
-    b"k" || id (4)            one-time KEM prekey: tag 0x12 version 2,
-                              id (4), created (8), seed d||z (64), signature (64)
-    b"r" || spk id (4) || base key (32)
-                              remembered base key: tag 0x21 version 4,
-                              signed prekey id (4), base key (32)
-
-The head is the version 2 whole ring with three differences: a signed
-prekey's remembered count (4) is followed by no base keys; the one-time EC
-count (4) and the one-time KEM count (4) are followed by no entries.  Each
-count is the number of rows of its kind.  Signed prekeys and last-resort KEM
-prekeys (few) stay in the head.  A row repeats the id of its part key, so a
-row moved under another part key is refused.  Loading
-(:meth:`PreKeyRing.from_rows`) is as strict as :meth:`PreKeyRing.from_bytes`,
-and also accepts ``{b"": to_bytes()}`` (a store written before the row
-layout).
+Its stored forms are in :mod:`.codec`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, NoReturn
+from collections.abc import Mapping
+from typing import Final, NoReturn
 
-from ._bundle import (
-    SIGNATURE_SIZE,
+from .._bundle import (
     KemPreKey,
     KemPreKeyPublic,
     OneTimePreKey,
@@ -73,10 +46,8 @@ from ._bundle import (
     SignedPreKey,
     SignedPreKeyPublic,
 )
-from ._encoding import Reader, Tag, Writer, add_digest, check_digest
-from ._errors import (
+from .._errors import (
     InvalidArgument,
-    InvalidEncoding,
     PolicyViolation,
     PreKeyAlreadyUsed,
     PreKeyExpired,
@@ -84,123 +55,34 @@ from ._errors import (
     UnknownPreKey,
     UnsupportedByProfile,
 )
-from ._initial import InitialHeader
-from ._keys import IdentityKeyPair
-from ._primitives import MLKEM1024_SEED_SIZE, KemPrivateKey, PrivateKey, RandomSource
-from ._profile import PROFILES, Profile
+from .._initial import InitialHeader
+from .._keys import IdentityKeyPair
+from .._primitives import RandomSource
+from .._profile import Profile
+from .codec import (
+    _KEM_PART,
+    _ONE_TIME_PART,
+    _REMEMBERED_PART,
+    _Retirable,
+    ring_changes,
+    ring_from_bytes,
+    ring_from_rows,
+    ring_to_bytes,
+    ring_to_rows,
+)
+from .policy import (
+    MAX_BATCH,
+    MAX_REMEMBERED,
+    MAX_STORED,
+    PreKeyIds,
+    Upkeep,
+    UpkeepPolicy,
+    Upload,
+)
 
+__all__ = ["PreKeyRing"]
 
-__all__ = ["PreKeyRing", "PreKeyIds", "UpkeepPolicy", "Upkeep", "Upload"]
-
-MAX_BATCH: Final = 10_000
-MAX_STORED: Final = 100_000
-#: Initial messages without a one-time prekey one signed prekey accepts
-#: (each remembered by its 32-byte base key); rotate the signed prekey sooner.
-MAX_REMEMBERED: Final = 10_000
-RING_VERSION: Final = 2
-#: Versions of the row layout (see the module docstring).
-HEAD_VERSION: Final = 3
-REMEMBERED_ROW_VERSION: Final = 4
-ONE_TIME_ROW_VERSION: Final = 2
-KEM_ROW_VERSION: Final = 2
-#: Part key of the head row.
-HEAD_PART: Final = b""
-_ONE_TIME_PART: Final = b"o"
-_KEM_PART: Final = b"k"
-_REMEMBERED_PART: Final = b"r"
 _U64: Final = 2**64 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class PreKeyIds:
-    """The next id a ring hands out, of each kind.  Keep it with the
-    application's account data (or let the server remember it) and pass it
-    to :meth:`PreKeyRing.create` after a reinstall: ids then never repeat, so
-    an initial message still in flight for a key of the old installation is
-    refused as a :class:`~signalish.errors.PreKeyError` (its ids lie below
-    the counters), not tried with a new key under the same id (which fails
-    as an :class:`~signalish.errors.AuthenticationError`, like a forgery)."""
-
-    signed: int = 1
-    one_time: int = 1
-    kem: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("signed", "one_time", "kem"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) \
-                    or not 1 <= value < 2**32 - MAX_BATCH:
-                raise InvalidArgument(f"PreKeyIds.{name} must be 1..2**32-{MAX_BATCH + 1}")
-
-
-@dataclass(frozen=True, slots=True)
-class UpkeepPolicy:
-    """When :meth:`PreKeyRing.upkeep` generates and rotates prekeys.
-
-    One-time EC and one-time KEM prekeys are topped up to ``one_time`` and
-    ``kem`` once fewer than ``one_time_low`` and ``kem_low`` are available;
-    the signed prekey is rotated once older than ``signed_max_age`` seconds,
-    the last-resort KEM prekey once older than ``last_resort_max_age``; a
-    rotated-out key keeps working for ``grace`` seconds, for initial
-    messages already in flight.  The defaults are Signal's applications'
-    order of magnitude: 100 keys, rotation every week (signed) and month
-    (last resort)."""
-
-    one_time: int = 100
-    one_time_low: int = 20
-    kem: int = 100
-    kem_low: int = 20
-    signed_max_age: int = 7 * 86_400
-    last_resort_max_age: int = 30 * 86_400
-    grace: int = 30 * 86_400
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.one_time_low <= self.one_time <= MAX_BATCH or \
-                not 0 <= self.kem_low <= self.kem <= MAX_BATCH:
-            raise InvalidArgument(f"upkeep: need 0 <= low <= target <= {MAX_BATCH}")
-        if min(self.signed_max_age, self.last_resort_max_age, self.grace) < 0:
-            raise InvalidArgument("upkeep: ages and grace are seconds >= 0")
-
-
-@dataclass(frozen=True, slots=True)
-class Upkeep:
-    """What :meth:`PreKeyRing.upkeep_due` found due: how many one-time EC and
-    KEM prekeys to generate, and which rotations.  False when nothing is."""
-
-    one_time: int
-    kem: int
-    rotate_signed: bool
-    rotate_last_resort: bool
-
-    def __bool__(self) -> bool:
-        return bool(self.one_time or self.kem or self.rotate_signed or self.rotate_last_resort)
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """What to send the server after :meth:`PreKeyRing.upkeep`: the new
-    public prekeys (signatures included), empty or None where nothing is
-    new.  The server keeps the one-time ones until it hands them out, once
-    each, and replaces its signed and last-resort prekey with new ones."""
-
-    one_time: tuple[OneTimePreKeyPublic, ...] = ()
-    kem: tuple[KemPreKeyPublic, ...] = ()
-    signed: SignedPreKeyPublic | None = None
-    last_resort: KemPreKeyPublic | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.one_time or self.kem or self.signed or self.last_resort)
-
-
-@dataclass(slots=True)
-class _Retirable:
-    """A rotating key and the time after which it is no longer accepted;
-    for a signed prekey, also the base keys of initial messages it accepted
-    without a one-time prekey."""
-
-    record: SignedPreKey | KemPreKey
-    retire_at: int | None
-    seen: set[bytes] = field(default_factory=set)
 
 
 class PreKeyRing:
@@ -630,79 +512,25 @@ class PreKeyRing:
 
     # --- serialization -----------------------------------------------------------
 
+    # --- stored forms (the code is in .codec) ------------------------------------
+
     def to_bytes(self) -> bytes:
         """Tag 0x21, version 2 (secret), then a 16-byte SHA-256 digest
         (unkeyed: it catches accidents, not deliberate edits).  The identity
         is stored separately; only its public key is recorded here, to catch
         a mismatched load.  Version 2 added the remembered base keys after
         each signed prekey; version 1 is still read."""
-        w = Writer(Tag.PREKEY_RING, RING_VERSION)
-        self._write_common(w)
-        w.u32(len(self._signed))
-        for key_id, entry in sorted(self._signed.items()):
-            _write_signed(w, key_id, entry)
-            w.u32(len(entry.seen))
-            for base_key in sorted(entry.seen):
-                w.fixed(base_key)
-        w.u32(len(self._one_time))
-        for key_id, one in sorted(self._one_time.items()):
-            _write_one_time(w, key_id, one)
-        w.u32(len(self._kem_one_time))
-        for key_id, kem in sorted(self._kem_one_time.items()):
-            _write_kem(w, key_id, kem)
-        self._write_last_resort(w)
-        return add_digest(w.getvalue())
-
-    def _write_common(self, w: Writer) -> None:
-        w.var(self._profile.name.encode()).fixed(self._identity.public.public_bytes_raw())
-        w.u32(self.registration_id).u32(self.device_id)
-        for value in (self._next_signed, self._next_one_time, self._next_kem,
-                      self._one_time_cursor, self._kem_cursor):
-            w.u64(value)
-
-    def _write_last_resort(self, w: Writer) -> None:
-        w.u32(len(self._last_resort))
-        for key_id, entry in sorted(self._last_resort.items()):
-            record = entry.record
-            assert isinstance(record, KemPreKey)
-            w.u32(key_id).u64(record.created_at).fixed(record.private_key.seed())
-            w.fixed(record.signature)
-            _write_retire(w, entry.retire_at)
-
-    def _head_row(self) -> bytes:
-        w = Writer(Tag.PREKEY_RING, HEAD_VERSION)
-        self._write_common(w)
-        w.u32(len(self._signed))
-        for key_id, entry in sorted(self._signed.items()):
-            _write_signed(w, key_id, entry)
-            w.u32(len(entry.seen))
-        w.u32(len(self._one_time)).u32(len(self._kem_one_time))
-        self._write_last_resort(w)
-        return add_digest(w.getvalue())
+        return ring_to_bytes(self)
 
     def to_rows(self) -> dict[bytes, bytes]:
         """The ring as store rows: part key -> row bytes.  ``b""`` is the head.
 
-        The layout is in the module docstring.  A row that did not change
+        The layout is in :mod:`signalish._prekeys.codec`.  A row that did not change
         since the last call (or since :meth:`from_rows`) is the same bytes
         object, so comparing with the previous rows is cheap; only the head
         is encoded on every call.
         """
-        parts = [_ONE_TIME_PART + key_id.to_bytes(4, "big") for key_id in self._one_time]
-        parts += [_KEM_PART + key_id.to_bytes(4, "big") for key_id in self._kem_one_time]
-        for key_id, entry in self._signed.items():
-            prefix = _REMEMBERED_PART + key_id.to_bytes(4, "big")
-            parts += [prefix + base_key for base_key in entry.seen]
-        fresh: dict[bytes, bytes] = {}
-        for part in parts:
-            row = self._row_of(part)
-            assert row is not None
-            fresh[part] = row
-        self._row_cache = fresh
-        self._touched = set()
-        rows = {HEAD_PART: self._head_row()}
-        rows.update(fresh)
-        return rows
+        return ring_to_rows(self)
 
     def changes(self, old: dict[bytes, bytes]
                 ) -> tuple[dict[bytes, bytes], list[tuple[bytes, bytes]], list[bytes]]:
@@ -711,56 +539,7 @@ class PreKeyRing:
         ``old`` may be updated in place and returned.  After consuming
         prekeys (the path of a first message) only their rows and the head
         are looked at; after any other change every row is compared."""
-        if self._touched is None or HEAD_PART not in old:
-            rows = self.to_rows()
-            return (rows, [(part, data) for part, data in rows.items() if old.get(part) != data],
-                    [part for part in old if part not in rows])
-        writes: list[tuple[bytes, bytes]] = []
-        deletes: list[bytes] = []
-        head = self._head_row()
-        if old[HEAD_PART] != head:
-            writes.append((HEAD_PART, head))
-            old[HEAD_PART] = head
-        cache = dict(self._row_cache)  # replaced, never changed in place
-        for part in self._touched:
-            row = self._row_of(part)
-            if row is None:
-                cache.pop(part, None)
-                if part in old:
-                    deletes.append(part)
-                    del old[part]
-            else:
-                cache[part] = row
-                if old.get(part) != row:
-                    writes.append((part, row))
-                    old[part] = row
-        self._row_cache = cache
-        self._touched = set()
-        return old, writes, deletes
-
-    def _row_of(self, part: bytes) -> bytes | None:
-        """The current row under ``part`` (a one-time, KEM or remembered
-        part), or None if there is none."""
-        cached = self._row_cache.get(part)
-        kind, key_id = part[:1], int.from_bytes(part[1:5], "big")
-        if kind == _ONE_TIME_PART:
-            one = self._one_time.get(key_id)
-            if one is None:
-                return None
-            return cached or _row(Tag.ONE_TIME_PREKEY, ONE_TIME_ROW_VERSION, _write_one_time,
-                                  key_id, one)
-        if kind == _KEM_PART:
-            kem = self._kem_one_time.get(key_id)
-            if kem is None:
-                return None
-            return cached or _row(Tag.KEM_PREKEY, KEM_ROW_VERSION, _write_kem, key_id, kem)
-        entry = self._signed.get(key_id)
-        if entry is None or part[5:] not in entry.seen:
-            return None
-        if cached is not None:
-            return cached
-        w = Writer(Tag.PREKEY_RING, REMEMBERED_ROW_VERSION)
-        return add_digest(w.u32(key_id).fixed(part[5:]).getvalue())
+        return ring_changes(self, old)
 
     @classmethod
     def from_bytes(cls, data: bytes, identity: IdentityKeyPair) -> PreKeyRing:
@@ -770,29 +549,7 @@ class PreKeyRing:
         and :class:`~signalish.errors.InvalidArgument` if the ring belongs to a
         different identity.
         """
-        r = Reader(check_digest(data, "PreKeyRing"), Tag.PREKEY_RING, "PreKeyRing",
-                   frozenset({1, RING_VERSION}))
-        ring, owner = cls._read_common(r, identity)
-        ids = _IdOrder(r)
-        for _ in range(r.count("signed count", MAX_STORED)):
-            key_id, entry = ring._read_signed(r, ids)
-            if r.version >= 2:
-                entry.seen = _read_seen(r)
-            ring._signed[key_id] = entry
-        ids = _IdOrder(r)
-        for _ in range(r.count("one-time count", MAX_STORED)):
-            key_id = ids.next(ring._next_one_time)
-            ring._one_time[key_id] = _read_one_time(r, key_id)
-        ids = _IdOrder(r)
-        for _ in range(r.count("KEM count", MAX_STORED)):
-            key_id = ids.next(ring._next_kem)
-            ring._kem_one_time[key_id] = _read_kem(r, key_id)
-        ring._read_last_resort(r)
-        r.finish()
-        ring._check_loaded()
-        if owner != identity.public.public_bytes_raw():
-            raise InvalidArgument("this PreKeyRing belongs to a different identity")
-        return ring
+        return ring_from_bytes(data, identity, cls)
 
     @classmethod
     def from_rows(cls, rows: Mapping[bytes, bytes], identity: IdentityKeyPair) -> PreKeyRing:
@@ -814,250 +571,9 @@ class PreKeyRing:
         :class:`~signalish.errors.InvalidArgument` if the ring belongs to a
         different identity.  The same limits as :meth:`from_bytes` apply.
         """
-        head = rows.get(HEAD_PART)
-        if head is None:
-            raise InvalidEncoding("PreKeyRing: no head row")
-        body = check_digest(head, "PreKeyRing head")
-        if body[0] == Tag.PREKEY_RING and body[1] in (1, RING_VERSION):
-            if len(rows) != 1:
-                raise InvalidEncoding("PreKeyRing: a whole ring (version 1 or 2) beside other rows")
-            return cls.from_bytes(head, identity)
-        r = Reader(body, Tag.PREKEY_RING, "PreKeyRing head", frozenset({HEAD_VERSION}))
-        ring, owner = cls._read_common(r, identity)
-        remembered: dict[int, int] = {}
-        ids = _IdOrder(r)
-        for _ in range(r.count("signed count", MAX_STORED)):
-            key_id, entry = ring._read_signed(r, ids)
-            remembered[key_id] = r.count("remembered count", MAX_REMEMBERED)
-            ring._signed[key_id] = entry
-        one_time_count = r.count("one-time count", MAX_STORED)
-        kem_count = r.count("KEM count", MAX_STORED)
-        ring._read_last_resort(r)
-        r.finish()
-        ring._check_loaded()
-        if kem_count and ring._profile.kem_key_prefix is None:
-            raise InvalidEncoding("PreKeyRing: KEM prekeys under a profile without PQXDH")
-
-        # Sort the part keys (cheap) and check them against the head before
-        # decoding any row (KEM rows cost a key expansion each).
-        one_time_parts: list[bytes] = []
-        kem_parts: list[bytes] = []
-        remembered_parts: list[bytes] = []
-        for part in rows:
-            if not isinstance(part, bytes):
-                raise InvalidEncoding("PreKeyRing: a row's part key is not bytes")
-            kind = part[:1]
-            if kind == _ONE_TIME_PART and len(part) == 5:
-                one_time_parts.append(part)
-            elif kind == _KEM_PART and len(part) == 5:
-                kem_parts.append(part)
-            elif kind == _REMEMBERED_PART and len(part) == 37:
-                remembered_parts.append(part)
-            elif part != HEAD_PART:
-                raise InvalidEncoding("PreKeyRing: unknown or misshapen row part key")
-        if len(one_time_parts) != one_time_count:
-            raise InvalidEncoding(f"PreKeyRing: {len(one_time_parts)} one-time prekey rows, "
-                                  f"the head counts {one_time_count}")
-        if len(kem_parts) != kem_count:
-            raise InvalidEncoding(f"PreKeyRing: {len(kem_parts)} one-time KEM prekey rows, "
-                                  f"the head counts {kem_count}")
-        found: dict[int, int] = dict.fromkeys(remembered, 0)
-        for part in remembered_parts:
-            signed_id = int.from_bytes(part[1:5], "big")
-            if signed_id not in found:
-                raise InvalidEncoding("PreKeyRing: a remembered base key of a signed prekey "
-                                      "the ring does not hold")
-            found[signed_id] += 1
-        if found != remembered:
-            raise InvalidEncoding("PreKeyRing: remembered base key rows do not match "
-                                  "the head's counts")
-
-        cache: dict[bytes, bytes] = {}
-        one_time_parts.sort()
-        for part in one_time_parts:
-            key_id = _part_id(part, ring._next_one_time)
-            data = rows[part]
-            r = _row_reader(data, Tag.ONE_TIME_PREKEY, "PreKeyRing one-time row",
-                            ONE_TIME_ROW_VERSION, key_id)
-            ring._one_time[key_id] = _read_one_time(r, key_id)
-            r.finish()
-            cache[part] = bytes(data)
-        kem_parts.sort()
-        for part in kem_parts:
-            key_id = _part_id(part, ring._next_kem)
-            if key_id in ring._last_resort:
-                raise InvalidEncoding("PreKeyRing: KEM id used twice")
-            data = rows[part]
-            r = _row_reader(data, Tag.KEM_PREKEY, "PreKeyRing KEM row", KEM_ROW_VERSION, key_id)
-            ring._kem_one_time[key_id] = _read_kem(r, key_id)
-            r.finish()
-            cache[part] = bytes(data)
-        for part in remembered_parts:
-            data = rows[part]
-            signed_id = int.from_bytes(part[1:5], "big")
-            r = _row_reader(data, Tag.PREKEY_RING, "PreKeyRing remembered row",
-                            REMEMBERED_ROW_VERSION, signed_id)
-            if r.fixed(32, "base key") != part[5:]:
-                raise InvalidEncoding("PreKeyRing: a remembered row's base key is not "
-                                      "its part key's")
-            r.finish()
-            ring._signed[signed_id].seen.add(part[5:])
-            cache[part] = bytes(data)
-        ring._row_cache = cache
-        ring._touched = set()
-        ring._check_loaded()
-        if owner != identity.public.public_bytes_raw():
-            raise InvalidArgument("this PreKeyRing belongs to a different identity")
-        return ring
-
-    @classmethod
-    def _read_common(cls, r: Reader, identity: IdentityKeyPair) -> tuple[PreKeyRing, bytes]:
-        """The fields before the signed prekeys; returns the ring (empty
-        tables) and the owner's identity key as recorded."""
-        name = r.var("profile", 64)
-        profile = PROFILES.get(name.decode("ascii", "replace"))
-        if profile is None:
-            raise InvalidEncoding("PreKeyRing: unknown profile name")
-        owner = r.fixed(32, "identity key")
-        ring = cls(identity, profile, r.u32("registration id"), r.u32("device id"))
-        ring._next_signed = r.u64("next signed id")
-        ring._next_one_time = r.u64("next one-time id")
-        ring._next_kem = r.u64("next KEM id")
-        ring._one_time_cursor = r.u64("one-time cursor")
-        ring._kem_cursor = r.u64("KEM cursor")
-        return ring, owner
-
-    def _read_signed(self, r: Reader, ids: _IdOrder) -> tuple[int, _Retirable]:
-        """One signed prekey up to its retire time (not its remembered keys)."""
-        key_id = ids.next(self._next_signed)
-        created = r.u64("created at")
-        private = PrivateKey.from_private_bytes(r.fixed(32, "private key"))
-        signature = r.fixed(SIGNATURE_SIZE, "signature")
-        return key_id, _Retirable(SignedPreKey(key_id, created, private, signature),
-                                  _read_retire(r))
-
-    def _read_last_resort(self, r: Reader) -> None:
-        ids = _IdOrder(r)
-        for _ in range(r.count("last-resort count", MAX_STORED)):
-            key_id = ids.next(self._next_kem)
-            if key_id in self._kem_one_time:
-                raise InvalidEncoding("PreKeyRing: KEM id used twice")
-            created = r.u64("created at")
-            kem_private = KemPrivateKey.from_seed(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
-            record = KemPreKey(key_id, created, kem_private,
-                               r.fixed(SIGNATURE_SIZE, "signature"), True)
-            self._last_resort[key_id] = _Retirable(record, _read_retire(r))
-
-    def _check_loaded(self) -> None:
-        current = [i for i, e in self._signed.items() if e.retire_at is None]
-        if current != [self._next_signed - 1]:
-            raise InvalidEncoding("PreKeyRing: exactly the newest signed prekey must be current")
-        if self._profile.kem_key_prefix is None:
-            if self._kem_one_time or self._last_resort:
-                raise InvalidEncoding("PreKeyRing: KEM prekeys under a profile without PQXDH")
-        elif len([e for e in self._last_resort.values() if e.retire_at is None]) != 1:
-            raise InvalidEncoding("PreKeyRing: exactly one last-resort KEM prekey must be current")
-        if max(self._next_signed, self._next_one_time, self._next_kem) > 2**32:
-            raise InvalidEncoding("PreKeyRing: id counter beyond the 32-bit id space")
-        if not (1 <= self._one_time_cursor <= self._next_one_time
-                and 1 <= self._kem_cursor <= self._next_kem):
-            raise InvalidEncoding("PreKeyRing: issue cursor beyond the id counter")
+        return ring_from_rows(rows, identity, cls)
 
     def __repr__(self) -> str:
         return (f"PreKeyRing(profile={self._profile.name}, signed={sorted(self._signed)}, "
                 f"one_time_remaining={len(self._one_time)}, "
                 f"kem_remaining={len(self._kem_one_time)})")
-
-
-class _IdOrder:
-    """Enforces strictly increasing ids below the counter (canonical order)."""
-
-    __slots__ = ("_reader", "_last")
-
-    def __init__(self, reader: Reader) -> None:
-        self._reader = reader
-        self._last = 0
-
-    def next(self, limit: int) -> int:
-        key_id = self._reader.u32("key id")
-        if not self._last < key_id < limit:
-            raise InvalidEncoding("PreKeyRing: key ids out of order or beyond the counter")
-        self._last = key_id
-        return key_id
-
-
-def _write_signed(w: Writer, key_id: int, entry: _Retirable) -> None:
-    """A signed prekey up to its retire time (not its remembered keys)."""
-    record = entry.record
-    assert isinstance(record, SignedPreKey)
-    w.u32(key_id).u64(record.created_at).fixed(record.private_key.private_bytes_raw())
-    w.fixed(record.signature)
-    _write_retire(w, entry.retire_at)
-
-
-def _write_one_time(w: Writer, key_id: int, one: OneTimePreKey) -> None:
-    w.u32(key_id).fixed(one.private_key.private_bytes_raw()).flag(one.signature is not None)
-    if one.signature is not None:
-        w.fixed(one.signature)
-
-
-def _write_kem(w: Writer, key_id: int, kem: KemPreKey) -> None:
-    w.u32(key_id).u64(kem.created_at).fixed(kem.private_key.seed()).fixed(kem.signature)
-
-
-def _read_one_time(r: Reader, key_id: int) -> OneTimePreKey:
-    """The fields after the id written by :func:`_write_one_time`."""
-    private = PrivateKey.from_private_bytes(r.fixed(32, "private key"))
-    sig = r.fixed(SIGNATURE_SIZE, "signature") if r.flag("signature present") else None
-    return OneTimePreKey(key_id, private, sig)
-
-
-def _read_kem(r: Reader, key_id: int) -> KemPreKey:
-    """The fields after the id written by :func:`_write_kem`."""
-    created = r.u64("created at")
-    kem_private = KemPrivateKey.from_seed(r.fixed(MLKEM1024_SEED_SIZE, "seed"))
-    return KemPreKey(key_id, created, kem_private, r.fixed(SIGNATURE_SIZE, "signature"), False)
-
-
-def _part_id(part: bytes, limit: int) -> int:
-    """The id of a one-time row's part key, which must be below its counter."""
-    key_id = int.from_bytes(part[1:5], "big")
-    if not 0 < key_id < limit:
-        raise InvalidEncoding("PreKeyRing: a row's key id is zero or not below its counter")
-    return key_id
-
-
-def _row_reader(data: bytes, tag: int, what: str, version: int, key_id: int) -> Reader:
-    """A reader over a row past its id, which must be ``key_id`` (the part key's)."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"{what}: expected bytes, got {type(data).__name__}")
-    r = Reader(check_digest(data, what), tag, what, frozenset({version}))
-    if r.u32("key id") != key_id:
-        raise InvalidEncoding(f"{what}: the row's id is not its part key's")
-    return r
-
-
-def _row(tag: int, version: int, write: Callable[[Writer, int, Any], None], key_id: int,
-         key: Any) -> bytes:
-    """One per-key row: ``write`` the key's fields, then the digest."""
-    w = Writer(tag, version)
-    write(w, key_id, key)
-    return add_digest(w.getvalue())
-
-
-def _write_retire(w: Writer, retire_at: int | None) -> None:
-    w.flag(retire_at is not None)
-    if retire_at is not None:
-        w.u64(retire_at)
-
-
-def _read_seen(r: Reader) -> set[bytes]:
-    seen: list[bytes] = [r.fixed(32, "base key")
-                         for _ in range(r.count("remembered count", MAX_REMEMBERED))]
-    if any(a >= b for a, b in zip(seen, seen[1:])):
-        raise InvalidEncoding("PreKeyRing: remembered base keys out of order")
-    return set(seen)
-
-
-def _read_retire(r: Reader) -> int | None:
-    return r.u64("retire at") if r.flag("retired") else None
