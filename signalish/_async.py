@@ -44,7 +44,7 @@ from ._devices import Address, DeviceMessages
 from ._errors import InvalidArgument
 from ._keys import IdentityKey, IdentityKeyPair
 from ._manager import Outcome, SessionManager
-from ._prekeys import PreKeyRing, Upload, UpkeepPolicy
+from ._prekeys import PreKeyIds, PreKeyRing, Upload, UpkeepPolicy
 from ._profile import NATIVE, Profile
 from ._stores import SQLiteStore
 
@@ -71,6 +71,10 @@ class _LoopBridge:
 
     def __init__(self, store: AsyncStore) -> None:
         self.store = store
+        # The store this one stands for: SessionManager keys its record of
+        # running calls by it, so that managers on one asyncio store, each
+        # with its own bridge, see each other's calls nested in their own.
+        self._shared_store = store
         self.loop: asyncio.AbstractEventLoop | None = None
         self._depth = 0
 
@@ -95,7 +99,11 @@ class _LoopBridge:
 
     @property
     def in_transaction(self) -> bool:
-        return self._depth > 0
+        """Whether the asyncio store has a transaction open (the
+        application's, or another manager's call's), or, for a store that
+        does not say, whether this bridge has."""
+        shared = getattr(self.store, "in_transaction", None)
+        return shared if isinstance(shared, bool) else self._depth > 0
 
     @property
     def generation(self) -> int:
@@ -495,8 +503,8 @@ class AsyncSessionManager:
     async def trust_identity(self, address: Address, key: IdentityKey) -> None:
         await self._call(self.manager.trust_identity, address, key)
 
-    async def mark_restored(self) -> None:
-        await self._call(self.manager.mark_restored)
+    async def mark_restored(self, *, now: int, next_ids: PreKeyIds | None = None) -> Upload:
+        return await self._call(self.manager.mark_restored, now=now, next_ids=next_ids)
 
     async def upkeep(self, *, now: int, policy: UpkeepPolicy = UpkeepPolicy(),
                      server_one_time: int | None = None,

@@ -32,10 +32,11 @@ Restoring is not resuming.  The device may have sent messages, and used
 prekeys, after the backup was made; state from the backup knows nothing of
 that.  So :func:`restore_backup` makes every restored session receive-only
 (see :meth:`SessionManager.mark_restored`) and does not bring back any prekey
-that might have been used: it keeps the ring's id counters (ids never repeat)
-but replaces its signed and last-resort prekeys with new ones and drops every
-one-time prekey.  The application then uploads new prekeys, as after a fresh
-install.
+that might have been used: it replaces the ring's signed and last-resort
+prekeys with new ones and drops every one-time prekey, keeping its id counters
+(the backup's, raised to those the application passes as ``next_ids``: only
+then are ids handed out after the backup never handed out again).  The
+application then uploads new prekeys, as after a fresh install.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from ._errors import (
     SignalishError,
 )
 from ._keys import IdentityKey, IdentityKeyPair
-from ._prekeys import PreKeyRing
+from ._prekeys import PreKeyIds, PreKeyRing
 from ._primitives import SystemRandom, RandomSource, aes256_gcm_decrypt, aes256_gcm_encrypt, argon2id, hmac_sha256
 from ._session import SessionRecord
 from ._storage import forget_own_sender_keys, load_ring, record_bytes, save_record, save_ring
@@ -181,7 +182,8 @@ def create_backup(identity: IdentityKeyPair, store: Store, password: str | bytes
 
 def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int,
                    rng: RandomSource | None = None,
-                   max_cost: BackupParams = DEFAULT_MAX_COST) -> IdentityKeyPair:
+                   max_cost: BackupParams = DEFAULT_MAX_COST,
+                   next_ids: PreKeyIds | None = None) -> IdentityKeyPair:
     """Write a backup's trusted identities, sessions, prekey ring, local data
     and, if ``store`` keeps local data (:class:`~signalish.LocalStore`), the
     identity key pair into ``store`` (one transaction), and return the
@@ -190,11 +192,17 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
 
     Every restored session is receive-only until the peer's next DH ratchet
     step or a new session (:class:`~signalish.errors.StaleSession` on encrypt): the
-    backed-up device may have sent on it since.  The prekey ring keeps its id
-    counters but gets a new signed prekey (and, where the profile has PQXDH,
-    a new last-resort KEM prekey) made at ``now`` from ``rng``, and no
-    one-time prekeys: upload new ones.  Initial messages addressed to the old
-    prekeys are refused, as after a reinstall.
+    backed-up device may have sent on it since.  The prekey ring is restarted
+    (:meth:`PreKeyRing.restart <signalish.PreKeyRing.restart>`): a new signed
+    prekey (and, where the profile has PQXDH, a new last-resort KEM prekey)
+    made at ``now`` from ``rng``, and no one-time prekeys: upload new ones.
+    Its id counters are the backup's, raised to ``next_ids`` if given (the
+    counters the newest ring had, kept beside the account or learned from
+    the server); then initial messages addressed to prekeys made after the
+    backup are refused as a :class:`~signalish.errors.PreKeyError`, as after
+    a reinstall.  Without ``next_ids`` those ids are issued again with new
+    keys, and such a message fails as an
+    :class:`~signalish.errors.AuthenticationError` instead.
 
     Raises :class:`BackupCostExceeded` (before any key derivation) if the
     blob's Argon2id parameters exceed ``max_cost`` in any of iterations,
@@ -213,7 +221,7 @@ def restore_backup(blob: bytes, password: str | bytes, store: Store, *, now: int
     new_ring = None
     if ring is not None:
         new_ring = PreKeyRing.from_bytes(ring, identity)
-        new_ring.restart(rng, now=now)
+        new_ring.restart(rng, now=now, next_ids=next_ids)
     records = []
     for address, data in sessions:
         record = SessionRecord.from_bytes(data)

@@ -78,7 +78,7 @@ from ._errors import (
     UntrustedIdentity,
 )
 from ._keys import IdentityKey, IdentityKeyPair
-from ._prekeys import PreKeyRing, Upload, UpkeepPolicy
+from ._prekeys import PreKeyIds, PreKeyRing, Upload, UpkeepPolicy
 from ._primitives import RandomSource, SystemRandom, ct_equal
 from ._profile import NATIVE, Profile
 from ._ratchet import Received
@@ -147,6 +147,9 @@ class Outcome:
 #: The managers inside a call on each store (by id), outermost first, so that
 #: a manager whose transaction another manager's call ran inside (from a
 #: ``deliver`` callback, say) knows that its cached records may be behind.
+#: A store that stands for another (AsyncSessionManager's bridge to an
+#: asyncio store) names it as ``_shared_store``: managers on one asyncio
+#: store see each other's calls although each has its own bridge.
 _OPEN: dict[int, list[SessionManager]] = {}
 
 
@@ -155,10 +158,15 @@ class _Call:
     :meth:`SessionManager._transaction`); a class, not a generator, because
     every call enters one."""
 
-    __slots__ = ("_manager", "_touched", "_inner", "_nested")
+    __slots__ = ("_manager", "_touched", "_inner", "_nested", "_own", "_key")
 
     def __init__(self, manager: SessionManager, touched: set[str]) -> None:
         self._manager, self._touched = manager, touched
+        # Whether this call runs inside a call of the same manager (from one
+        # of its callbacks) with no other manager's call since: then it
+        # shares that call's transaction and its cache, and that call, not
+        # this one, decides at its end what the cache is worth.
+        self._own = False
 
     def __enter__(self) -> None:
         manager = self._manager
@@ -171,7 +179,7 @@ class _Call:
         inner.__enter__()
         # The store's transaction is held from here, so no other thread
         # touches this store's entry until it ends.
-        key = id(store)
+        key = self._key = id(getattr(store, "_shared_store", store))
         stack = _OPEN.get(key)
         # Inside a transaction already open, writes made in it are not yet
         # in the generation: the cache may miss them, unless this is a call
@@ -180,20 +188,27 @@ class _Call:
         if stack is None:
             _OPEN[key] = [manager]
             manager._foreign = False
+            manager._own_wrote = False
         else:  # nested in a call on this store: this one's or another manager's
             own = manager in stack
             if not own:
                 manager._foreign = False
             stale = not own or manager._foreign
+            self._own = not stale
             for other in stack:
                 if other is not manager:
                     other._foreign = True  # it may have cached what this call changes
             stack.append(manager)
         try:
-            if stale or store.generation != manager._cache_generation:
+            generation = store.generation
+            if stale or generation != manager._cache_generation:
                 manager._cache.clear()  # someone else wrote: start over
                 manager._identities.clear()
                 manager._ring = None
+                # What is cached from here on was read in this transaction:
+                # calls of this manager nested in this one may trust it (this
+                # call's end decides what it is worth afterwards).
+                manager._cache_generation = generation
         except BaseException as error:
             self._leave()
             inner.__exit__(type(error), error, error.__traceback__)
@@ -201,7 +216,7 @@ class _Call:
 
     def _leave(self) -> None:
         manager = self._manager
-        key = id(manager.store)
+        key = self._key
         stack = _OPEN.get(key)
         if stack is None:
             return
@@ -217,9 +232,10 @@ class _Call:
                  trace: TracebackType | None) -> None:
         manager = self._manager
         store = manager.store
-        stack = _OPEN.get(id(store))
+        key = self._key
+        stack = _OPEN.get(key)
         if stack is not None and len(stack) == 1:
-            del _OPEN[id(store)]  # the outermost call (the common case)
+            del _OPEN[key]  # the outermost call (the common case)
         else:
             self._leave()
         try:
@@ -229,6 +245,13 @@ class _Call:
             raise
         if kind is not None:
             self._failed()
+            return
+        if self._own:
+            # Its writes are in the enclosing call's transaction, which may
+            # still fail: that call then drops everything (see _failed).
+            # Until then the cache, this call's changes included, is what
+            # that transaction holds, so nothing is trimmed or distrusted.
+            manager._own_wrote = True
             return
         if len(manager._cache) > manager._cache_size or not manager._cache_size:
             manager._trim()
@@ -240,11 +263,21 @@ class _Call:
     def _failed(self) -> None:
         manager = self._manager
         manager._identities.clear()
+        if not self._own and manager._own_wrote:
+            # A call of this manager nested in this one changed records or
+            # the ring, and this transaction rolled that back too.
+            manager._cache.clear()
+            manager._ring = None
         for address in self._touched:
             manager._cache.pop(address, None)
         if manager._ring_changed:
             manager._ring = None
-        manager._trim()
+        if self._nested and not self._own:
+            # Read inside the application's transaction, which may yet roll
+            # back what this call read: trust nothing cached.
+            manager._cache_generation = None
+        if not self._own:
+            manager._trim()
 
 
 class SessionManager:
@@ -276,6 +309,10 @@ class SessionManager:
         # Whether another manager's call ran inside this manager's running
         # call (see _OPEN): then nothing cached is trusted afterwards.
         self._foreign = False
+        # Whether a call of this manager nested in its running call (from a
+        # callback) completed: if the running call fails, that call's
+        # changes to the cache are rolled back with it.
+        self._own_wrote = False
         self._cache_size = cache_size
         self._cache_generation: int | None = None
         # The parsed prekey ring and its rows, kept like the records; None
@@ -617,29 +654,49 @@ class SessionManager:
         with self._transaction(set()):
             self._save_identity(address_keys(address)[1], key)
 
-    def mark_restored(self) -> None:
-        """Make every stored session receive-only, in one transaction.
+    def mark_restored(self, *, now: int, next_ids: PreKeyIds | None = None) -> Upload:
+        """Make the stored state safe to use after the store was restored from
+        an older copy (a file copied back, a file-system or VM snapshot, a
+        :class:`~signalish.errors.StoreRolledBack` error), in one transaction,
+        and return the new prekeys to upload.
 
-        Call this after the store was restored from any older copy (a file
-        copied back, a file-system or VM snapshot, a
-        :class:`~signalish.errors.StoreRolledBack` error): sending on such state
-        could reuse message keys already used.  Encrypting then raises
-        :class:`~signalish.errors.StaleSession` until the peer's next DH ratchet
-        step (a session with SPQR: for good, since its SPQR state went back
-        too), or until :meth:`initiate` starts a new session from a fresh
-        bundle.  :func:`~signalish.backup.restore_backup` does this itself.
+        Sending on such state could reuse message keys already used, and its
+        prekeys may have been used since, so:
 
-        Our own sender keys (group messaging, in a store that keeps them)
-        went back too, and their next iterations were sent already: they are
-        deleted, so :meth:`GroupCipher.encrypt <signalish.groups.GroupCipher.encrypt>`
-        raises :class:`~signalish.NoSession` until
-        :meth:`~signalish.groups.GroupCipher.distribution_message` makes a new
-        one, to be sent to the group's members.  Other members' sender keys
-        are kept (receiving on old state reuses nothing).  A store that keeps
-        sender keys but cannot list or delete them raises
-        :class:`~signalish.errors.InvalidArgument`, and nothing changes
-        (:func:`~signalish.groups.forget_own_sender_keys`).
+        * every stored session becomes receive-only: encrypting raises
+          :class:`~signalish.errors.StaleSession` until the peer's next DH
+          ratchet step (a session with SPQR: for good, since its SPQR state
+          went back too), or until :meth:`initiate` starts a new session;
+        * the prekey ring, if the store has one, is restarted
+          (:meth:`PreKeyRing.restart <signalish.PreKeyRing.restart>`, at
+          ``now``): its one-time prekeys are dropped and its signed and
+          last-resort KEM prekeys replaced, so no one-time prekey builds a
+          second session and no initial message accepted since the copy
+          can be replayed.  The returned :class:`~signalish.Upload` holds the
+          new signed and last-resort prekeys; upload them, then top up the
+          one-time prekeys (:meth:`upkeep`).  ``next_ids``: the id counters
+          the newest ring had (see :meth:`PreKeyRing.restart
+          <signalish.PreKeyRing.restart>`);
+        * our own sender keys (group messaging, in a store that keeps them)
+          went back too, and their next iterations were sent already: they
+          are deleted, so :meth:`GroupCipher.encrypt
+          <signalish.groups.GroupCipher.encrypt>` raises
+          :class:`~signalish.NoSession` until
+          :meth:`~signalish.groups.GroupCipher.distribution_message` makes a
+          new one, to be sent to the group's members.  Other members' sender
+          keys are kept (receiving on old state reuses nothing).  A store
+          that keeps sender keys but cannot list or delete them raises
+          :class:`~signalish.errors.InvalidArgument`, and nothing changes
+          (:func:`~signalish.groups.forget_own_sender_keys`).
+
+        :func:`~signalish.backup.restore_backup` does all of this itself.
+        Inside a :meth:`prekeys` block it raises
+        :class:`~signalish.errors.InvalidArgument` (that block's ring would
+        be written back over the new one).
         """
+        if self._prekeys_open:
+            raise InvalidArgument("mark_restored cannot run inside a prekeys() block of the "
+                                  "same manager: end the block first")
         touched: set[str] = set()
         with self._transaction(touched):
             for address in self.store.session_addresses():
@@ -649,6 +706,17 @@ class SessionManager:
                     record.block_sending()
                     self._save(address, record)
             forget_own_sender_keys(self.store)
+            loaded = load_ring(self.store, self.identity)
+            if loaded is None:
+                return Upload()
+            ring, old = loaded
+            self._ring_changed = True
+            self._ring = None
+            upload = ring.restart(self.rng, now=now, next_ids=next_ids)
+            if self._foreign:
+                self._refuse_foreign()
+            self._ring = (ring, save_ring(self.store, ring, old))
+            return upload
 
     @contextmanager
     def prekeys(self, *, now: int) -> Iterator[PreKeyRing]:
@@ -664,7 +732,16 @@ class SessionManager:
         and closed: the object refuses further changes, so no stale copy can
         ever be saved over one from which initial messages consumed
         one-time prekeys.  If the block raises, nothing is written.
+
+        Only one block of a manager may be open: opening another inside it
+        (or calling :meth:`upkeep` or :meth:`mark_restored` there) raises
+        :class:`~signalish.errors.InvalidArgument`, since the outer block
+        would then write its own ring over what the inner one wrote; use the
+        ring at hand (``ring.upkeep(...)``).
         """
+        if self._prekeys_open:
+            raise InvalidArgument("a prekeys() block of this manager is already open: use its "
+                                  "ring (ring.upkeep(...) for upkeep) instead of opening another")
         with self._transaction(set()):
             loaded = load_ring(self.store, self.identity)
             if loaded is None:
@@ -697,6 +774,9 @@ class SessionManager:
         ``issue_bundle`` has not handed out.  Call it on start and whenever
         the server says the keys run low; :meth:`PreKeyRing.upkeep_due`
         (inside :meth:`prekeys`) says what is due without changing anything.
+        Inside a :meth:`prekeys` block, call ``ring.upkeep(...)`` on that
+        block's ring: this method raises
+        :class:`~signalish.errors.InvalidArgument` there.
         """
         with self.prekeys(now=now) as ring:
             return ring.upkeep(self.rng, now=now, policy=policy,

@@ -53,6 +53,10 @@ class AsyncMemoryStore:
     async def generation(self) -> int:
         return self.sync.generation
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.sync.in_transaction
+
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.sync, name)
 
@@ -391,3 +395,49 @@ def test_another_manager_called_from_deliver_leaves_no_stale_cache(tmp_path: Pat
     assert [o.plaintext for o in first.decrypt_batch(queued, now=NOW)] == [b"q0", b"q1"]
     nxt = first.encrypt("bob", b"after the batch")
     assert bob.decrypt("alice", nxt, now=NOW) == b"after the batch"
+
+
+@pytest.mark.parametrize("where", ["application transaction", "deliver of a batch"])
+def test_two_async_managers_on_one_bridged_store_never_reuse_a_key(where: str) -> None:
+    """Found by review: each AsyncSessionManager reached an asyncio store
+    (not AsyncSQLiteStore) through a bridge of its own, so neither saw the
+    other's calls, nor the application's transaction: inside one, the first
+    manager trusted its cache and sent under the key the second had just
+    used; from a batch's deliver, the batch saved its record over the
+    second's write.  Now the bridge names the store it stands for and says
+    whether that store has a transaction open."""
+    bob = peer(b"bob bridged " + where.encode())
+
+    async def run() -> list[bytes]:
+        store = AsyncMemoryStore()
+        identity = IdentityKeyPair.generate(DeterministicRandom(b"one identity"))
+        first = AsyncSessionManager(identity, store, rng=DeterministicRandom(b"first"))
+        second = AsyncSessionManager(identity, store, rng=DeterministicRandom(b"second"))
+        await first.initiate("bob", bob_bundle(bob))
+        bob.decrypt("alice", await first.encrypt("bob", b"hello"), now=NOW)
+        first_reply = bob.encrypt("alice", b"hi")
+        await first.decrypt("bob", first_reply, now=NOW)
+        sent: list[bytes] = []
+        if where == "application transaction":
+            async with store.transaction():
+                sent.append(await first.encrypt("bob", b"first a"))
+                sent.append(await second.encrypt("bob", b"second"))
+                sent.append(await first.encrypt("bob", b"first b"))
+        else:
+            queued = [("bob", bob.encrypt("alice", b"q%d" % i)) for i in range(2)]
+
+            async def deliver(address: Any, plaintext: bytes) -> None:
+                sent.append(await second.encrypt("bob", b"receipt"))
+
+            with pytest.raises(InvalidArgument):
+                await first.decrypt_batch(queued, now=NOW, deliver=deliver)
+            sent.clear()  # rolled back with the batch: never released
+            await first.decrypt_batch(queued, now=NOW)
+        sent.append(await first.encrypt("bob", b"after"))
+        sent.append(await second.encrypt("bob", b"after, second"))
+        return sent
+
+    sent = asyncio.run(run())
+    assert len({message_key_id(m) for m in sent}) == len(sent), "two messages under one key"
+    for message in sent:
+        bob.decrypt("alice", message, now=NOW)

@@ -52,7 +52,7 @@ def test_mark_restored_deletes_our_sender_keys_only(tmp_path: Path) -> None:
     restored = SessionManager(alice.identity, store, rng=rng)
     groups = GroupCipher(store, alice.profile, rng=rng)
     assert len(store.sender_key_ids()) == 2
-    restored.mark_restored()
+    restored.mark_restored(now=NOW)
     assert store.sender_key_ids() == [("bob.1", GROUP)]  # bob's key kept
     with pytest.raises(NoSession):
         groups.encrypt("alice.1", GROUP, b"would reuse a key")
@@ -158,7 +158,7 @@ def test_a_store_that_cannot_delete_sender_keys_is_refused_not_skipped() -> None
     store.sender_keys = dict(snapshot)  # the sender keys go back
     sessions_before = {part: row for part, row in store.inner._sessions["bob"].items()}
     with pytest.raises(InvalidArgument, match="cannot list or delete"):
-        alice.mark_restored()
+        alice.mark_restored(now=NOW)
     # Nothing changed: the session can still send, the sender key is there.
     assert store.inner._sessions["bob"] == sessions_before
     alice.encrypt("bob", b"still sends")

@@ -592,3 +592,83 @@ def test_a_call_that_starts_a_session_inside_a_first_message_makes_it_refuse() -
     assert bob.snapshot() == before
     bob.manager.trust = trust_on_first_use
     assert bob.manager.decrypt("alice", message, now=1) == b"hi"
+
+
+def test_a_batch_whose_deliver_replies_with_the_same_manager_commits() -> None:
+    """Found by review: with two messages from one peer and a deliver that
+    replies with the receiving manager, the second reply re-read the store
+    (the first had left nothing trusted), diverged from the batch's record,
+    and the whole batch was refused on every retry.  Now calls of a manager
+    nested in its own call share that call's cache: the batch commits, the
+    replies and the backlog decrypt, and the conversation goes on."""
+    alice, bob = talking(b"batch replies")
+    queued = [("alice", alice.manager.encrypt("bob", b"q%d" % i)) for i in range(3)]
+    replies: list[bytes] = []
+
+    def deliver(address: object, plaintext: bytes) -> None:
+        replies.append(bob.manager.encrypt("alice", b"re " + plaintext))
+        bob.manager.has_session("alice", current=True)  # a read, nested as well
+
+    outcomes = bob.manager.decrypt_batch(queued, now=3, deliver=deliver)
+    assert [o.plaintext for o in outcomes] == [b"q0", b"q1", b"q2"]
+    _distinct_keys(replies)
+    assert [alice.manager.decrypt("bob", m, now=4) for m in replies] == [
+        b"re q0", b"re q1", b"re q2"]
+    assert bob.manager.decrypt("alice", alice.manager.encrypt("bob", b"next"), now=5) == b"next"
+    assert record_bytes(bob.store, "alice") == bob.manager._cache["alice"][0].to_bytes()
+    fresh = SessionManager(bob.identity, bob.store, rng=DeterministicRandom(b"fresh"))
+    assert alice.manager.decrypt("bob", fresh.encrypt("alice", b"from the store"), now=6) == \
+        b"from the store"
+
+
+def test_a_trust_decision_that_reads_with_the_same_manager_in_a_batch() -> None:
+    """The same through the trust decision: it asks the manager itself (a
+    read) for every message of a batch whose first message starts a DH step."""
+    alice, bob = talking(b"batch trust")
+    calls = [0]
+
+    def trust(address: str, stored: IdentityKey | None, received: IdentityKey,
+              direction: Direction) -> bool:
+        calls[0] += 1
+        bob.manager.has_session("alice", current=True)
+        return trust_on_first_use(address, stored, received, direction)
+
+    bob.manager = SessionManager(bob.identity, bob.store, rng=bob.rng, trust=trust)
+    queued = [("alice", alice.manager.encrypt("bob", b"t%d" % i)) for i in range(3)]
+    outcomes = bob.manager.decrypt_batch(queued, now=3)
+    assert [o.plaintext for o in outcomes] == [b"t0", b"t1", b"t2"] and calls[0] >= 2
+    assert alice.manager.decrypt("bob", bob.manager.encrypt("alice", b"ok"), now=4) == b"ok"
+
+
+def test_a_call_that_fails_after_a_nested_call_of_its_manager_drops_the_cache() -> None:
+    """A nested call's changes are in the enclosing call's transaction: when
+    that fails, they are rolled back, and the cache must not keep them.  Here
+    bob's deliver (for a message from alice) decrypts carol's reply, a DH
+    step in another record, then fails: had the cache kept carol's record,
+    bob's next message to her would write a counters row bound to a session
+    row the store never got, and the record would no longer load."""
+    alice, bob = talking(b"nested then fail")
+    carol = make_party("carol", b"nested then fail")
+    carol.manager.initiate("bob", bob.bundle())
+    bob.manager.decrypt("carol", carol.manager.encrypt("bob", b"hi bob"), now=1)
+    carol.manager.decrypt("bob", bob.manager.encrypt("carol", b"hi carol"), now=1)
+    step = carol.manager.encrypt("bob", b"a DH step")  # carol's new ratchet key
+    message = alice.manager.encrypt("bob", b"m")
+    before = bob.snapshot()
+
+    def deliver(plaintext: bytes) -> None:
+        assert bob.manager.decrypt("carol", step, now=3) == b"a DH step"
+        raise RuntimeError("the application fails after that")
+
+    with pytest.raises(RuntimeError):
+        bob.manager.decrypt("alice", message, now=3, deliver=deliver)
+    assert bob.snapshot() == before
+    for peer in ("alice", "carol"):
+        cached = bob.manager._cache.get(peer)
+        assert cached is None or cached[0].to_bytes() == record_bytes(bob.store, peer)
+    sent = bob.manager.encrypt("carol", b"after the failure")
+    fresh = SessionManager(bob.identity, bob.store, rng=DeterministicRandom(b"fresh"))
+    assert fresh.has_session("carol", current=True)  # the record still loads
+    assert carol.manager.decrypt("bob", sent, now=4) == b"after the failure"
+    assert bob.manager.decrypt("carol", step, now=4) == b"a DH step"
+    assert bob.manager.decrypt("alice", message, now=4) == b"m"

@@ -159,7 +159,7 @@ def test_each_reason_not_to_send_or_receive_has_its_own_error() -> None:
     with pytest.raises(RemoteError) as unreadable:  # bad input from elsewhere, caught as such
         stranger.manager.decrypt("bob", bob.manager.encrypt("alice", b"not for carol"), now=3)
     assert isinstance(unreadable.value, NoSession) and isinstance(missing.value, LocalError)
-    alice.manager.mark_restored()
+    alice.manager.mark_restored(now=3)
     with pytest.raises(StaleSession) as stale:
         alice.manager.encrypt("bob", b"x")
     assert isinstance(stale.value, CannotSend) and not isinstance(stale.value, NoSession)

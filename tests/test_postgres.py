@@ -511,6 +511,48 @@ def test_async_session_manager_on_the_async_store(pg: Database) -> None:
     assert asyncio.run(talk()) == [b"a0", b"a1", b"a2"]
 
 
+
+def test_two_async_managers_on_one_async_store_never_reuse_a_key(pg: Database) -> None:
+    """Found by review: two AsyncSessionManagers of one identity on one
+    AsyncPostgresStore, called one after the other inside the application's
+    transaction, sent two messages under one key (each manager reached the
+    store through a bridge of its own, which hid the other's calls and the
+    open transaction); a batch whose deliver sent a receipt through the
+    other manager saved its record over the receipt's.  The same as the
+    synchronous store now: distinct keys, and the batch refused."""
+    with pg.store() as setup:
+        alice, bob, _ = bob_on(setup, b"two async managers")
+
+    async def talk() -> list[bytes]:
+        store = await AsyncPostgresStore.connect(pg.conninfo, schema=pg.schema)
+        first = AsyncSessionManager(bob, store, rng=DeterministicRandom(b"first"))
+        second = AsyncSessionManager(bob, store, rng=DeterministicRandom(b"second"))
+        await first.decrypt("alice", alice.encrypt("bob", b"hi"), now=1)
+        sent = []
+        async with store.transaction():
+            sent.append(await first.encrypt("alice", b"first a"))
+            sent.append(await second.encrypt("alice", b"second"))
+            sent.append(await first.encrypt("alice", b"first b"))
+        queued = [("alice", alice.encrypt("bob", b"q%d" % i)) for i in range(2)]
+        receipts: list[bytes] = []
+
+        async def deliver(address: Any, plaintext: bytes) -> None:
+            receipts.append(await second.encrypt("alice", b"receipt"))
+
+        with pytest.raises(InvalidArgument):
+            await first.decrypt_batch(queued, now=1, deliver=deliver)
+        assert [o.plaintext for o in await first.decrypt_batch(queued, now=1)] == [b"q0", b"q1"]
+        sent.append(await first.encrypt("alice", b"after"))
+        sent.append(await second.encrypt("alice", b"after, second"))
+        await store.close()
+        return sent
+
+    sent = asyncio.run(talk())
+    assert len({message_key_id(m) for m in sent}) == len(sent), "two messages under one key"
+    assert [alice.decrypt("bob", m, now=2) for m in sent] == [
+        b"first a", b"second", b"first b", b"after", b"after, second"]
+
+
 # --- the schema ---------------------------------------------------------------------
 
 

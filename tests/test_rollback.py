@@ -15,7 +15,7 @@ import pytest
 from helpers import copy_rows
 from sessions import Party, make_party, message_key_id
 from signalish import DeterministicRandom, SQLiteStore, SessionManager
-from signalish.errors import StaleSession, StoreRolledBack
+from signalish.errors import PreKeyError, StaleSession, StoreRolledBack
 
 
 def sqlite_bob(path: Path, seed: bytes, min_generation: int = 0) -> tuple[SessionManager,
@@ -58,7 +58,7 @@ def test_old_copy_detected_with_the_recorded_generation_and_no_key_reused(tmp_pa
         SQLiteStore(path, min_generation=recorded)
     # What the application does: open it anyway, and make every session receive-only.
     bob, store = sqlite_bob(path, b"after rollback")
-    bob.mark_restored()
+    bob.mark_restored(now=3)
     with pytest.raises(StaleSession):
         bob.encrypt("alice", b"would reuse a key")
     in_flight = alice.manager.encrypt("bob", b"new ratchet key")
@@ -100,4 +100,56 @@ def test_a_copy_restored_under_an_open_store_is_detected(tmp_path: Path) -> None
         source.backup(target)   # an older copy written back through SQLite
     with pytest.raises(StoreRolledBack):
         bob.encrypt("alice", b"refused before anything is read")
+    store.close()
+
+
+def test_after_mark_restored_no_prekey_builds_a_second_session(tmp_path: Path) -> None:
+    """Found by review: mark_restored left the old copy's prekey ring, so an
+    initial message that had consumed a one-time prekey after the copy was
+    taken (replayed by a server, or resent) built a second session from that
+    prekey, and one that used none could be replayed too (the base keys the
+    ring remembered went back with it).  Now the ring is restarted: both
+    are refused, and the new prekeys come back to be uploaded."""
+    path = tmp_path / "bob.db"
+    bob, store = sqlite_bob(path, b"prekeys")
+    with bob.prekeys(now=0) as ring:
+        ring.generate_one_time_prekeys(3, bob.rng)
+        with_one_time = ring.issue_bundle()
+        ids_then = ring.next_ids
+    store.close()
+    copy_database(path, tmp_path / "snapshot.db")
+    bob, store = sqlite_bob(path, b"prekeys later")
+    alice, carol = make_party("alice", b"prekeys"), make_party("carol", b"prekeys")
+    alice.manager.initiate("bob", with_one_time)
+    first = alice.manager.encrypt("bob", b"first session")
+    assert bob.decrypt("alice", first, now=1) == b"first session"
+    with bob.prekeys(now=1) as ring:  # more keys, then a bundle once they ran out
+        ring.rotate_signed_prekey(bob.rng, now=1, grace=86_400)
+        ring.generate_one_time_prekeys(2, bob.rng)
+        bundles = [ring.issue_bundle() for _ in range(6)]
+        ids_later = ring.next_ids
+    without = bundles[-1]
+    assert without.one_time_prekey is None
+    assert ids_later.signed > ids_then.signed and ids_later.one_time > ids_then.one_time
+    carol.manager.initiate("bob", without)
+    second = carol.manager.encrypt("bob", b"no one-time prekey")
+    assert bob.decrypt("carol", second, now=1) == b"no one-time prekey"
+    store.close()
+    copy_database(tmp_path / "snapshot.db", path)  # the old copy comes back
+    bob, store = sqlite_bob(path, b"restored")
+    upload = bob.mark_restored(now=2, next_ids=ids_later)
+    assert upload.signed is not None and not upload.one_time
+    for address, message in (("alice", first), ("mallory", first), ("carol", second)):
+        with pytest.raises(PreKeyError):
+            bob.decrypt(address, message, now=3)
+    # The ids went on from where the newest ring had reached.
+    with bob.prekeys(now=3) as ring:
+        assert ring.next_ids.signed > ids_later.signed
+        assert ring.next_ids.one_time == ids_later.one_time
+        ring.generate_one_time_prekeys(1, bob.rng)
+        fresh = ring.issue_bundle()
+    assert fresh.one_time_prekey is not None
+    assert fresh.one_time_prekey.key_id >= ids_later.one_time
+    alice.manager.initiate("bob", fresh)
+    assert bob.decrypt("alice", alice.manager.encrypt("bob", b"new"), now=3) == b"new"
     store.close()

@@ -677,13 +677,20 @@ def test_a_restored_session_with_spqr_never_sends_again() -> None:
         alice.decrypt("bob", bob.encrypt("alice", b"old %d" % i), now=2)
     restored = SessionManager(bob_party.identity, copy, LIBSIGNAL_V4,
                               rng=DeterministicRandom(b"restored"), options=PQ)
-    restored.mark_restored()
+    restored.mark_restored(now=3)
     assert restored.decrypt("alice", alice.encrypt("bob", b"a DH step"), now=3) == b"a DH step"
-    from signalish.errors import StaleSession
+    from signalish.errors import PreKeyError, StaleSession
 
     with pytest.raises(StaleSession):
         restored.encrypt("alice", b"resume?")
+    # mark_restored replaced the prekeys: a session from the old copy's
+    # bundle is refused, one from the restored device's new prekeys works.
     alice.initiate("bob", bob_party.bundle())
+    with pytest.raises(PreKeyError):
+        restored.decrypt("alice", alice.encrypt("bob", b"stale bundle"), now=4)
+    with restored.prekeys(now=4) as ring:
+        bundle = ring.issue_bundle()
+    alice.initiate("bob", bundle)
     assert restored.decrypt("alice", alice.encrypt("bob", b"new"), now=4) == b"new"
     assert alice.decrypt("bob", restored.encrypt("alice", b"back"), now=4) == b"back"
 

@@ -129,3 +129,36 @@ def test_zero_keys_is_a_no_op_and_bad_policies_are_refused() -> None:
     with bob.prekeys(now=0) as ring:
         with pytest.raises(InvalidArgument):
             ring.upkeep_due(now=0, server_one_time=-1)
+
+
+def test_upkeep_or_another_prekeys_block_inside_an_open_one_is_refused() -> None:
+    """Found by review: manager.upkeep() called inside a prekeys() block (after
+    ring.upkeep_due said it was due) wrote the new keys, then the outer block
+    wrote its older ring over them: the store no longer loaded, and the
+    inner block's end re-allowed initial messages inside the outer one.  Now
+    a nested block, upkeep and mark_restored are refused there, and the
+    outer block goes on with its own ring."""
+    rng = DeterministicRandom(b"nested")
+    bob = manager(b"nested")
+    alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), rng=rng)
+    with bob.prekeys(now=0) as ring:
+        ring.generate_one_time_prekeys(5, rng)
+        bundle = ring.issue_bundle()
+    alice.initiate("bob", bundle)
+    first = alice.encrypt("bob", b"hi")
+    with bob.prekeys(now=0) as ring:
+        assert ring.upkeep_due(now=0)
+        for nested in (lambda: bob.upkeep(now=0), lambda: bob.mark_restored(now=0)):
+            with pytest.raises(InvalidArgument, match="prekeys"):
+                nested()
+        with pytest.raises(InvalidArgument, match="already open"):
+            with bob.prekeys(now=0):
+                pass  # never reached
+        with pytest.raises(InvalidArgument):  # still refused inside the outer block
+            bob.decrypt("alice", first, now=0)
+        upload = ring.upkeep(rng, now=0)  # the ring at hand does it
+        later = ring.issue_bundle()
+    assert len(upload.one_time) == 96 and later.one_time_prekey is not None
+    with bob.prekeys(now=1) as ring:  # the store loads, with every key the block made
+        assert ring.one_time_prekeys_remaining == 101
+    assert bob.decrypt("alice", first, now=1) == b"hi"

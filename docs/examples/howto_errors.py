@@ -87,7 +87,7 @@ def fetch_bundle(address: str):  # type: ignore[no-untyped-def]
         return ring.issue_bundle()
 
 
-alice.mark_restored()  # as after restoring a backup: the session only receives
+alice.mark_restored(now=now)  # as after restoring a backup: the session only receives
 message = send(alice, "bob", b"after the restore", fetch_bundle)
 assert bob.decrypt("alice", message, now=now) == b"after the restore"
 

@@ -288,24 +288,40 @@ class PreKeyRing:
                            if e.retire_at is not None and e.retire_at <= now]:
                 del table[key_id]
 
-    def restart(self, rng: RandomSource, *, now: int) -> None:
+    def restart(self, rng: RandomSource, *, now: int,
+                next_ids: PreKeyIds | None = None) -> Upload:
         """Forget every prekey that may have been used since this copy of the
-        ring was made (it came from a backup): drop all one-time prekeys,
-        replace the signed prekey and the last-resort KEM prekey with new ones
-        (no grace for the old ones, whose replay memory may be stale).  The id
-        counters are kept, so no id is ever issued twice."""
+        ring was made (it came from a backup, or the store was rolled back):
+        drop all one-time prekeys, replace the signed prekey and the
+        last-resort KEM prekey with new ones (no grace for the old ones,
+        whose replay memory may be stale), and return them to upload.
+
+        The id counters are this copy's, raised to ``next_ids`` where that
+        is higher: pass the counters the newest ring had (recorded beside
+        the account, or the highest ids the server holds, plus one), and no
+        id is issued twice.  Without them, ids handed out after this copy
+        was made are handed out again with new keys; an initial message
+        still in flight to one of the old keys then fails as an
+        :class:`~signalish.errors.AuthenticationError`, not a
+        :class:`~signalish.errors.PreKeyError` (it cannot decrypt either way)."""
         self._check_open()
         self._check_rotation(now, 0)
-        self._check_ids(max(self._next_signed, self._next_kem), 1)
+        ids = next_ids if next_ids is not None else self.next_ids
+        counters = (max(self._next_signed, ids.signed), max(self._next_one_time, ids.one_time),
+                    max(self._next_kem, ids.kem))
+        self._check_ids(max(counters[0], counters[2]), 1)
         self._touched = None
+        self._next_signed, self._next_one_time, self._next_kem = counters
         self._one_time.clear()
         self._kem_one_time.clear()
         self._signed.clear()
         self._last_resort.clear()
         self._one_time_cursor, self._kem_cursor = self._next_one_time, self._next_kem
-        self.rotate_signed_prekey(rng, now=now, grace=0)
+        signed = self.rotate_signed_prekey(rng, now=now, grace=0)
+        last_resort = None
         if self._profile.kem_key_prefix is not None:
-            self.rotate_last_resort_kem_prekey(rng, now=now, grace=0)
+            last_resort = self.rotate_last_resort_kem_prekey(rng, now=now, grace=0)
+        return Upload(signed=signed, last_resort=last_resort)
 
     @staticmethod
     def _check_rotation(now: int, grace: int) -> None:
