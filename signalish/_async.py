@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
-from ._async_store import AsyncStore
+from ._async_store import FLOW, AsyncStore
 from ._bundle import PreKeyBundle
 from ._devices import Address, DeviceMessages
 from ._errors import InvalidArgument
@@ -426,12 +426,19 @@ class AsyncSessionManager:
                                   "the same manager (it would wait for itself); use another "
                                   "manager, or act after the call returns")
         async with self._lock:
-            if self._direct is not None:
-                work = asyncio.ensure_future(self._direct.run(fn, *args, **kwargs))
-            else:
-                assert self._bridge is not None
-                self._bridge.loop = asyncio.get_running_loop()
-                work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+            # This call's flow (see FLOW), unless it runs inside one already
+            # (the application's transaction, or a deliver callback's call).
+            token = FLOW.set(object()) if FLOW.get() is None else None
+            try:
+                if self._direct is not None:
+                    work = asyncio.ensure_future(self._direct.run(fn, *args, **kwargs))
+                else:
+                    assert self._bridge is not None
+                    self._bridge.loop = asyncio.get_running_loop()
+                    work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+            finally:
+                if token is not None:
+                    FLOW.reset(token)  # the work took a copy of the context
             try:
                 return await _finish(work)
             finally:

@@ -10,13 +10,26 @@ transaction is an ``async with`` block with the same all-or-nothing rule.
 
 from __future__ import annotations
 
+import contextvars
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 from ._keys import IdentityKey
 
-__all__ = ["AsyncStore"]
+__all__ = ["AsyncStore", "FLOW"]
+
+#: The flow of calls an asyncio store's transaction belongs to: set (to a
+#: fresh object) by :class:`~signalish.AsyncSessionManager` around each call,
+#: and by a store's outermost transaction when none is set.  Context
+#: variables follow a call into the manager's worker thread and into the
+#: coroutines that thread runs on the loop, each a task of its own, so one
+#: call's store operations all carry its value; another task's do not.  A
+#: store that serves one flow at a time (AsyncPostgresStore: one connection)
+#: refuses a transaction of another flow instead of nesting it in the open
+#: one.
+FLOW: contextvars.ContextVar[object | None] = contextvars.ContextVar("signalish_flow",
+                                                                     default=None)
 
 
 @runtime_checkable

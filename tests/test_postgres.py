@@ -14,6 +14,7 @@ drives it from a private event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -46,6 +47,7 @@ from signalish import (
     save_identity_key_pair,
 )
 from signalish import _postgres
+from signalish._async_store import FLOW
 from signalish._postgres import AsyncPostgresStore, PostgresStore
 from signalish._stores import SenderKeyStore
 from signalish.errors import (
@@ -72,10 +74,15 @@ class Blocking:
 
     def __init__(self, conninfo: str, **options: Any) -> None:
         self.loop = asyncio.new_event_loop()
+        # One flow of calls (signalish._async_store.FLOW), as one task's
+        # would be, though each call below runs as a task of its own.
+        self.context = contextvars.copy_context()
+        self.context.run(FLOW.set, object())
         self.inner = self.run(AsyncPostgresStore.connect(conninfo, **options))
 
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
-        return self.loop.run_until_complete(coroutine)
+        return self.loop.run_until_complete(self.loop.create_task(coroutine,
+                                                                  context=self.context))
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.inner, name)
@@ -551,6 +558,44 @@ def test_two_async_managers_on_one_async_store_never_reuse_a_key(pg: Database) -
     assert len({message_key_id(m) for m in sent}) == len(sent), "two messages under one key"
     assert [alice.decrypt("bob", m, now=2) for m in sent] == [
         b"first a", b"second", b"first b", b"after", b"after, second"]
+
+
+
+def test_two_tasks_sharing_one_async_store_are_refused_not_mixed(pg: Database) -> None:
+    """Found by review: two tasks, each with its own AsyncSessionManager,
+    sharing one AsyncPostgresStore (one connection; the docs say to give each
+    task its own), had the second task's transaction silently nested in the
+    first's: 8 of 27 returned messages reused a key.  A transaction of
+    another task is refused now (InvalidArgument); every message returned
+    has its own key and decrypts."""
+    with pg.store() as setup:
+        alice, bob, _ = bob_on(setup, b"two tasks")
+
+    async def talk() -> tuple[list[bytes], list[BaseException]]:
+        store = await AsyncPostgresStore.connect(pg.conninfo, schema=pg.schema)
+        first = AsyncSessionManager(bob, store, rng=DeterministicRandom(b"first"))
+        second = AsyncSessionManager(bob, store, rng=DeterministicRandom(b"second"))
+        await first.decrypt("alice", alice.encrypt("bob", b"hi"), now=1)
+        sent: list[bytes] = []
+        errors: list[BaseException] = []
+
+        async def worker(manager: AsyncSessionManager, tag: bytes) -> None:
+            for i in range(20):
+                try:
+                    sent.append(await manager.encrypt("alice", tag + b"%d" % i))
+                except InvalidArgument as error:
+                    errors.append(error)
+
+        await asyncio.gather(worker(first, b"x"), worker(second, b"y"))
+        await store.close()
+        return sent, errors
+
+    sent, errors = asyncio.run(talk())
+    assert errors, "the two tasks' transactions never overlapped: the test tested nothing"
+    assert all("another task" in str(error) for error in errors)
+    assert len({message_key_id(m) for m in sent}) == len(sent), "two messages under one key"
+    plaintexts = [alice.decrypt("bob", m, now=2) for m in sent]
+    assert len(set(plaintexts)) == len(sent) and all(p[:1] in (b"x", b"y") for p in plaintexts)
 
 
 # --- the schema ---------------------------------------------------------------------

@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from .._errors import StoreError
+from .._async_store import FLOW
+from .._errors import InvalidArgument, StoreError
 from .._keys import IdentityKey
 from .base import T, _connect_timeout, _psycopg, _Result, _Steps
 from .core import _Core
@@ -30,13 +31,16 @@ class AsyncPostgresStore:
 
     One store is one connection and serves one flow of calls at a time (an
     :class:`~signalish.AsyncSessionManager` makes one call at a time): a
-    transaction opened by one task is the transaction of every call on the
-    store until it ends.  For work in parallel, give each task its own
-    store.
+    transaction opened by one task is the transaction of every call of that
+    task on the store until it ends, and a transaction another task opens
+    meanwhile raises :class:`~signalish.errors.InvalidArgument` (it would
+    otherwise be mixed into the open one).  For work in parallel, give each
+    task its own store.
     """
 
     def __init__(self, conninfo: str, *, lock_timeout: float = 5.0, schema: str = "signalish",
                  idle_timeout: float | None = 60.0, connect_timeout: float = 10.0) -> None:
+        self._flow: object | None = None  # the flow of the open transaction (FLOW)
         self._core = _Core("AsyncPostgresStore", schema, lock_timeout, idle_timeout)
         self._conninfo, self._connect_timeout = conninfo, _connect_timeout(connect_timeout)
         self._pg = _psycopg()
@@ -137,7 +141,14 @@ class AsyncPostgresStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
         core = self._core
-        if core.tx is not None:
+        flow = FLOW.get()
+        if self._flow is not None:  # a transaction is open, or opening
+            if flow is not self._flow:
+                # Another task's: nesting in it would mix the two tasks'
+                # writes (and their managers' caches) into one transaction,
+                # and two BEGINs on one connection would race.
+                raise InvalidArgument("this AsyncPostgresStore has a transaction open for "
+                                      "another task; give each task its own store")
             await self._drive(core.savepoint())
             try:
                 yield
@@ -149,15 +160,28 @@ class AsyncPostgresStore:
                 raise
             await self._drive(core.release())
             return
-        await self._begin()
+        token = None
+        if flow is None:  # the application's own block: its task's calls carry this
+            flow = object()
+            token = FLOW.set(flow)
+        self._flow = flow
         try:
-            yield
-            await self._drive(core.commit())
-        except BaseException:
-            await self._rollback()
-            raise
+            await self._begin()
+            try:
+                yield
+                await self._drive(core.commit())
+            except BaseException:
+                await self._rollback()
+                raise
+            finally:
+                core.end()
         finally:
-            core.end()
+            self._flow = None
+            if token is not None:
+                try:
+                    FLOW.reset(token)
+                except ValueError:
+                    pass  # left from another task than it was entered from
 
     def transaction(self) -> Any:
         """``async with store.transaction():`` as :meth:`PostgresStore.transaction`."""
