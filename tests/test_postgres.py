@@ -598,6 +598,43 @@ def test_two_tasks_sharing_one_async_store_are_refused_not_mixed(pg: Database) -
     assert len(set(plaintexts)) == len(sent) and all(p[:1] in (b"x", b"y") for p in plaintexts)
 
 
+
+def test_a_store_is_refused_in_a_process_forked_after_it_connected(pg: Database) -> None:
+    """Found by review: a PostgresStore opened before fork() served parent and
+    child over one socket, their statements interleaved in one session (one
+    run in five reused a message key).  The child is refused now, before any
+    statement and without closing the parent's connection."""
+    import os
+
+    with pg.store() as store:
+        store_in_parent = store
+        with store.transaction():
+            store.save_local("kept", b"parent")
+        pid = os.fork()
+        if pid == 0:  # the child: every use is refused, closing sends nothing
+            code = 1
+            try:
+                try:
+                    store_in_parent.load_local("kept")
+                except InvalidArgument as error:
+                    code = 0 if "another process" in str(error) else 2
+                try:
+                    with store_in_parent.transaction():
+                        code = 3
+                except InvalidArgument:
+                    pass
+                store_in_parent.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # The parent's connection is untouched.
+        assert store.load_local("kept") == b"parent"
+        with store.transaction():
+            store.save_local("kept", b"still")
+        assert store.load_local("kept") == b"still"
+
+
 # --- the schema ---------------------------------------------------------------------
 
 

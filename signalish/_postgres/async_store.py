@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from uuid import UUID
 from .._async_store import FLOW
 from .._errors import InvalidArgument, StoreError
 from .._keys import IdentityKey
-from .base import T, _connect_timeout, _psycopg, _Result, _Steps
+from .base import T, _check_process, _connect_timeout, _psycopg, _Result, _Steps
 from .core import _Core
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class AsyncPostgresStore:
         self._pg = _psycopg()
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._cursor: psycopg.AsyncCursor[Any] | None = None
+        self._pid: int | None = None  # the process that connected
 
     @classmethod
     async def connect(cls, conninfo: str, *, lock_timeout: float = 5.0,
@@ -62,6 +64,7 @@ class AsyncPostgresStore:
         await self._connected()
 
     async def _connected(self) -> psycopg.AsyncCursor[Any]:
+        _check_process(self._pid, "AsyncPostgresStore")
         if self._cursor is not None and self._conn is not None and not self._conn.closed:
             return self._cursor
         await self._drop()
@@ -71,6 +74,7 @@ class AsyncPostgresStore:
         except self._pg.Error as error:
             raise self._core.connect_error(error) from error
         self._conn, self._cursor = conn, conn.cursor(binary=True)
+        self._pid = os.getpid()
         try:
             await self._drive(self._core.open())
         except BaseException:
@@ -80,13 +84,14 @@ class AsyncPostgresStore:
 
     async def _drop(self) -> None:
         conn, self._conn, self._cursor = self._conn, None, None
-        if conn is not None:
+        if conn is not None and self._pid == os.getpid():  # never another process's
             try:
                 await conn.close()
             except self._pg.Error:
                 pass
 
     async def _drive(self, steps: _Steps[T]) -> T:
+        _check_process(self._pid, "AsyncPostgresStore")
         cursor = self._cursor
         assert cursor is not None and self._conn is not None
         try:

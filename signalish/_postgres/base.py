@@ -6,6 +6,7 @@ checks of names and durations, and one transaction's bookkeeping.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -124,3 +125,12 @@ def _connect_timeout(value: object) -> int:
     seconds = _seconds(value, "connect_timeout")
     assert seconds is not None
     return max(2, math.ceil(seconds))  # libpq: whole seconds, 1 counts as 2
+
+
+def _check_process(pid: int | None, name: str) -> None:
+    """Refuse a connection made in another process: after ``fork()`` parent
+    and child would share one socket, their statements interleaved in one
+    session, and a message key could be used twice."""
+    if pid is not None and pid != os.getpid():
+        raise InvalidArgument(f"this {name} connected in another process (this one was forked "
+                              "after it connected): open a new store in this process")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from uuid import UUID
 
 from .._errors import StoreError
 from .._keys import IdentityKey
-from .base import T, _connect_timeout, _psycopg, _Result, _Steps
+from .base import T, _check_process, _connect_timeout, _psycopg, _Result, _Steps
 from .core import _Core
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class PostgresStore:
         self._owner: int | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._cursor: psycopg.Cursor[Any] | None = None
+        self._pid: int | None = None  # the process that connected
         self._connected()
 
     # --- the connection -----------------------------------------------------------
@@ -74,6 +76,7 @@ class PostgresStore:
     def _connected(self) -> psycopg.Cursor[Any]:
         """The cursor, connecting first if there is no live connection
         (after a lost one, the first call outside a transaction connects)."""
+        _check_process(self._pid, "PostgresStore")
         if self._cursor is not None and self._conn is not None and not self._conn.closed:
             return self._cursor
         self._drop()
@@ -83,6 +86,7 @@ class PostgresStore:
         except self._pg.Error as error:
             raise self._core.connect_error(error) from error
         self._conn, self._cursor = conn, conn.cursor(binary=True)
+        self._pid = os.getpid()
         try:
             self._drive(self._core.open())
         except BaseException:
@@ -92,13 +96,14 @@ class PostgresStore:
 
     def _drop(self) -> None:
         conn, self._conn, self._cursor = self._conn, None, None
-        if conn is not None:
+        if conn is not None and self._pid == os.getpid():  # never another process's
             try:
                 conn.close()
             except self._pg.Error:
                 pass
 
     def _drive(self, steps: _Steps[T]) -> T:
+        _check_process(self._pid, "PostgresStore")
         cursor = self._cursor
         assert cursor is not None and self._conn is not None
         try:
