@@ -56,9 +56,11 @@ T = TypeVar("T")
 #: is waiting for it: that store's calls from it are run by that thread.
 _SERVED: contextvars.ContextVar[AsyncSQLiteStore | None] = contextvars.ContextVar(
     "signalish_served_store", default=None)
-#: Set in a deliver coroutine's context to the manager whose call is waiting
-#: for it: a call to that same manager from there would wait for itself.
-_DELIVERING: contextvars.ContextVar[AsyncSessionManager | None] = contextvars.ContextVar(
+#: Set in a deliver coroutine's context to a token of the manager call that
+#: waits for it: a call to that same manager from there, while that call
+#: runs, would wait for itself.  (A task the coroutine starts inherits the
+#: token; once that call has ended, its calls are ordinary ones.)
+_DELIVERING: contextvars.ContextVar[object | None] = contextvars.ContextVar(
     "signalish_delivering", default=None)
 
 
@@ -411,6 +413,8 @@ class AsyncSessionManager:
                                   "a synchronous store goes to SessionManager")
         self.store = store
         self._lock = asyncio.Lock()
+        # Tokens of this manager's calls now waiting for a deliver coroutine.
+        self._delivering: set[object] = set()
         self._bridge: _LoopBridge | None = None
         if isinstance(store, AsyncSQLiteStore):
             self._direct: AsyncSQLiteStore | None = store
@@ -421,7 +425,7 @@ class AsyncSessionManager:
         self.manager = SessionManager(identity, sync_store, profile, **options)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if _DELIVERING.get() is self:
+        if _DELIVERING.get() in self._delivering:
             raise InvalidArgument("a deliver callback of an AsyncSessionManager call cannot call "
                                   "the same manager (it would wait for itself); use another "
                                   "manager, or act after the call returns")
@@ -445,16 +449,18 @@ class AsyncSessionManager:
                 if self._bridge is not None:
                     self._bridge.loop = None
 
-    def _on_loop(self, callback: Callable[..., Any] | None) -> Callable[..., None] | None:
+    def _on_loop(self, callback: Callable[..., Any] | None,
+                 token: object) -> Callable[..., None] | None:
         """A deliver callback for the worker thread: a coroutine function
-        runs on the loop, and the thread waits for it."""
+        runs on the loop, and the thread waits for it; ``token`` names the
+        call (see _DELIVERING)."""
         if callback is None or not asyncio.iscoroutinefunction(callback):
             return callback
         loop = asyncio.get_running_loop()
         direct = self._direct
 
         async def delivering(*args: Any) -> None:
-            _DELIVERING.set(self)
+            _DELIVERING.set(token)
             await callback(*args)
 
         def run(*args: Any) -> None:
@@ -483,14 +489,24 @@ class AsyncSessionManager:
 
     async def decrypt(self, address: Address, message: bytes, *, now: int,
                       deliver: Callable[[bytes], None | Awaitable[None]] | None = None) -> bytes:
-        return await self._call(self.manager.decrypt, address, message, now=now,
-                                deliver=self._on_loop(deliver))
+        token = object()
+        self._delivering.add(token)
+        try:
+            return await self._call(self.manager.decrypt, address, message, now=now,
+                                    deliver=self._on_loop(deliver, token))
+        finally:
+            self._delivering.discard(token)
 
     async def decrypt_batch(self, messages: Sequence[tuple[Address, bytes]], *, now: int,
                             deliver: Callable[[Address, bytes], None | Awaitable[None]]
                             | None = None) -> list[Outcome]:
-        return await self._call(self.manager.decrypt_batch, messages, now=now,
-                                deliver=self._on_loop(deliver))
+        token = object()
+        self._delivering.add(token)
+        try:
+            return await self._call(self.manager.decrypt_batch, messages, now=now,
+                                    deliver=self._on_loop(deliver, token))
+        finally:
+            self._delivering.discard(token)
 
     async def has_session(self, address: Address, *, current: bool = False) -> bool:
         return await self._call(self.manager.has_session, address, current=current)

@@ -339,6 +339,36 @@ def test_a_deliver_callback_cannot_call_its_own_manager(kind: str, tmp_path: Pat
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "bridge"])
+def test_a_task_a_deliver_started_may_call_the_manager_once_that_call_ended(
+        kind: str, tmp_path: Path) -> None:
+    """Found by review: a task started inside a deliver coroutine inherited
+    its context, and with it the refusal meant for the deliver itself, for
+    the rest of its life.  Once the call that delivered has ended, its
+    calls are ordinary ones."""
+    bob = peer(b"bob later " + kind.encode())
+
+    async def main() -> bytes:
+        store = open_store(kind, tmp_path / "later.db")
+        alice = await talking(store, b"later", bob)
+        message = bob.encrypt("alice", b"ping")
+        started: list[asyncio.Task[bytes]] = []
+
+        async def later() -> bytes:
+            await asyncio.sleep(0.05)  # after the decrypt returned
+            return await alice.encrypt("bob", b"pong, later")
+
+        async def deliver(_: bytes) -> None:
+            started.append(asyncio.ensure_future(later()))
+
+        assert await alice.decrypt("bob", message, now=NOW, deliver=deliver) == b"ping"
+        reply = await started[0]
+        await close(store)
+        return reply
+
+    assert bob.decrypt("alice", asyncio.run(main()), now=NOW) == b"pong, later"
+
+
 def test_store_calls_from_tasks_a_deliver_coroutine_started_are_never_stranded(
         tmp_path: Path) -> None:
     """A task that a deliver coroutine starts inherits its context; its store
