@@ -162,3 +162,34 @@ def test_upkeep_or_another_prekeys_block_inside_an_open_one_is_refused() -> None
     with bob.prekeys(now=1) as ring:  # the store loads, with every key the block made
         assert ring.one_time_prekeys_remaining == 101
     assert bob.decrypt("alice", first, now=1) == b"hi"
+
+
+def test_a_full_ring_still_rotates_and_a_crowded_signed_prekey_is_due(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by review: a server that kept reporting low counts filled the
+    ring to its limit, after which upkeep refused everything, rotation of
+    the signed prekey included; and a signed prekey whose remembered base
+    keys had reached their limit (initial messages without a one-time
+    prekey then refused) was never due.  Limits lowered to keep it short."""
+    import signalish._prekeys.ring as ring_module
+
+    monkeypatch.setattr(ring_module, "MAX_STORED", 150)
+    monkeypatch.setattr(ring_module, "MAX_REMEMBERED", 10)
+    bob = manager(b"full ring")
+    bob.upkeep(now=0)  # 100 one-time keys
+    upload = bob.upkeep(now=8 * DAY, server_one_time=0, server_kem=0)  # "none left"
+    assert len(upload.one_time) == 50 and upload.signed is not None  # room for 50, rotated
+    upload = bob.upkeep(now=16 * DAY, server_one_time=0, server_kem=0)
+    assert not upload.one_time and upload.signed is not None  # full: rotation goes on
+    rng = DeterministicRandom(b"initiators")
+    with bob.prekeys(now=16 * DAY) as ring:  # hand out every one-time key
+        bundle = ring.issue_bundle()
+        while bundle.one_time_prekey is not None or not bundle.kem_prekey.last_resort:
+            bundle = ring.issue_bundle()
+    for i in range(9):  # initial messages without a one-time prekey, remembered
+        alice = SessionManager(IdentityKeyPair.generate(rng), MemoryStore(), rng=rng)
+        alice.initiate("bob", bundle)
+        bob.decrypt("alice %d" % i, alice.encrypt("bob", b"hi"), now=16 * DAY)
+    with bob.prekeys(now=16 * DAY) as ring:
+        due = ring.upkeep_due(now=16 * DAY, server_one_time=100, server_kem=100)
+    assert due.rotate_signed and not due.one_time

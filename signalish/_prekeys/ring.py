@@ -389,20 +389,30 @@ class PreKeyRing:
                      else self._unissued(self._kem_one_time, self._kem_cursor))
         pq = self._profile.kem_key_prefix is not None
         last_resort = self.current_last_resort_kem_prekey
+        signed = self.current_signed_prekey
+        # A top-up never exceeds what the ring may hold (a server that keeps
+        # reporting low counts would otherwise fill it, and upkeep would then
+        # refuse everything, rotation included).  The signed prekey is also
+        # due once the base keys it remembers near their limit (initial
+        # messages without a one-time prekey are refused at the limit).
         return Upkeep(
-            one_time=policy.one_time - one_time if one_time < policy.one_time_low else 0,
-            kem=policy.kem - kem_count if pq and kem_count < policy.kem_low else 0,
-            rotate_signed=now - self.current_signed_prekey.created_at >= policy.signed_max_age,
+            one_time=min(policy.one_time - one_time, MAX_STORED - len(self._one_time))
+            if one_time < policy.one_time_low else 0,
+            kem=min(policy.kem - kem_count, MAX_STORED - len(self._kem_one_time))
+            if pq and kem_count < policy.kem_low else 0,
+            rotate_signed=now - signed.created_at >= policy.signed_max_age
+            or len(self._signed[signed.key_id].seen) >= MAX_REMEMBERED * 9 // 10,
             rotate_last_resort=last_resort is not None
             and now - last_resort.created_at >= policy.last_resort_max_age)
 
     def upkeep(self, rng: RandomSource, *, now: int, policy: UpkeepPolicy = UpkeepPolicy(),
                server_one_time: int | None = None, server_kem: int | None = None) -> Upload:
         """Do what :meth:`upkeep_due` finds due: top up the one-time EC and
-        KEM prekeys, rotate the signed and the last-resort KEM prekey once
-        they are too old (the old ones keep working for ``policy.grace``),
-        drop keys whose grace has ended, and return what to upload.  All or
-        nothing."""
+        KEM prekeys (to the target, or as far as the ring has room), rotate
+        the signed and the last-resort KEM prekey once they are too old (the
+        signed one also once the base keys it remembers reach 90% of their
+        limit; the old ones keep working for ``policy.grace``), drop keys
+        whose grace has ended, and return what to upload.  All or nothing."""
         due = self.upkeep_due(now=now, policy=policy, server_one_time=server_one_time,
                               server_kem=server_kem)
         self._check_open()
