@@ -73,12 +73,15 @@ class _LoopBridge:
 
     def __init__(self, store: AsyncStore) -> None:
         self.store = store
-        # The store this one stands for: SessionManager keys its record of
-        # running calls by it, so that managers on one asyncio store, each
-        # with its own bridge, see each other's calls nested in their own.
-        self._shared_store = store
         self.loop: asyncio.AbstractEventLoop | None = None
         self._depth = 0
+
+    @property
+    def _shared_store(self) -> AsyncStore:
+        """The store this one stands for: SessionManager keys its record of
+        running calls by it, so that managers on one asyncio store, each
+        with its own bridge, see each other's calls nested in their own."""
+        return self.store
 
     def _run(self, coroutine: Coroutine[Any, Any, T],
              loop: asyncio.AbstractEventLoop | None = None) -> T:
@@ -449,6 +452,18 @@ class AsyncSessionManager:
                 if self._bridge is not None:
                     self._bridge.loop = None
 
+    async def _delivering_call(self, fn: Callable[..., T], *args: Any,
+                               deliver: Callable[..., Any] | None, **kwargs: Any) -> T:
+        """:meth:`_call` of a method that takes ``deliver``: the coroutine
+        runs on the loop, and while this call runs it may not call this
+        manager (see _DELIVERING)."""
+        token = object()
+        self._delivering.add(token)
+        try:
+            return await self._call(fn, *args, deliver=self._on_loop(deliver, token), **kwargs)
+        finally:
+            self._delivering.discard(token)
+
     def _on_loop(self, callback: Callable[..., Any] | None,
                  token: object) -> Callable[..., None] | None:
         """A deliver callback for the worker thread: a coroutine function
@@ -489,24 +504,14 @@ class AsyncSessionManager:
 
     async def decrypt(self, address: Address, message: bytes, *, now: int,
                       deliver: Callable[[bytes], None | Awaitable[None]] | None = None) -> bytes:
-        token = object()
-        self._delivering.add(token)
-        try:
-            return await self._call(self.manager.decrypt, address, message, now=now,
-                                    deliver=self._on_loop(deliver, token))
-        finally:
-            self._delivering.discard(token)
+        return await self._delivering_call(self.manager.decrypt, address, message, now=now,
+                                           deliver=deliver)
 
     async def decrypt_batch(self, messages: Sequence[tuple[Address, bytes]], *, now: int,
                             deliver: Callable[[Address, bytes], None | Awaitable[None]]
                             | None = None) -> list[Outcome]:
-        token = object()
-        self._delivering.add(token)
-        try:
-            return await self._call(self.manager.decrypt_batch, messages, now=now,
-                                    deliver=self._on_loop(deliver, token))
-        finally:
-            self._delivering.discard(token)
+        return await self._delivering_call(self.manager.decrypt_batch, messages, now=now,
+                                           deliver=deliver)
 
     async def has_session(self, address: Address, *, current: bool = False) -> bool:
         return await self._call(self.manager.has_session, address, current=current)

@@ -28,6 +28,7 @@ from signalish.errors import (
     AuthenticationError,
     BackupDamaged,
     InvalidArgument,
+    PreKeyError,
     PreKeyExpired,
     StaleSession,
 )
@@ -130,6 +131,43 @@ def test_restore_replaces_prekeys_and_keeps_ids_growing() -> None:
     carol.manager.initiate("bob", old.issue_bundle())
     with pytest.raises(PreKeyExpired):
         new_bob.decrypt("carol", carol.manager.encrypt("bob", b"to old keys"), now=12)
+
+
+def test_restore_with_the_newest_counters_never_reissues_an_id() -> None:
+    """Keys made after the backup: without next_ids, the restored device's new
+    keys take their ids again (a message to one of the old keys then cannot
+    decrypt: AuthenticationError); with the newest ring's counters every id
+    is new, and such a message is a PreKeyError, as after a reinstall."""
+    alice, bob = conversation()
+    blob = create_backup(bob.identity, bob.store, "pw", rng=DeterministicRandom(b"p"),
+                         params=FAST)
+    with bob.manager.prekeys(now=5) as ring:  # after the backup
+        first_new = ring.next_ids
+        ring.rotate_signed_prekey(bob.rng, now=5, grace=86_400)
+        ring.generate_one_time_prekeys(20, bob.rng)
+        ring.generate_kem_prekeys(20, bob.rng, now=5)
+        later = ring.issue_bundle()
+        while (later.one_time_prekey is None or later.one_time_prekey.key_id < first_new.one_time
+               or later.kem_prekey is None or later.kem_prekey.key_id < first_new.kem):
+            later = ring.issue_bundle()  # keys made after the backup only
+        newest = ring.next_ids
+    carol = make_party("carol", b"after the backup")
+    carol.manager.initiate("bob", later)
+    in_flight = carol.manager.encrypt("bob", b"to a key made after the backup")
+    for next_ids, refused in ((None, AuthenticationError), (newest, PreKeyError)):
+        store = MemoryStore()
+        identity = restore_backup(blob, "pw", store, now=10, rng=DeterministicRandom(b"r"),
+                                  next_ids=next_ids)
+        again = SessionManager(identity, store, rng=DeterministicRandom(b"again"))
+        upload = again.upkeep(now=11)  # new one-time keys, as the docs ask, before it comes
+        with pytest.raises(refused):
+            again.decrypt("carol", in_flight, now=11)
+        if next_ids is None:  # the ids of the keys made after the backup, again
+            assert min(k.key_id for k in upload.one_time) == first_new.one_time
+        else:
+            assert min(k.key_id for k in upload.one_time) == newest.one_time
+            with again.prekeys(now=11) as ring:
+                assert ring.next_ids.signed > newest.signed
 
 
 def test_without_sessions() -> None:
